@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Prepare a Debian host for tflite-forge's full test suite: container engines,
+# qemu user emulation, cross compilers, and the Python package itself.
+# Idempotent: safe to run again; each step checks before it acts.
+set -euo pipefail
+
+log() { printf 'setup-host: %s\n' "$*"; }
+need_root() { [ "$(id -u)" = 0 ] || { echo "setup-host: run as root (apt-get, dockerd, binfmt_misc need it)" >&2; exit 2; }; }
+need_root
+
+export DEBIAN_FRONTEND=noninteractive
+PACKAGES=(
+  docker.io podman runc            # the two container engines (podman needs runc here)
+  qemu-user-static binfmt-support  # run arm64/armhf binaries and containers under emulation
+  debootstrap                      # base images with no registry (invoke image --bootstrap)
+  crossbuild-essential-arm64 crossbuild-essential-armhf gcc-riscv64-linux-gnu g++-riscv64-linux-gnu
+  cmake ninja-build ccache scons   # host-side builds in the toolchain and smoke tests
+  gnupg binutils file             # signing SHA256SUMS, objcopy for debug info
+)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  log "installing: ${missing[*]}"
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# dockerd: start in the background unless a daemon already answers.
+DOCKER=/usr/bin/docker
+if ! "$DOCKER" info >/dev/null 2>&1; then
+  log "starting dockerd"
+  nohup /usr/sbin/dockerd >/var/log/tflite-forge-dockerd.log 2>&1 &
+  for _ in $(seq 1 60); do "$DOCKER" info >/dev/null 2>&1 && break; sleep 1; done
+  "$DOCKER" info >/dev/null 2>&1 || { echo "setup-host: dockerd did not start; see /var/log/tflite-forge-dockerd.log" >&2; exit 1; }
+fi
+
+# binfmt_misc + qemu: foreign-arch binaries and containers run under emulation.
+if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
+  mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+fi
+for arch in aarch64 arm riscv64; do
+  conf=/usr/lib/binfmt.d/qemu-$arch.conf
+  if [ -f "$conf" ] && [ ! -e "/proc/sys/fs/binfmt_misc/qemu-$arch" ]; then
+    log "registering qemu-$arch with binfmt_misc"
+    grep -v '^#' "$conf" | head -n1 > /proc/sys/fs/binfmt_misc/register
+  fi
+done
+
+# podman on this kind of host: runc, cgroupfs, ulimits no higher than the host's.
+mkdir -p /etc/containers
+if [ ! -f /etc/containers/containers.conf ] || ! grep -q 'tflite-forge' /etc/containers/containers.conf; then
+  log "writing /etc/containers/containers.conf for podman"
+  cat > /etc/containers/containers.conf <<'CONF'
+# written by tflite-forge ci/setup-host.sh: this host lacks CAP_SYS_RESOURCE and systemd
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+CONF
+fi
+
+# The project and its test extra.
+cd "$(dirname "$0")/.."
+log "installing tflite-forge with its test extra"
+python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+log "done"

@@ -1,0 +1,70 @@
+"""tflite-forge tasks. Thin wiring only: every task resolves the shared options and
+hands off to the tflite_forge package, where the work and its tests live.
+
+Data flow: recipe -> fetch -> unpack -> patch -> build (in a container) -> package -> verify/test.
+Shared options (--version, --recipe, --arch, --engine, --cache-dir, --mirror, --rewrite,
+--offline, --jobs) given to any task apply to the whole chain (tflite_forge.cli.ChainExecutor).
+"""
+
+from invoke import Collection
+
+from tflite_forge.cli import forge_task
+from tflite_forge.settings import settings_from_context
+
+SHARED_HELP = {
+    "version": "TensorFlow version from recipes/ (e.g. 2.16.1; 'all' or a comma list where a task runs a matrix); default: newest",
+    "recipe": "path to a recipe TOML file (overrides --version); for forks and the bundled miniature",
+    "arch": "target: aarch64 (arm64), armhf (armv7l), x86_64 (amd64), riscv64, or 'all'",
+    "engine": "container engine: docker or podman (default: a reachable docker daemon, else podman)",
+    "cache-dir": "download cache (default: $TFLITE_FORGE_CACHE or $XDG_CACHE_HOME/tflite-forge)",
+    "mirror": "mirror URL looked up as <mirror>/sha256/<hex> before upstream; http(s):// or file://; repeatable",
+    "rewrite": "URL rewrite FROM=TO applied to every upstream URL (like git insteadOf); repeatable",
+    "offline": "never open a socket: use only the cache and file:// mirrors",
+    "jobs": "parallel compile jobs (default: from cores and memory, ~2 GiB per job)",
+}
+SHARED_ITERABLE = ["mirror", "rewrite"]
+
+
+FETCH_OPTIONS = ("version", "recipe", "cache-dir", "mirror", "rewrite", "offline")
+
+
+def _help(*shared, **extra):
+    """help= for invoke: the shared options a task takes, plus its own."""
+    merged = {name: SHARED_HELP[name] for name in shared}
+    merged.update(extra)
+    return merged
+
+
+def _settings(c, **flags):
+    return settings_from_context(c, flags)
+
+
+@forge_task(help=_help("cache-dir"))
+def recipes(c, cache_dir=None):
+    """List the recipes (TensorFlow versions) tflite-forge knows, and whether each is fetched and locked."""
+    from tflite_forge import fetch
+    fetch.run_recipes(_settings(c, cache_dir=cache_dir))
+
+
+@forge_task(help=_help(*FETCH_OPTIONS), iterable=SHARED_ITERABLE)
+def fetch(c, version=None, recipe=None, cache_dir=None, mirror=None, rewrite=None, offline=False):
+    """Download and verify the TensorFlow archive and every locked dependency into the cache."""
+    from tflite_forge import fetch as fetch_mod
+    fetch_mod.run_fetch(_settings(c, version=version, recipe=recipe, cache_dir=cache_dir, mirror=mirror, rewrite=rewrite, offline=offline))
+
+
+@forge_task(help=_help(*FETCH_OPTIONS), iterable=SHARED_ITERABLE)
+def lock(c, version=None, recipe=None, cache_dir=None, mirror=None, rewrite=None, offline=False):
+    """Write <recipe>.lock: every tree TFLite's CMake downloads at configure time, with sha256."""
+    from tflite_forge import lock as lock_mod
+    lock_mod.run_lock(_settings(c, version=version, recipe=recipe, cache_dir=cache_dir, mirror=mirror, rewrite=rewrite, offline=offline))
+
+
+@forge_task(help=_help("cache-dir", dest="folder to write the mirror into (sha256/<hex> layout, servable over http or file://)"))
+def mirror(c, dest, cache_dir=None):
+    """Export the download cache as a mirror for an air-gapped site."""
+    from tflite_forge import fetch as fetch_mod
+    fetch_mod.run_mirror_export(_settings(c, cache_dir=cache_dir), dest)
+
+
+ns = Collection(recipes, fetch, lock, mirror)

@@ -1,0 +1,193 @@
+"""Recipes: one TOML file per TensorFlow version, validated into frozen dataclasses.
+
+The `[source]` table is a public contract (users write recipes for forks):
+
+    [source]
+    name = "tensorflow"
+    version = "2.16.1"
+    urls = ["https://github.com/tensorflow/tensorflow/archive/refs/tags/v2.16.1.tar.gz"]
+    sha256 = "c729e5..."
+    strip_prefix = "tensorflow-2.16.1"
+
+`[build]` is optional; see README "Recipe format" for every key.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._toml import check_keys, expect, load_toml, require
+from .errors import RecipeError
+
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+VERSION_RE = re.compile(r"^\d+\.\d+\.\d+([-.+][0-9A-Za-z.-]+)?$")
+URL_RE = re.compile(r"^(https?|file)://")
+
+RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
+
+SOURCE_KEYS = ("name", "version", "urls", "sha256", "strip_prefix")
+BUILD_KEYS = ("source_date_epoch", "cmake_source_dir", "cmake_options", "patch_sets", "lock", "host_tools_target")
+TOP_KEYS = ("source", "build")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Source:
+    name: str
+    version: str
+    urls: tuple[str, ...]
+    sha256: str
+    strip_prefix: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildSpec:
+    # None: taken from the archive (newest member mtime), which is fixed per archive.
+    source_date_epoch: int | None = None
+    cmake_source_dir: str = "tensorflow/lite/c"
+    cmake_options: tuple[tuple[str, str], ...] = ()
+    patch_sets: tuple[str, ...] = ()
+    lock: str | None = None
+    host_tools_target: str = "flatbuffers-flatc"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Recipe:
+    path: Path
+    source: Source
+    build: BuildSpec = field(default_factory=BuildSpec)
+
+    @property
+    def version(self) -> str:
+        return self.source.version
+
+    @property
+    def lock_path(self) -> Path:
+        if self.build.lock:
+            return (self.path.parent / self.build.lock).resolve()
+        return self.path.with_name(self.path.name + ".lock")
+
+    @property
+    def label(self) -> str:
+        return f"{self.source.name}-{self.source.version}"
+
+
+def _cmake_value(path: Path, where: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "ON" if value else "OFF"
+    if isinstance(value, (int, str)):
+        return str(value)
+    raise RecipeError(f"{path}: {where}: expected a string, integer or boolean, got {type(value).__name__}")
+
+
+def _safe_relpath(path: Path, where: str, value: str) -> str:
+    p = Path(value)
+    if not value or p.is_absolute() or ".." in p.parts:
+        raise RecipeError(f"{path}: {where}: expected a relative path inside the tree, got {value!r}")
+    return value
+
+
+def parse_recipe(path: Path, data: dict[str, Any]) -> Recipe:
+    check_keys(path, "top level", data, TOP_KEYS)
+    src = require(path, "", data, "source", dict, "a [source] table").copy()
+    where = "[source]"
+    check_keys(path, where, src, SOURCE_KEYS)
+    name = require(path, where, src, "name", str, "a project name such as 'tensorflow'")
+    version = require(path, where, src, "version", str, "a version such as '2.16.1'")
+    if not VERSION_RE.match(version):
+        raise RecipeError(f"{path}: [source].version: expected MAJOR.MINOR.PATCH (e.g. '2.16.1'), got {version!r}")
+    urls = require(path, where, src, "urls", list, "a non-empty list of http(s):// or file:// URLs")
+    if not urls:
+        raise RecipeError(f"{path}: [source].urls: expected a non-empty list of URLs, got []")
+    for i, url in enumerate(urls):
+        expect(path, f"[source].urls[{i}]", url, str, "a URL string")
+        if not URL_RE.match(url):
+            raise RecipeError(f"{path}: [source].urls[{i}]: expected an http(s):// or file:// URL, got {url!r}")
+    sha256 = require(path, where, src, "sha256", str, "64 lower-case hex characters")
+    if not SHA256_RE.match(sha256):
+        raise RecipeError(f"{path}: [source].sha256: expected 64 lower-case hex characters, got {sha256!r}")
+    strip_prefix = require(path, where, src, "strip_prefix", str, "the archive's top folder, e.g. 'tensorflow-2.16.1'")
+    _safe_relpath(path, "[source].strip_prefix", strip_prefix)
+    source = Source(name=name, version=version, urls=tuple(urls), sha256=sha256, strip_prefix=strip_prefix)
+
+    b = data.get("build", {})
+    expect(path, "[build]", b, dict, "a table")
+    check_keys(path, "[build]", b, BUILD_KEYS)
+    kwargs: dict[str, Any] = {}
+    if "source_date_epoch" in b:
+        epoch = expect(path, "[build].source_date_epoch", b["source_date_epoch"], int, "a Unix timestamp (integer)")
+        if epoch < 0:
+            raise RecipeError(f"{path}: [build].source_date_epoch: expected a non-negative Unix timestamp, got {epoch}")
+        kwargs["source_date_epoch"] = epoch
+    if "cmake_source_dir" in b:
+        kwargs["cmake_source_dir"] = _safe_relpath(
+            path, "[build].cmake_source_dir",
+            expect(path, "[build].cmake_source_dir", b["cmake_source_dir"], str, "a path such as 'tensorflow/lite/c'"))
+    if "cmake_options" in b:
+        opts = expect(path, "[build].cmake_options", b["cmake_options"], dict, "a table of NAME = value")
+        for key in opts:
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_-]*$", key):
+                raise RecipeError(f"{path}: [build].cmake_options: {key!r} is not a CMake variable name")
+        kwargs["cmake_options"] = tuple(sorted((k, _cmake_value(path, f"[build].cmake_options.{k}", v)) for k, v in opts.items()))
+    if "patch_sets" in b:
+        sets = expect(path, "[build].patch_sets", b["patch_sets"], list, "a list of patch-set names")
+        for i, s in enumerate(sets):
+            expect(path, f"[build].patch_sets[{i}]", s, str, "a patch-set name such as 'o3'")
+        if len(set(sets)) != len(sets):
+            raise RecipeError(f"{path}: [build].patch_sets: a patch set is listed twice: {sets}")
+        kwargs["patch_sets"] = tuple(sets)
+    if "lock" in b:
+        kwargs["lock"] = expect(path, "[build].lock", b["lock"], str, "a lock file path relative to the recipe")
+    if "host_tools_target" in b:
+        kwargs["host_tools_target"] = expect(path, "[build].host_tools_target", b["host_tools_target"], str, "a CMake target name")
+    return Recipe(path=path.resolve(), source=source, build=BuildSpec(**kwargs))
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    path = Path(path)
+    return parse_recipe(path, load_toml(path))
+
+
+def _version_key(version: str) -> tuple:
+    parts = re.split(r"[.-]", version)
+    return tuple((0, int(p)) if p.isdigit() else (-1, p) for p in parts)
+
+
+def available_recipes(recipes_dir: Path = RECIPES_DIR) -> list[Recipe]:
+    """Every recipes/tensorflow-*.toml, oldest version first."""
+    recipes = [load_recipe(p) for p in sorted(recipes_dir.glob("*.toml"))]
+    return sorted(recipes, key=lambda r: _version_key(r.version))
+
+
+def select_recipe(*, version: str | None = None, recipe: str | Path | None = None,
+                  recipes_dir: Path = RECIPES_DIR) -> Recipe:
+    """--recipe PATH wins; else --version V from recipes/; else the newest."""
+    if recipe:
+        if version:
+            loaded = load_recipe(recipe)
+            if loaded.version != version:
+                raise RecipeError(f"--recipe {recipe} is version {loaded.version} but --version {version} was given; drop one of them")
+            return loaded
+        return load_recipe(recipe)
+    recipes = available_recipes(recipes_dir)
+    if not recipes:
+        raise RecipeError(f"no recipes in {recipes_dir}; pass --recipe PATH")
+    if not version or version == "latest":
+        return recipes[-1]
+    for r in recipes:
+        if r.version == version:
+            return r
+    known = ", ".join(r.version for r in recipes)
+    raise RecipeError(f"no recipe for TensorFlow {version}; known versions: {known} (or pass --recipe PATH)")
+
+
+def select_recipes(*, version: str | None = None, recipe: str | Path | None = None,
+                   recipes_dir: Path = RECIPES_DIR) -> list[Recipe]:
+    """Like select_recipe, but --version takes 'all' or a comma-separated list."""
+    if recipe or not version or "," not in version and version != "all":
+        return [select_recipe(version=version, recipe=recipe, recipes_dir=recipes_dir)]
+    if version == "all":
+        return available_recipes(recipes_dir)
+    return [select_recipe(version=v.strip(), recipes_dir=recipes_dir) for v in version.split(",") if v.strip()]

@@ -1,0 +1,165 @@
+"""Shared options, resolved once with the precedence invoke users expect:
+
+    command-line flag  >  TFLITE_FORGE_* environment variable  >  invoke.yaml (`tflite_forge:`)  >  default
+
+Every task takes the same shared options (version, recipe, arch, engine, cache dir,
+mirrors, rewrites, offline); `cli.ChainExecutor` hands a flag given to one task in a
+chain to every other task of the chain that takes it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from .errors import ConfigError
+
+SHARED_OPTIONS = ("version", "recipe", "arch", "engine", "cache_dir", "mirror", "rewrite", "offline", "jobs")
+
+ENV = {
+    "version": "TFLITE_FORGE_VERSION",
+    "recipe": "TFLITE_FORGE_RECIPE",
+    "arch": "TFLITE_FORGE_ARCH",
+    "engine": "TFLITE_FORGE_ENGINE",
+    "cache_dir": "TFLITE_FORGE_CACHE",
+    "mirror": "TFLITE_FORGE_MIRRORS",
+    "rewrite": "TFLITE_FORGE_REWRITES",
+    "offline": "TFLITE_FORGE_OFFLINE",
+    "jobs": "TFLITE_FORGE_JOBS",
+    "work_dir": "TFLITE_FORGE_WORK_DIR",
+    "dist_dir": "TFLITE_FORGE_DIST_DIR",
+}
+CONFIG_KEYS = {"version", "recipe", "arch", "engine", "cache_dir", "mirrors", "rewrites", "offline", "jobs",
+               "work_dir", "dist_dir"}
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "tflite-forge"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    version: str | None = None
+    recipe: str | None = None
+    arch: str | None = None
+    engine: str | None = None
+    cache_dir: Path
+    mirrors: tuple[str, ...] = ()
+    rewrites: tuple[tuple[str, str], ...] = ()
+    offline: bool = False
+    jobs: int | None = None
+    work_dir: Path = Path("build")
+    dist_dir: Path = Path("dist")
+
+
+def _split_list(value: str) -> list[str]:
+    return [v for v in re.split(r"[\s,]+", value.strip()) if v]
+
+
+def parse_rewrite(spec: str) -> tuple[str, str]:
+    """'FROM=TO' -> (FROM, TO); like git's url.<TO>.insteadOf = <FROM>."""
+    if "=" not in spec:
+        raise ConfigError(f"--rewrite {spec!r}: expected FROM=TO, e.g. https://github.com/=https://artifacts.example/github/")
+    src, _, dst = spec.partition("=")
+    if not src or not dst:
+        raise ConfigError(f"--rewrite {spec!r}: both FROM and TO must be non-empty (FROM=TO)")
+    return src, dst
+
+
+def _parse_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name}={value!r}: expected true or false")
+
+
+def _parse_jobs(name: str, value: Any) -> int | None:
+    if value in (None, "", 0, "0"):
+        return None
+    try:
+        jobs = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}={value!r}: expected a positive whole number of parallel compile jobs") from None
+    if jobs < 1:
+        raise ConfigError(f"{name}={value!r}: expected a positive whole number of parallel compile jobs")
+    return jobs
+
+
+def resolve(flags: Mapping[str, Any], config: Mapping[str, Any] | None = None,
+            environ: Mapping[str, str] | None = None) -> Settings:
+    """Merge flags (None / empty means 'not given'), environment and invoke config."""
+    environ = os.environ if environ is None else environ
+    config = dict(config or {})
+    unknown = set(config) - CONFIG_KEYS
+    if unknown:
+        import difflib
+        key = sorted(unknown)[0]
+        close = difflib.get_close_matches(key, sorted(CONFIG_KEYS), n=1)
+        hint = f"; perhaps you meant {close[0]!r}" if close else ""
+        raise ConfigError(f"invoke.yaml: tflite_forge.{key}: unknown key{hint}")
+
+    def pick(name: str, config_key: str | None = None) -> Any:
+        value = flags.get(name)
+        if value not in (None, "", [], ()) and value is not False:
+            return value, "flag"
+        env = ENV.get(name)
+        if env and environ.get(env, "") != "":
+            return environ[env], "env"
+        ckey = config_key or name
+        if config.get(ckey) not in (None, ""):
+            return config[ckey], "config"
+        return None, "default"
+
+    version, _ = pick("version")
+    recipe, _ = pick("recipe")
+    arch, _ = pick("arch")
+    engine, _ = pick("engine")
+    cache_dir, _ = pick("cache_dir")
+    mirrors, msrc = pick("mirror", "mirrors")
+    if isinstance(mirrors, str):
+        mirrors = _split_list(mirrors)
+    rewrites, rsrc = pick("rewrite", "rewrites")
+    if isinstance(rewrites, str):
+        rewrites = _split_list(rewrites)
+    offline, _ = pick("offline")
+    jobs, _ = pick("jobs")
+    work_dir, _ = pick("work_dir")
+    dist_dir, _ = pick("dist_dir")
+    for m in mirrors or ():
+        if not re.match(r"^(https?|file)://", m):
+            raise ConfigError(f"mirror {m!r}: expected an http(s):// or file:// URL (a folder holding sha256/<hex> files)")
+    return Settings(
+        version=str(version) if version is not None else None,
+        recipe=str(recipe) if recipe else None,
+        arch=str(arch) if arch else None,
+        engine=str(engine) if engine else None,
+        cache_dir=Path(cache_dir).expanduser() if cache_dir else default_cache_dir(),
+        mirrors=tuple(mirrors or ()),
+        rewrites=tuple(parse_rewrite(r) for r in (rewrites or ())),
+        offline=_parse_bool("offline", offline) if offline is not None else False,
+        jobs=_parse_jobs("jobs", jobs),
+        work_dir=Path(work_dir) if work_dir else Path("build"),
+        dist_dir=Path(dist_dir) if dist_dir else Path("dist"),
+    )
+
+
+def settings_from_context(ctx: Any, flags: Mapping[str, Any]) -> Settings:
+    """Read the `tflite_forge:` section of invoke's config (invoke.yaml, ~/.invoke.yaml, -f FILE)."""
+    section: Any = {}
+    try:
+        section = ctx.config.get("tflite_forge", {}) or {}
+    except AttributeError:
+        section = {}
+    return resolve(flags, dict(section))
+
+
+def iter_given(values: Iterable[Any] | None) -> list[Any]:
+    return [v for v in (values or []) if v not in (None, "")]
