@@ -2,11 +2,10 @@
 hands off to the tflite_forge package, where the work and its tests live.
 
 Data flow: recipe -> fetch -> unpack -> patch -> build (in a container) -> package -> verify/test.
+Every @forge_task in this module is a task (no explicit Collection: invoke collects them).
 Shared options (--version, --recipe, --arch, --engine, --cache-dir, --mirror, --rewrite,
 --offline, --jobs) given to any task apply to the whole chain (tflite_forge.cli.ChainExecutor).
 """
-
-from invoke import Collection
 
 from tflite_forge.cli import forge_task
 from tflite_forge.settings import settings_from_context
@@ -66,5 +65,3 @@ def mirror(c, dest, cache_dir=None):
     from tflite_forge import fetch as fetch_mod
     fetch_mod.run_mirror_export(_settings(c, cache_dir=cache_dir), dest)
 
-
-ns = Collection(recipes, fetch, lock, mirror)
