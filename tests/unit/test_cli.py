@@ -1,0 +1,114 @@
+"""The CLI contract: shared flags reach the whole chain, every option has help, errors are one line."""
+
+import importlib
+import inspect
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from invoke import Collection, Program, task
+
+from tflite_forge.cli import ChainExecutor, forge_task
+from tflite_forge.errors import RecipeError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_program(argv, *tasks):
+    seen = []
+
+    def recorder(name, params):
+        """A task named `name` taking `params` (all default None) that records its kwargs."""
+        def body(c, **kw):
+            seen.append((name, kw))
+        body.__name__ = name
+        body.__signature__ = inspect.Signature(
+            [inspect.Parameter("c", inspect.Parameter.POSITIONAL_ONLY)]
+            + [inspect.Parameter(p, inspect.Parameter.KEYWORD_ONLY, default=None) for p in params])
+        return task(body)
+
+    ns = Collection(*(recorder(n, p) for n, p in tasks))
+    prog = Program(namespace=ns, executor_class=ChainExecutor, name="t", binary="t")
+    prog.run(["t", *argv], exit=False)
+    return seen
+
+
+def test_shared_flag_reaches_every_task_in_the_chain():
+    seen = run_program(["fetch", "build", "package", "--version", "2.16.1", "--arch", "aarch64"],
+                       ("fetch", ["version", "recipe"]), ("build", ["version", "arch"]),
+                       ("package", ["version", "arch"]))
+    assert seen == [("fetch", {"version": "2.16.1", "recipe": None}),
+                    ("build", {"version": "2.16.1", "arch": "aarch64"}),
+                    ("package", {"version": "2.16.1", "arch": "aarch64"})]
+
+
+def test_flag_given_to_first_task_reaches_later_ones():
+    seen = run_program(["fetch", "--version", "2.15.0", "build"],
+                       ("fetch", ["version"]), ("build", ["version", "arch"]))
+    assert seen[1] == ("build", {"version": "2.15.0", "arch": None})
+
+
+def test_conflicting_values_are_refused(capsys):
+    with pytest.raises(SystemExit) as exc:
+        run_program(["fetch", "--arch", "armhf", "build", "--arch", "aarch64"],
+                    ("fetch", ["arch"]), ("build", ["arch"]))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--arch given twice with different values" in err and err.count("\n") == 1
+
+
+def test_non_shared_options_stay_with_their_task():
+    seen = run_program(["a", "--dest", "x", "b"], ("a", ["dest"]), ("b", ["dest"]))
+    assert seen == [("a", {"dest": "x"}), ("b", {"dest": None})]
+
+
+def test_project_config_enables_the_chain_executor():
+    from invoke import Config
+    cfg = Config(project_location=str(ROOT))
+    cfg.load_project()
+    assert cfg.tasks.executor_class == "tflite_forge.cli.ChainExecutor"
+
+
+def test_every_task_documents_every_option():
+    sys.path.insert(0, str(ROOT))
+    try:
+        tasks_mod = importlib.import_module("tasks")
+    finally:
+        sys.path.remove(str(ROOT))
+    ns = Collection.from_module(tasks_mod)
+    assert len(ns.task_names) >= 4
+    for name in ns.task_names:
+        t = ns[name]
+        assert t.__doc__ and t.__doc__.strip(), f"task {name} has no docstring"
+        for arg in t.get_arguments():
+            assert arg.help, f"invoke --help {name}: option --{arg.name} has no help"
+
+
+def test_invoke_help_shows_help_for_each_option():
+    out = subprocess.run([sys.executable, "-m", "invoke", "--help", "fetch"], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    for flag in ("--version", "--recipe", "--mirror", "--rewrite", "--offline", "--cache-dir"):
+        line = next(l for l in out.splitlines() if flag in l)
+        assert len(line.split(flag, 1)[1].strip()) > 10, f"{flag} shows no help: {line!r}"
+
+
+def test_forge_error_is_one_line_and_exit_code():
+    @forge_task
+    def boom(c):
+        """Fail like a user error."""
+        raise RecipeError("recipes/x.toml: [source].sha256: expected 64 lower-case hex characters")
+
+    prog = Program(namespace=Collection(boom), name="t", binary="t")
+    with pytest.raises(SystemExit) as exc:
+        prog.run(["t", "boom"])
+    assert exc.value.code == RecipeError.exit_code
+
+
+def test_cli_error_output_has_no_traceback():
+    proc = subprocess.run([sys.executable, "-m", "invoke", "fetch", "--version", "9.9.9", "--offline"],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == RecipeError.exit_code
+    assert "Traceback" not in proc.stderr
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("tflite-forge: no recipe for TensorFlow 9.9.9")

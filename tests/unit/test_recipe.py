@@ -1,0 +1,86 @@
+"""Recipes are a public contract: the shipped ones load, malformed ones fail with file + key."""
+
+from pathlib import Path
+
+import pytest
+
+from tflite_forge.errors import RecipeError
+from tflite_forge.recipe import available_recipes, load_recipe, select_recipe, select_recipes
+
+FACTS_SHA256 = {
+    "2.14.0": "ce357fd0728f0d1b0831d1653f475591662ec5bca736a94ff789e6b1944df19f",
+    "2.15.0": "9cec5acb0ecf2d47b16891f8bc5bc6fbfdffe1700bdadc0d9ebe27ea34f0c220",
+    "2.16.1": "c729e56efc945c6df08efe5c9f5b8b89329c7c91b8f40ad2bb3e13900bd4876d",
+    "2.17.0": "9cc4d5773b8ee910079baaecb4086d0c28939f024dd74b33fc5e64779b6533dc",
+    "2.18.0": "d7876f4bb0235cac60eb6316392a7c48676729860da1ab659fb440379ad5186d",
+}
+
+MINIMAL = """
+[source]
+name = "tensorflow"
+version = "2.16.1"
+urls = ["https://github.com/tensorflow/tensorflow/archive/refs/tags/v2.16.1.tar.gz"]
+sha256 = "c729e56efc945c6df08efe5c9f5b8b89329c7c91b8f40ad2bb3e13900bd4876d"
+strip_prefix = "tensorflow-2.16.1"
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "r.toml") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_shipped_recipes_match_the_facts():
+    recipes = {r.version: r for r in available_recipes()}
+    assert set(recipes) == set(FACTS_SHA256)
+    for version, r in recipes.items():
+        assert r.source.sha256 == FACTS_SHA256[version]
+        assert r.source.urls == (f"https://github.com/tensorflow/tensorflow/archive/refs/tags/v{version}.tar.gz",)
+        assert r.source.strip_prefix == f"tensorflow-{version}"
+        assert r.build.cmake_source_dir == "tensorflow/lite/c"
+        assert r.build.source_date_epoch and r.build.source_date_epoch > 1_600_000_000
+        assert r.lock_path.name == f"tensorflow-{version}.toml.lock"
+
+
+def test_default_is_newest_and_version_picks():
+    assert select_recipe().version == "2.18.0"
+    assert select_recipe(version="2.16.1").version == "2.16.1"
+    assert [r.version for r in select_recipes(version="2.16.1,2.17.0")] == ["2.16.1", "2.17.0"]
+    assert len(select_recipes(version="all")) == 5
+
+
+def test_unknown_version_lists_known_ones():
+    with pytest.raises(RecipeError, match=r"no recipe for TensorFlow 9\.9\.9; known versions: 2\.14\.0, .*2\.18\.0"):
+        select_recipe(version="9.9.9")
+
+
+def test_minimal_schema_is_enough(tmp_path):
+    r = load_recipe(write(tmp_path, MINIMAL))
+    assert r.version == "2.16.1" and r.build.patch_sets == () and r.build.source_date_epoch is None
+
+
+@pytest.mark.parametrize("mutation, message", [
+    (lambda t: t.replace('sha256 = "c7', 'sha256 = "C7'), r"\[source\]\.sha256: expected 64 lower-case hex"),
+    (lambda t: t.replace("urls = [", "url = ["), r"\[source\]: unknown key 'url'; perhaps you meant 'urls'"),
+    (lambda t: t.replace('version = "2.16.1"', "version = 2.16"), r"\[source\]\.version: expected a version"),
+    (lambda t: t.replace('strip_prefix = "tensorflow-2.16.1"', 'strip_prefix = "../x"'), r"strip_prefix: expected a relative path"),
+    (lambda t: t.replace("https://github.com", "ftp://github.com"), r"urls\[0\]: expected an http\(s\):// or file:// URL"),
+    (lambda t: t + "\n[build]\npatch_set = []\n", r"\[build\]: unknown key 'patch_set'; perhaps you meant 'patch_sets'"),
+    (lambda t: t + "\n[build]\nsource_date_epoch = true\n", r"source_date_epoch: expected a Unix timestamp"),
+    (lambda t: t + "\n[build]\npatch_sets = ['o3', 'o3']\n", r"listed twice"),
+    (lambda t: t.replace('name = "tensorflow"\n', 'name = "tensorflow"\nname = "x"\n'), r"not valid TOML"),
+    (lambda t: t.replace("[source]", "[sauce]"), r"top level: unknown key 'sauce'; perhaps you meant 'source'"),
+])
+def test_malformed_recipe_names_file_and_key(tmp_path, mutation, message):
+    p = write(tmp_path, mutation(MINIMAL))
+    with pytest.raises(RecipeError, match=message) as exc:
+        load_recipe(p)
+    assert str(p) in str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+def test_recipe_and_conflicting_version(tmp_path):
+    p = write(tmp_path, MINIMAL)
+    with pytest.raises(RecipeError, match="is version 2.16.1 but --version 2.17.0"):
+        select_recipe(recipe=p, version="2.17.0")
