@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from typing import Any, Callable
 
@@ -23,15 +24,49 @@ from invoke.parser import ParserContext
 from .errors import ConfigError, ForgeError
 from .settings import SHARED_OPTIONS
 
+MATRIX_ONLY = ("parallel", "resume")  # options of the matrix itself, not passed to cells
+
+
+def _is_matrix(value: Any) -> bool:
+    return isinstance(value, str) and (value == "all" or "," in value)
+
+
+def _render_args(ctx: ParserContext, skip: tuple[str, ...]) -> list[str]:
+    """A task's explicitly given flags, back as argv (to re-run it in a matrix cell)."""
+    argv = [ctx.name]
+    for name, arg in sorted(ctx.args.items()):
+        if name in skip or not arg.got_value:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if arg.kind is list:
+            argv += [f"{flag}={v}" for v in arg.value]
+        elif arg.kind is bool:
+            argv.append(flag if arg.value else f"--no-{name.replace('_', '-')}")
+        else:
+            argv.append(f"{flag}={arg.value}")
+    return argv
+
 
 def report(err: ForgeError) -> Exit:
     return Exit(message=f"tflite-forge: {err}", code=err.exit_code)
+
+
+def _report_stage(name: str) -> None:
+    """Tell a matrix board which stage this cell is in (no-op outside a matrix)."""
+    path = os.environ.get("TFLITE_FORGE_STATUS_FILE")
+    if path:
+        try:
+            with open(path, "w") as fh:
+                fh.write(name.replace("_", "-"))
+        except OSError:
+            pass
 
 
 def forge_task(*args: Any, **kwargs: Any) -> Callable:
     def decorate(fn: Callable) -> Any:
         @functools.wraps(fn)
         def run(*a: Any, **kw: Any) -> Any:
+            _report_stage(fn.__name__)
             try:
                 return fn(*a, **kw)
             except ForgeError as err:
@@ -79,3 +114,70 @@ class ChainExecutor(Executor):
                 else:
                     arg.set_value(value, cast=False)
         return super().normalize(tasks)
+
+    def execute(self, *tasks):  # type: ignore[override]
+        contexts = [t for t in tasks if isinstance(t, ParserContext)]
+        try:
+            cells = self._matrix_cells(contexts)
+            if cells is None:
+                return super().execute(*tasks)
+            return self._run_matrix(contexts, cells)
+        except ForgeError as err:
+            raise report(err) from None
+
+    @staticmethod
+    def _given(contexts: list[ParserContext], name: str) -> Any:
+        for ctx in contexts:
+            arg = ctx.args.get(name)
+            if arg is not None and arg.got_value:
+                return arg.value
+        return None
+
+    def _matrix_cells(self, contexts: list[ParserContext]):
+        """None for a single run; else the (version, arch) cells to run one process each."""
+        version = self._given(contexts, "version") or os.environ.get("TFLITE_FORGE_VERSION")
+        arch = self._given(contexts, "arch") or os.environ.get("TFLITE_FORGE_ARCH")
+        takes_arch = any("arch" in ctx.args for ctx in contexts)
+        if not (_is_matrix(version) or (takes_arch and _is_matrix(arch))):
+            return None
+        from .arches import resolve_arches
+        from .matrix import Cell
+        from .recipe import select_recipes
+        recipe = self._given(contexts, "recipe")
+        versions = [r.version for r in select_recipes(version=version, recipe=recipe)]
+        arches = [a.name for a in resolve_arches(arch)] if takes_arch and arch else [""]
+        if takes_arch and not arch:
+            raise ConfigError("a version matrix needs --arch (a name, a comma list, or 'all')")
+        return [Cell(version=v, arch=a, recipe=recipe) for v in versions for a in arches]
+
+    def _run_matrix(self, contexts: list[ParserContext], cells):
+        from pathlib import Path
+
+        from .matrix import run_matrix
+        from .settings import resolve
+
+        def cell_argv(cell) -> list[str]:
+            """The same chain for one cell; --version/--arch go to the first task taking them
+            (the cell's own ChainExecutor shares them with the rest)."""
+            argv = [sys.executable, "-m", "invoke"]
+            pending = {"version": None if cell.recipe else cell.version, "arch": cell.arch or None}
+            for ctx in contexts:
+                argv += _render_args(ctx, skip=("version", "arch") + MATRIX_ONLY)
+                for name in ("version", "arch"):
+                    if pending[name] and name in ctx.args:
+                        argv.append(f"--{name}={pending.pop(name)}")
+                        pending[name] = None
+            return argv
+
+        settings = resolve({"jobs": self._given(contexts, "jobs")}, dict(self.config.get("tflite_forge", {}) or {}))
+        parallel = self._given(contexts, "parallel")
+        states = run_matrix(cells, cell_argv, parallel=int(parallel) if parallel else None,
+                            resume=bool(self._given(contexts, "resume")), jobs=settings.jobs,
+                            work_dir=Path(settings.work_dir), dist_dir=Path(settings.dist_dir),
+                            packages=any(ctx.name == "package" for ctx in contexts))
+        failed = [s for s in states if s.status == "failed"]
+        if failed:
+            names = ", ".join(s.cell.label for s in failed)
+            raise Exit(message=f"tflite-forge: {len(failed)} of {len(states)} matrix cells failed ({names}); "
+                               f"see the logs named in the summary", code=1)
+        return {}

@@ -1,0 +1,240 @@
+"""The version x arch matrix: `invoke fetch build package --arch all --version 2.16.1,2.17.0`.
+
+Each cell runs the same task chain for one (version, arch) in its own `invoke` process
+(isolation: one failing cell cannot take the others down; each has its own log), up to
+`--parallel N` at once within the memory budget (about 2 GiB per compile job). A live
+board (rich) shows each cell's stage and elapsed time; a summary table closes the run.
+Cells report their stage through a status file (TFLITE_FORGE_STATUS_FILE), written by
+`cli.forge_task` as each task starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from . import __version__
+from .errors import ConfigError
+
+GIB = 1024 ** 3
+GIB_PER_JOB = 2
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Cell:
+    version: str          # recipe version
+    arch: str             # canonical arch name, or "" when no task in the chain takes --arch
+    recipe: str | None = None  # recipe path when --recipe was given
+
+    @property
+    def label(self) -> str:
+        return f"{self.version}/{self.arch}" if self.arch else self.version
+
+    @property
+    def slug(self) -> str:
+        return f"tensorflow-{self.version}-{self.arch}" if self.arch else f"tensorflow-{self.version}"
+
+
+@dataclass
+class CellState:
+    cell: Cell
+    log: Path
+    status: str = "queued"   # queued | running | ok | failed | skipped
+    stage: str = "-"
+    started: float | None = None
+    ended: float | None = None
+    returncode: int | None = None
+    last_line: str = ""
+
+    def elapsed(self, now: float | None = None) -> float:
+        if self.started is None:
+            return 0.0
+        return (self.ended or now or time.monotonic()) - self.started
+
+
+def memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):  # pragma: no cover
+        return 8 * GIB
+
+
+def plan_parallelism(cells: int, requested: int | None, cpus: int | None = None,
+                     mem: int | None = None) -> tuple[int, int]:
+    """(cells at once, compile jobs per cell): never more jobs in total than memory allows."""
+    cpus = cpus or os.cpu_count() or 1
+    mem = mem if mem is not None else memory_bytes()
+    job_budget = max(1, min(cpus, int(mem // (GIB_PER_JOB * GIB))))
+    parallel = max(1, min(requested or 1, cells, job_budget))
+    return parallel, max(1, job_budget // parallel)
+
+
+def inputs_digest(cell: Cell, chain_argv: Sequence[str]) -> str:
+    """What a packaged cell was made from: recipe, lock, patch sets, toolchains, tool version, chain."""
+    from .recipe import select_recipe
+    recipe = select_recipe(version=None if cell.recipe else cell.version, recipe=cell.recipe)
+    h = hashlib.sha256()
+    h.update(f"tflite-forge {__version__}\n{cell.arch}\n{' '.join(chain_argv)}\n".encode())
+    paths = [recipe.path, recipe.lock_path]
+    for folder in ("patches", "toolchains", "tflite_forge/docker"):
+        base = PROJECT_ROOT / folder
+        if base.is_dir():
+            paths += sorted(p for p in base.rglob("*") if p.is_file())
+    for p in paths:
+        h.update(str(p.name).encode())
+        h.update(p.read_bytes() if p.is_file() else b"<absent>")
+    return h.hexdigest()
+
+
+def marker_path(dist_dir: Path, cell: Cell) -> Path:
+    return dist_dir / ".cells" / f"{cell.slug}.json"
+
+
+def already_done(dist_dir: Path, cell: Cell, digest: str) -> bool:
+    marker = marker_path(dist_dir, cell)
+    try:
+        data = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return False
+    return data.get("inputs") == digest and all((dist_dir / f).is_file() for f in data.get("files", []))
+
+
+def record_done(dist_dir: Path, cell: Cell, digest: str) -> None:
+    marker = marker_path(dist_dir, cell)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    files = sorted(p.name for p in dist_dir.glob(f"*-{cell.version}-linux-{cell.arch}*.tar.gz"))
+    tmp = marker.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"inputs": digest, "files": files}, indent=1))
+    os.replace(tmp, marker)
+
+
+def run_cell(state: CellState, argv: list[str], env: dict[str, str], cwd: Path) -> None:
+    status_file = state.log.with_suffix(".stage")
+    env = dict(env, TFLITE_FORGE_STATUS_FILE=str(status_file))
+    state.status, state.started = "running", time.monotonic()
+    state.log.parent.mkdir(parents=True, exist_ok=True)
+    with open(state.log, "wb") as log:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+        while proc.poll() is None:
+            try:
+                state.stage = status_file.read_text().strip() or state.stage
+            except OSError:
+                pass
+            time.sleep(0.3)
+    state.returncode = proc.returncode
+    state.ended = time.monotonic()
+    state.status = "ok" if proc.returncode == 0 else "failed"
+    try:
+        lines = [l for l in state.log.read_text(errors="replace").splitlines() if l.strip()]
+        state.last_line = lines[-1][:160] if lines else ""
+    except OSError:
+        pass
+
+
+class Board:
+    """A rich Live table on a TTY; one plain line per state change otherwise."""
+
+    def __init__(self, states: list[CellState], stream=None) -> None:
+        from rich.console import Console
+        self.states = states
+        self.console = Console(file=stream or sys.stderr)
+        self._seen: dict[Cell, tuple[str, str]] = {}
+
+    def table(self):
+        from rich.table import Table
+        t = Table(title="tflite-forge matrix")
+        for col in ("cell", "stage", "status", "elapsed"):
+            t.add_column(col)
+        colour = {"ok": "green", "failed": "red", "running": "cyan", "skipped": "dim", "queued": "dim"}
+        for s in self.states:
+            t.add_row(s.cell.label, s.stage, f"[{colour[s.status]}]{s.status}[/]", f"{s.elapsed():6.1f}s")
+        return t
+
+    def plain_updates(self) -> None:
+        for s in self.states:
+            key = (s.status, s.stage)
+            if self._seen.get(s.cell) != key:
+                self._seen[s.cell] = key
+                self.console.print(f"matrix: {s.cell.label}: {s.status} ({s.stage}) {s.elapsed():.1f}s",
+                                   highlight=False)
+
+    def run(self, work: Callable[[], None]) -> None:
+        worker = threading.Thread(target=work, daemon=True)
+        worker.start()
+        if self.console.is_terminal:
+            from rich.live import Live
+            with Live(self.table(), console=self.console, refresh_per_second=4) as live:
+                while worker.is_alive():
+                    live.update(self.table())
+                    worker.join(0.25)
+                live.update(self.table())
+        else:
+            while worker.is_alive():
+                self.plain_updates()
+                worker.join(0.5)
+            self.plain_updates()
+
+    def summary(self) -> None:
+        from rich.table import Table
+        t = Table(title="matrix summary")
+        for col in ("cell", "result", "time", "log / last line"):
+            t.add_column(col, overflow="fold")
+        for s in self.states:
+            detail = str(s.log) if s.status != "failed" else f"{s.log}: {s.last_line}"
+            t.add_row(s.cell.label, s.status, f"{s.elapsed():.1f}s", detail)
+        self.console.print(t)
+
+
+def run_matrix(cells: list[Cell], chain_argv: Callable[[Cell], list[str]], *, parallel: int | None,
+               resume: bool, jobs: int | None, work_dir: Path, dist_dir: Path,
+               packages: bool, stream=None) -> list[CellState]:
+    """Run every cell; returns their final states (the caller turns failures into an exit code)."""
+    if not cells:
+        raise ConfigError("the matrix is empty: give --version and --arch values")
+    at_once, jobs_per_cell = plan_parallelism(len(cells), parallel)
+    if jobs:
+        jobs_per_cell = jobs
+    log_dir = work_dir / "logs" / "matrix"
+    states = [CellState(cell=c, log=log_dir / f"{c.slug}.log") for c in cells]
+    digests: dict[Cell, str] = {}
+    for s in states:
+        digests[s.cell] = inputs_digest(s.cell, chain_argv(s.cell))
+        if resume and packages and already_done(dist_dir, s.cell, digests[s.cell]):
+            s.status, s.stage = "skipped", "packaged from identical inputs"
+    env = dict(os.environ, TFLITE_FORGE_JOBS=str(jobs_per_cell))
+    env.pop("TFLITE_FORGE_STATUS_FILE", None)
+
+    def work() -> None:
+        pending = [s for s in states if s.status == "queued"]
+        lock = threading.Lock()
+
+        def worker() -> None:
+            while True:
+                with lock:
+                    if not pending:
+                        return
+                    s = pending.pop(0)
+                run_cell(s, chain_argv(s.cell), env, PROJECT_ROOT)
+                if s.status == "ok" and packages:
+                    record_done(dist_dir, s.cell, digests[s.cell])
+
+        threads = [threading.Thread(target=worker, daemon=True) for _ in range(at_once)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    board = Board(states, stream=stream)
+    board.run(work)
+    board.summary()
+    return states
