@@ -1,0 +1,66 @@
+"""invoke doctor: every failing row names a fix; reachable things are reported ok."""
+
+import http.server
+import threading
+from contextlib import contextmanager
+
+from tflite_forge.doctor import FAIL, OK, check_cache, check_engine, check_network, run_checks
+from tflite_forge.settings import resolve
+
+
+@contextmanager
+def loopback_server():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def closed_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_upstream_is_checked_through_rewrites(tmp_path):
+    with loopback_server() as base:
+        rows = list(check_network(resolve({"rewrite": [f"https://={base}"]}, {}, {}), timeout=2))
+    assert rows[0].status == OK and base in rows[0].detail
+
+
+def test_unreachable_upstream_says_how_to_use_a_mirror():
+    settings = resolve({"rewrite": [f"https://=http://127.0.0.1:{closed_port()}/"]}, {}, {})
+    (row,) = check_network(settings, timeout=2)
+    assert row.status == FAIL and "--mirror" in row.fix and "invoke mirror --dest" in row.fix
+
+
+def test_mirrors_are_checked(tmp_path):
+    settings = resolve({"mirror": [f"file://{tmp_path}", f"file://{tmp_path}/absent"], "offline": True}, {}, {})
+    rows = list(check_network(settings, timeout=2))
+    assert [r.status for r in rows] == [OK, OK, FAIL]
+    assert rows[2].fix
+
+
+def test_unwritable_cache_is_a_failing_row(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    (row,) = check_cache(resolve({"cache_dir": str(blocker / "cache")}, {}, {}))
+    assert row.status == FAIL and "--cache-dir" in row.fix
+
+
+def test_missing_engine_is_a_failing_row_with_a_fix(tmp_path):
+    (row,) = check_engine(resolve({"engine": str(tmp_path / "podman")}, {}, {}))
+    assert row.status == FAIL and "setup-host.sh" in row.fix
+
+
+def test_every_failing_row_has_a_fix(tmp_path):
+    settings = resolve({"engine": str(tmp_path / "docker"), "cache_dir": str(tmp_path / "c"),
+                        "rewrite": [f"https://=http://127.0.0.1:{closed_port()}/"]}, {}, {})
+    rows = run_checks(settings)
+    assert any(r.status == FAIL for r in rows)
+    assert all(r.fix for r in rows if r.status == FAIL)

@@ -1,0 +1,182 @@
+"""`invoke doctor`: is this host ready? One row per check, and a fix for every failing row.
+
+Checks: container engine (present, version, rights), disk space, memory, qemu + binfmt_misc,
+cross compilers, the cache dir, and reachability of upstream and mirrors (after rewrites, so
+a site that reaches GitHub through a proxy is checked through that proxy).
+"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+from .settings import Settings
+
+OK, WARN, FAIL = "ok", "warn", "FAIL"
+MIN_FREE_GIB = 10      # a real TensorFlow build tree with ccache needs several GB
+MIN_MEM_GIB = 4        # two compile jobs
+UPSTREAM_PROBE = "https://github.com/tensorflow/tensorflow"
+BINFMT = Path("/proc/sys/fs/binfmt_misc")
+SETUP = "run ci/setup-host.sh as root"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str
+    detail: str
+    fix: str = ""
+
+
+def _free_gib(path: Path) -> float:
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return shutil.disk_usage(probe).free / 1024 ** 3
+
+
+def check_engine(settings: Settings) -> Iterable[Check]:
+    from .container import resolve_engine
+    from .errors import EngineError
+    try:
+        engine = resolve_engine(settings.engine)
+    except EngineError as err:
+        yield Check("container engine", FAIL, str(err).split("; ")[0],
+                    f"{SETUP} (installs docker.io and podman, starts dockerd), or pick one with --engine")
+        return
+    yield Check("container engine", OK, f"{engine.name} {engine.version} at {engine.binary} (daemon answers)")
+
+
+def check_disk(settings: Settings) -> Iterable[Check]:
+    for label, path in (("disk (work dir)", settings.work_dir), ("disk (cache)", settings.cache_dir)):
+        free = _free_gib(Path(path).resolve())
+        status = OK if free >= MIN_FREE_GIB else FAIL
+        yield Check(label, status, f"{free:.1f} GiB free at {path}",
+                    "" if status == OK else f"free at least {MIN_FREE_GIB} GiB there, or point --cache-dir / TFLITE_FORGE_WORK_DIR elsewhere")
+
+
+def check_memory(settings: Settings) -> Iterable[Check]:
+    from .matrix import GIB, memory_bytes
+    mem = memory_bytes() / GIB
+    jobs = max(1, int(mem // 2))
+    status = OK if mem >= MIN_MEM_GIB else WARN
+    yield Check("memory", status, f"{mem:.1f} GiB: up to {jobs} compile jobs at ~2 GiB each",
+                "" if status == OK else "expect slow builds; pass --jobs 1 to stay clear of the OOM killer")
+
+
+def check_qemu(settings: Settings) -> Iterable[Check]:
+    from .arches import ARCHES, resolve_arch
+    host = resolve_arch(platform.machine()).name
+    if not (BINFMT / "register").exists():
+        yield Check("binfmt_misc", FAIL, "not mounted: foreign-arch binaries and containers cannot run",
+                    f"mount -t binfmt_misc binfmt_misc {BINFMT} (or {SETUP})")
+        return
+    yield Check("binfmt_misc", OK, f"mounted at {BINFMT}")
+    for arch in ARCHES:
+        if arch.name == host or not arch.qemu_binary:
+            continue
+        binary = shutil.which(arch.qemu_binary)
+        entry = BINFMT / arch.qemu_binary.replace("-static", "")
+        if not binary:
+            yield Check(f"qemu ({arch.name})", FAIL, f"{arch.qemu_binary} not found", f"apt-get install qemu-user-static (or {SETUP})")
+        elif not entry.exists() or "enabled" not in entry.read_text():
+            yield Check(f"qemu ({arch.name})", FAIL, f"{entry.name} not registered with binfmt_misc",
+                        f"register /usr/lib/binfmt.d/{entry.name}.conf (or {SETUP})")
+        else:
+            yield Check(f"qemu ({arch.name})", OK, f"{binary}, binfmt entry enabled")
+
+
+def check_cross_compilers(settings: Settings) -> Iterable[Check]:
+    from .arches import ARCHES
+    for arch in ARCHES:
+        cc = f"{arch.triplet}-gcc"
+        found = shutil.which(cc)
+        if found:
+            yield Check(f"compiler ({arch.name})", OK, found)
+        else:
+            pkgs = " ".join(arch.cross_packages) or cc
+            yield Check(f"compiler ({arch.name})", WARN, f"{cc} not on the host (needed for `invoke test` smoke builds)",
+                        f"apt-get install {pkgs}")
+
+
+def check_cache(settings: Settings) -> Iterable[Check]:
+    cache = Path(settings.cache_dir)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=cache, prefix=".doctor-"):
+            pass
+    except OSError as err:
+        yield Check("cache dir", FAIL, f"{cache}: {err.strerror}", "pass a writable --cache-dir or set TFLITE_FORGE_CACHE")
+        return
+    entries = len(list((cache / "sha256").glob("*"))) if (cache / "sha256").is_dir() else 0
+    yield Check("cache dir", OK, f"{cache} (writable, {entries} verified files)")
+
+
+def _reachable(url: str, timeout: float) -> str | None:
+    """None when the URL answers (any HTTP status), else the reason."""
+    if url.startswith("file://"):
+        path = Path(url[len("file://"):])
+        return None if path.is_dir() else f"{path} is not a folder"
+    import requests
+    try:
+        requests.head(url, timeout=timeout, allow_redirects=False)
+        return None
+    except requests.RequestException as err:
+        return type(err).__name__
+
+
+def check_network(settings: Settings, timeout: float = 5.0) -> Iterable[Check]:
+    if settings.offline:
+        yield Check("upstream", OK, "--offline: upstream is not used")
+    else:
+        url = UPSTREAM_PROBE
+        for src, dst in sorted(settings.rewrites, key=lambda r: -len(r[0])):
+            if url.startswith(src):
+                url = dst + url[len(src):]
+                break
+        reason = _reachable(url, timeout)
+        if reason is None:
+            yield Check("upstream", OK, f"{url} answers")
+        else:
+            yield Check("upstream", WARN if settings.mirrors else FAIL, f"{url} unreachable ({reason})",
+                        "use a mirror (--mirror URL / TFLITE_FORGE_MIRRORS; make one with `invoke mirror --dest DIR` "
+                        "on a connected machine) or a proxy rewrite (--rewrite https://github.com/=https://proxy/github/)")
+    for mirror in settings.mirrors:
+        reason = _reachable(mirror, timeout)
+        yield Check(f"mirror {mirror}", OK if reason is None else FAIL,
+                    "answers" if reason is None else f"unreachable ({reason})",
+                    "" if reason is None else "check the URL, or drop it from --mirror / TFLITE_FORGE_MIRRORS")
+
+
+CHECKS: tuple[Callable[[Settings], Iterable[Check]], ...] = (
+    check_engine, check_disk, check_memory, check_qemu, check_cross_compilers, check_cache, check_network,
+)
+
+
+def run_checks(settings: Settings, checks=CHECKS) -> list[Check]:
+    rows: list[Check] = []
+    for check in checks:
+        try:
+            rows.extend(check(settings))
+        except Exception as err:  # a broken check is a failing row, not a crash
+            rows.append(Check(check.__name__.removeprefix("check_"), FAIL, f"check crashed: {err}", "report this as a bug"))
+    return rows
+
+
+def run_doctor(settings: Settings, stream=None) -> int:
+    """Print the table; return the number of failing rows."""
+    from rich.console import Console
+    from rich.table import Table
+    rows = run_checks(settings)
+    table = Table(title="tflite-forge doctor")
+    for col in ("check", "status", "detail", "fix"):
+        table.add_column(col, overflow="fold")
+    colour = {OK: "green", WARN: "yellow", FAIL: "red"}
+    for r in rows:
+        table.add_row(r.name, f"[{colour[r.status]}]{r.status}[/]", r.detail, r.fix)
+    Console(file=stream).print(table)
+    return sum(r.status == FAIL for r in rows)
