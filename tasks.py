@@ -65,3 +65,14 @@ def mirror(c, dest, cache_dir=None):
     from tflite_forge import fetch as fetch_mod
     fetch_mod.run_mirror_export(_settings(c, cache_dir=cache_dir), dest)
 
+
+
+@forge_task(help=_help("engine", "cache-dir", "mirror", "rewrite", "offline"), iterable=SHARED_ITERABLE)
+def doctor(c, engine=None, cache_dir=None, mirror=None, rewrite=None, offline=False):
+    """Check this host (engine, disk, memory, qemu/binfmt, cross compilers, cache, upstream, mirrors); a fix for every failing row."""
+    from tflite_forge import doctor as doctor_mod
+    from tflite_forge.errors import ConfigError
+    failing = doctor_mod.run_doctor(_settings(c, engine=engine, cache_dir=cache_dir, mirror=mirror,
+                                              rewrite=rewrite, offline=offline))
+    if failing:
+        raise ConfigError(f"{failing} check(s) failed; apply the fixes in the table above")
