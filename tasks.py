@@ -76,3 +76,15 @@ def doctor(c, engine=None, cache_dir=None, mirror=None, rewrite=None, offline=Fa
                                               rewrite=rewrite, offline=offline))
     if failing:
         raise ConfigError(f"{failing} check(s) failed; apply the fixes in the table above")
+
+
+@forge_task(help={"only": "run only benchmarks whose name contains this (fetch, patch, build, package); repeatable"},
+            iterable=["only"])
+def bench(c, only=None):
+    """Run the benchmarks in bench/ and print one table of ratios against references measured in the same run."""
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location("bench_run_all", Path(__file__).parent / "bench" / "run_all.py")
+    runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
+    runner.run(only or None)

@@ -1,0 +1,67 @@
+"""`invoke bench`: run every bench/bench_*.py and print one table of ratios.
+
+Each benchmark module has `main() -> list[dict]`: one row per measurement, each with at least
+`benchmark` and `ratio` (ours vs a reference measured in the same run, medians of several
+runs) and usually `ours`, `reference`, `target`. Speed targets live here, never in timed tests.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+
+
+def discover(only: list[str] | None = None) -> list[Path]:
+    scripts = sorted(BENCH_DIR.glob("bench_*.py"))
+    if only:
+        scripts = [s for s in scripts if any(o in s.stem for o in only)]
+    return scripts
+
+
+def load(path: Path):
+    spec = importlib.util.spec_from_file_location(f"tflite_forge_bench.{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    return module
+
+
+def run(only: list[str] | None = None, stream=None) -> list[dict]:
+    from rich.console import Console
+    from rich.table import Table
+    console = Console(file=stream or sys.stdout)
+    rows: list[dict] = []
+    for script in discover(only):
+        started = time.monotonic()
+        console.print(f"bench: running {script.name} ...", highlight=False)
+        try:
+            produced = load(script).main()
+        except Exception as err:  # one broken benchmark must not hide the others
+            produced = [{"benchmark": script.stem, "ratio": "error", "note": f"{type(err).__name__}: {err}"}]
+        for row in produced:
+            rows.append({"script": script.stem, **row})
+        console.print(f"bench: {script.name} done in {time.monotonic() - started:.1f}s", highlight=False)
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    table = Table(title="tflite-forge benchmarks (ratios against a reference measured in the same run)")
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*(_fmt(row.get(col, "")) for col in columns))
+    console.print(table)
+    return rows
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+if __name__ == "__main__":
+    run(sys.argv[1:] or None)
