@@ -88,3 +88,10 @@ def bench(c, only=None):
     runner = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(runner)
     runner.run(only or None)
+
+
+@forge_task(help=_help("engine", "jobs", keep="keep the scratch release (artifacts stay in <work_dir>/selftest/dist either way)"))
+def selftest(c, engine=None, jobs=None, keep=False):
+    """Run the whole pipeline on the bundled miniature TensorFlow (loopback mirror) for the host arch and aarch64."""
+    from tflite_forge import selftest as selftest_mod
+    selftest_mod.run_selftest(_settings(c, engine=engine, jobs=jobs), keep=keep)

@@ -197,7 +197,7 @@ class Board:
 
 def run_matrix(cells: list[Cell], chain_argv: Callable[[Cell], list[str]], *, parallel: int | None,
                resume: bool, jobs: int | None, work_dir: Path, dist_dir: Path,
-               packages: bool, stream=None) -> list[CellState]:
+               packages: bool, stream=None, env: dict[str, str] | None = None) -> list[CellState]:
     """Run every cell; returns their final states (the caller turns failures into an exit code)."""
     if not cells:
         raise ConfigError("the matrix is empty: give --version and --arch values")
@@ -211,7 +211,7 @@ def run_matrix(cells: list[Cell], chain_argv: Callable[[Cell], list[str]], *, pa
         digests[s.cell] = inputs_digest(s.cell, chain_argv(s.cell))
         if resume and packages and already_done(dist_dir, s.cell, digests[s.cell]):
             s.status, s.stage = "skipped", "packaged from identical inputs"
-    env = dict(os.environ, TFLITE_FORGE_JOBS=str(jobs_per_cell))
+    env = dict(os.environ if env is None else env, TFLITE_FORGE_JOBS=str(jobs_per_cell))
     env.pop("TFLITE_FORGE_STATUS_FILE", None)
 
     def work() -> None:
