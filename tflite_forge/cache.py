@@ -1,0 +1,137 @@
+"""The content-addressed download cache.
+
+Layout under the cache dir (`--cache-dir`, `TFLITE_FORGE_CACHE`, default `$XDG_CACHE_HOME/tflite-forge`):
+
+    sha256/<hex>            verified files only, read-only; the name IS the content's sha256
+    partial/<hex>.part      bytes of an interrupted download, kept for resuming; never trusted
+    partial/<hex>.part.json where those bytes came from (URL, ETag/Last-Modified) for If-Range
+    trees/<archive-hex>/    unpacked archives (see unpack.py), strip_prefix removed
+    locks/<hex>.lock        one file lock per entry, so two processes never write one entry
+
+A file enters `sha256/` only by `os.replace` of a fsynced file whose sha256 was computed
+while it was written: a crash at any moment leaves either nothing or a complete, verified file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from filelock import FileLock, Timeout
+
+HEX_RE = re.compile(r"^[0-9a-f]{64}$")
+CHUNK = 1 << 20
+
+
+def sha256_file(path: Path) -> str:
+    with open(path, "rb") as fh:
+        if sys.version_info >= (3, 11):
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+        digest = hashlib.sha256()  # pragma: no cover - Python 3.10
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        while n := fh.readinto(buf):
+            digest.update(view[:n])
+        return digest.hexdigest()
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class Cache:
+    root: Path
+
+    @property
+    def blobs(self) -> Path:
+        return self.root / "sha256"
+
+    @property
+    def partials(self) -> Path:
+        return self.root / "partial"
+
+    @property
+    def trees(self) -> Path:
+        return self.root / "trees"
+
+    def blob(self, hex_: str) -> Path:
+        if not HEX_RE.match(hex_):
+            raise ValueError(f"not a sha256: {hex_!r}")
+        return self.blobs / hex_
+
+    def has(self, hex_: str) -> bool:
+        return self.blob(hex_).is_file()
+
+    def partial(self, key: str) -> Path:
+        return self.partials / f"{key}.part"
+
+    def tree(self, hex_: str) -> Path:
+        return self.trees / hex_
+
+    def ensure_dirs(self) -> None:
+        for d in (self.blobs, self.partials, self.trees, self.root / "locks"):
+            d.mkdir(parents=True, exist_ok=True)
+
+    @contextlib.contextmanager
+    def locked(self, key: str, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+        """Hold the cross-process lock for one entry; call on_wait once if another process has it."""
+        self.ensure_dirs()
+        lock = FileLock(str(self.root / "locks" / f"{key}.lock"))
+        try:
+            lock.acquire(timeout=0.5)
+        except Timeout:
+            if on_wait:
+                on_wait()
+            lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def install(self, tmp: Path, hex_: str) -> Path:
+        """Move a fully written file whose sha256 is hex_ into sha256/ (fsync, then os.replace)."""
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(tmp, 0o444)
+        dest = self.blob(hex_)
+        os.replace(tmp, dest)
+        fsync_dir(self.blobs)
+        return dest
+
+    def discard(self, hex_: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.blob(hex_).unlink()
+
+    def entries(self) -> list[Path]:
+        if not self.blobs.is_dir():
+            return []
+        return sorted(p for p in self.blobs.iterdir() if HEX_RE.match(p.name) and p.is_file())
+
+    def verify(self, hex_: str) -> bool:
+        """Re-hash a cached file; a file that no longer matches its name is removed."""
+        path = self.blob(hex_)
+        if not path.is_file():
+            return False
+        if sha256_file(path) == hex_:
+            return True
+        self.discard(hex_)
+        return False
+
+
+def unique_suffix() -> str:
+    return f"{os.getpid()}-{time.monotonic_ns()}"

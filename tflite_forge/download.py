@@ -1,0 +1,318 @@
+"""One transfer: bytes from one URL into one `.part` file, hashed while they are written.
+
+The caller (fetch.py) decides what the bytes must hash to and whether they enter the cache;
+this module only moves bytes, retries and resumes:
+
+- requests Session + urllib3 `Retry`: connect errors, errors before the response, and the
+  statuses in RETRY_STATUSES are retried with exponential backoff; `Retry-After` is honoured
+  (capped by `FetchPolicy.max_retry_after`). Only GET/HEAD are retried. A 404 is final.
+- `(connect, read)` timeouts on every request; `Session.max_redirects` bounds redirects.
+- A body cut short (reset, stall past the read timeout, fewer bytes than Content-Length) is
+  resumed with `Range: bytes=N-` + `If-Range: <ETag or Last-Modified>` — from the same run, or
+  from a later run because the `.part` file and a `.part.json` note of its origin are kept in
+  `<cache>/partial/`. Without a strong validator the download restarts from zero instead, and a
+  server that ignores Range (answers 200) simply overwrites the partial bytes.
+- Bodies are read raw (`decode_content=False`, `Accept-Encoding: identity`): an archive is
+  hashed exactly as served, like curl does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Mapping
+
+from .cache import CHUNK
+from .progress import Progress
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+ENV_POLICY = {
+    "connect_timeout": "TFLITE_FORGE_CONNECT_TIMEOUT",
+    "read_timeout": "TFLITE_FORGE_READ_TIMEOUT",
+    "retries": "TFLITE_FORGE_RETRIES",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class FetchPolicy:
+    connect_timeout: float = 15.0
+    read_timeout: float = 60.0
+    retries: int = 5                # urllib3 retries: connect, read-before-response, RETRY_STATUSES
+    backoff_factor: float = 0.5     # sleeps 0, 1, 2, 4 ... seconds between retries
+    backoff_max: float = 30.0
+    max_retry_after: float = 120.0  # a server asking to wait longer than this is waited on this long
+    max_redirects: int = 10
+    resume_attempts: int = 3        # body cut short: resume (or restart) this many times per URL
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "FetchPolicy":
+        """Defaults, overridden by TFLITE_FORGE_CONNECT_TIMEOUT / _READ_TIMEOUT / _RETRIES."""
+        from .errors import ConfigError
+        environ = os.environ if environ is None else environ
+        policy = cls()
+        for field, var in ENV_POLICY.items():
+            raw = environ.get(var, "").strip()
+            if not raw:
+                continue
+            try:
+                value = int(raw) if field == "retries" else float(raw)
+                if value < 0:
+                    raise ValueError
+            except ValueError:
+                raise ConfigError(f"{var}={raw!r}: expected a non-negative number") from None
+            policy = replace(policy, **{field: value})
+        return policy
+
+
+class TransferError(Exception):
+    """One URL failed. `unreachable` means no connection could be made at all (DNS, refused,
+    connect timeout): the case where a mirror is the answer."""
+
+    def __init__(self, url: str, reason: str, *, unreachable: bool = False, status: int | None = None):
+        super().__init__(f"{url}: {reason}")
+        self.url = url
+        self.reason = reason
+        self.unreachable = unreachable
+        self.status = status
+
+
+def make_session(policy: FetchPolicy):
+    import requests
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+
+    class CappedRetry(Retry):
+        def get_retry_after(self, response):  # type: ignore[override]
+            value = super().get_retry_after(response)
+            return None if value is None else min(value, policy.max_retry_after)
+
+    retry = CappedRetry(
+        total=policy.retries, connect=policy.retries, read=policy.retries, status=policy.retries,
+        other=0, redirect=False,  # redirects: requests follows them, bounded by max_redirects
+        allowed_methods=frozenset({"GET", "HEAD"}), status_forcelist=RETRY_STATUSES,
+        backoff_factor=policy.backoff_factor, backoff_max=policy.backoff_max,
+        respect_retry_after_header=True, raise_on_status=False, raise_on_redirect=False,
+    )
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=4)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.max_redirects = policy.max_redirects
+    from . import __version__
+    session.headers["User-Agent"] = f"tflite-forge/{__version__}"
+    return session
+
+
+# ---------------------------------------------------------------- partial bookkeeping
+
+def _meta_path(part: Path) -> Path:
+    return part.with_name(part.name + ".json")
+
+
+def _read_meta(part: Path) -> dict:
+    try:
+        return json.loads(_meta_path(part).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_meta(part: Path, meta: dict) -> None:
+    path = _meta_path(part)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(meta, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def drop_partial(part: Path) -> None:
+    for p in (part, _meta_path(part)):
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+
+
+def _validator(headers: Mapping[str, str]) -> str | None:
+    """A validator usable in If-Range: a strong ETag, else Last-Modified (RFC 9110 13.1.5)."""
+    etag = headers.get("ETag")
+    if etag and not etag.startswith("W/"):
+        return etag
+    return headers.get("Last-Modified")
+
+
+def _hash_prefix(part: Path) -> "hashlib._Hash":
+    digest = hashlib.sha256()
+    with open(part, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return digest
+
+
+# ---------------------------------------------------------------- transfers
+
+def file_url_path(url: str) -> Path:
+    parsed = urllib.parse.urlparse(url)
+    if parsed.netloc not in ("", "localhost"):
+        raise TransferError(url, "file:// URLs must name a local path (file:///abs/path)")
+    return Path(urllib.request.url2pathname(parsed.path))
+
+
+def copy_file_url(url: str, part: Path, progress: Progress, label: str) -> tuple[str, int]:
+    src = file_url_path(url)
+    try:
+        size = src.stat().st_size
+        fin = open(src, "rb")
+    except FileNotFoundError:
+        raise TransferError(url, "no such file", status=404) from None
+    except OSError as exc:
+        raise TransferError(url, exc.strerror or str(exc)) from None
+    drop_partial(part)
+    digest = hashlib.sha256()
+    progress.start(label, size)
+    ok = False
+    try:
+        with fin, open(part, "wb") as fout:
+            while chunk := fin.read(CHUNK):
+                digest.update(chunk)
+                fout.write(chunk)
+                progress.advance(len(chunk))
+            fout.flush()
+            os.fsync(fout.fileno())
+        ok = True
+    finally:
+        progress.finish(ok)
+    return digest.hexdigest(), part.stat().st_size
+
+
+def _describe(exc: BaseException, policy: FetchPolicy) -> tuple[str, bool]:
+    """(reason, unreachable) for an exception raised while connecting or reading."""
+    import requests
+    import urllib3.exceptions as u3
+
+    text = str(exc)
+    if isinstance(exc, requests.exceptions.TooManyRedirects):
+        return f"more than {policy.max_redirects} redirects (a redirect loop?)", False
+    if isinstance(exc, (requests.exceptions.ConnectTimeout, u3.ConnectTimeoutError)):
+        return f"no connection within {policy.connect_timeout:g}s (connect timeout)", True
+    if isinstance(exc, (requests.exceptions.ReadTimeout, u3.ReadTimeoutError)) or "Read timed out" in text:
+        return f"no data for {policy.read_timeout:g}s (read timeout)", False
+    if "NameResolutionError" in text or "Name or service not known" in text or "Temporary failure in name resolution" in text:
+        return "cannot resolve the host name (no DNS / no network)", True
+    if "Connection refused" in text:
+        return "connection refused", True
+    if "Network is unreachable" in text or "No route to host" in text:
+        return "network is unreachable", True
+    if "IncompleteRead" in text or "incomplete" in text.lower():
+        m = re.search(r"(\d+) bytes read, (\d+) more expected", text)
+        detail = f" ({m.group(1)} bytes read, {m.group(2)} more expected)" if m else ""
+        return f"connection closed before the end of the body{detail}", False
+    if "reset" in text.lower() or isinstance(exc, ConnectionResetError):
+        return "connection reset by the server", False
+    if isinstance(exc, requests.exceptions.SSLError):
+        return f"TLS error: {text}", False
+    return text.splitlines()[0] if text else type(exc).__name__, False
+
+
+def http_download(session, url: str, part: Path, policy: FetchPolicy, progress: Progress,
+                  label: str) -> tuple[str, int]:
+    """Download url into part (resuming what is there when safe); return (sha256, size)."""
+    import requests
+    import urllib3.exceptions as u3
+
+    failures = 0
+    while True:
+        meta = _read_meta(part)
+        offset = part.stat().st_size if part.exists() else 0
+        headers = {"Accept-Encoding": "identity"}
+        resumable = offset > 0 and meta.get("url") == url and meta.get("validator")
+        if resumable:
+            headers["Range"] = f"bytes={offset}-"
+            headers["If-Range"] = meta["validator"]
+        elif offset or meta:
+            drop_partial(part)
+            offset = 0
+        try:
+            resp = session.get(url, headers=headers, stream=True, allow_redirects=True,
+                               timeout=(policy.connect_timeout, policy.read_timeout))
+        except (requests.exceptions.RequestException, u3.HTTPError, OSError) as exc:
+            reason, unreachable = _describe(exc, policy)
+            raise TransferError(url, reason, unreachable=unreachable) from None
+        with resp:
+            if resp.status_code == 416 and resumable:
+                drop_partial(part)  # our partial is longer than the file: start over
+                failures += 1
+                if failures > policy.resume_attempts:
+                    raise TransferError(url, "server refuses every byte range (HTTP 416)", status=416)
+                continue
+            if resp.status_code == 206 and resumable:
+                m = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", resp.headers.get("Content-Range", ""))
+                if not m or int(m.group(1)) != offset:
+                    drop_partial(part)
+                    failures += 1
+                    if failures > policy.resume_attempts:
+                        raise TransferError(url, "server answered a range request with the wrong range")
+                    continue
+                total = None if m.group(3) == "*" else int(m.group(3))
+                digest, mode = _hash_prefix(part), "ab"
+            elif resp.status_code == 200:
+                offset, digest, mode = 0, hashlib.sha256(), "wb"
+                length = resp.headers.get("Content-Length")
+                total = int(length) if length and length.isdigit() else None
+                _write_meta(part, {"url": url, "validator": _validator(resp.headers)})
+            else:
+                reason = f"HTTP {resp.status_code} {resp.reason or ''}".rstrip()
+                if resp.status_code in RETRY_STATUSES and policy.retries:
+                    reason += f" (still, after {policy.retries} retries)"
+                raise TransferError(url, reason, status=resp.status_code)
+
+            progress.start(label, total, resumed_at=offset)
+            ok = False
+            try:
+                with open(part, mode) as fh:
+                    try:
+                        for chunk in resp.raw.stream(CHUNK, decode_content=False):
+                            digest.update(chunk)
+                            fh.write(chunk)
+                            progress.advance(len(chunk))
+                    finally:
+                        fh.flush()
+                        os.fsync(fh.fileno())
+                ok = True
+            except (requests.exceptions.RequestException, u3.HTTPError, OSError) as exc:
+                reason, _ = _describe(exc, policy)
+                failures += 1
+                if failures > policy.resume_attempts:
+                    raise TransferError(url, f"{reason}; gave up after {failures} tries "
+                                             f"(the partial file is kept for the next run)") from None
+                continue
+            finally:
+                progress.finish(ok)
+            return digest.hexdigest(), part.stat().st_size
+
+
+def copy_atomic(src: Path, dest: Path, *, link: bool = True) -> None:
+    """Place src at dest atomically: hardlink when allowed and possible, else copy; then rename."""
+    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    try:
+        if link:
+            try:
+                os.link(src, tmp)
+            except OSError:
+                shutil.copyfile(src, tmp)
+        else:
+            shutil.copyfile(src, tmp)
+        if not link or os.stat(tmp).st_nlink == 1:
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
