@@ -1,0 +1,244 @@
+"""The builder image: Debian + compilers + the target's cross packages, one image per arch.
+
+- `bootstrap_base_image` makes the base image with no registry at all:
+  `debootstrap --variant=minbase bookworm DIR http://deb.debian.org/debian`, then the tree is
+  tarred once into the cache and imported (`docker import` / `podman import`). Idempotent.
+- `ensure_builder_image` builds `tflite_forge/docker/builder.Dockerfile` (multi-stage: base,
+  then toolchain) tagged `tflite-forge/builder:<arch>-<hash>`, the hash covering the Dockerfile
+  text, both package lists and the base image's ID: it is rebuilt only when one of them changes.
+  The base image's glibc is the glibc floor of every library built in it; `BuilderImage.facts`
+  carries it with the compiler versions, read from the image itself.
+
+Runtime images (for running results on the target) are another module (runtime_image.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping
+
+from . import container as ct
+from .arches import Arch
+from .errors import EngineError
+
+DOCKERFILE = Path(__file__).resolve().parent / "docker" / "builder.Dockerfile"
+BUILDER_REPO = "tflite-forge/builder"
+DEFAULT_BASE_IMAGE = "tflite-forge/debian-base:bookworm"
+DEBIAN_SUITE = "bookworm"
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+# Native tools every builder has; the target's cross packages come from arches.py.
+BASE_PACKAGES = ("build-essential", "cmake", "ninja-build", "ccache", "qemu-user-static", "file")
+FACTS_FILE = "/etc/tflite-forge/builder.env"
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuilderImage:
+    tag: str
+    id: str
+    arch: str
+    base_image: str
+    base_id: str
+    facts: Mapping[str, str]          # glibc, gcc, gxx, host_gcc, cmake, ninja, ccache, debian, triplet
+
+    @property
+    def glibc_floor(self) -> str:
+        return self.facts.get("glibc", "")
+
+    @property
+    def gcc_major(self) -> int | None:
+        text = self.facts.get("gcc", "")
+        return int(text.split(".")[0]) if text.split(".")[0].isdigit() else None
+
+
+def _say(message: str) -> None:
+    print(f"tflite-forge: {message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- base image (no registry)
+
+def base_tarball(cache_dir: Path, suite: str = DEBIAN_SUITE) -> Path:
+    return Path(cache_dir) / "images" / f"debian-{suite}-minbase.tar"
+
+
+def debootstrap_tarball(dest: Path, *, suite: str = DEBIAN_SUITE, mirror: str = DEBIAN_MIRROR,
+                        on_line: Callable[[str], None] | None = None) -> Path:
+    """debootstrap a minbase root filesystem and tar it to `dest` (atomically)."""
+    if shutil.which("debootstrap") is None and not Path("/usr/sbin/debootstrap").exists():
+        raise EngineError("debootstrap not found; install it (apt-get install debootstrap, or run ci/setup-host.sh) "
+                          "or pass --base-image with an image your engine has")
+    if os.geteuid() != 0:
+        raise EngineError("debootstrap needs root to make the base image; run `sudo invoke image --bootstrap` once, "
+                          "or pass --base-image with an existing Debian image")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    debootstrap = shutil.which("debootstrap") or "/usr/sbin/debootstrap"
+    with tempfile.TemporaryDirectory(prefix=".bootstrap-", dir=dest.parent) as tmp:
+        root = Path(tmp) / "rootfs"
+        argv = [debootstrap, "--variant=minbase", suite, str(root), mirror]
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                errors="replace", stdin=subprocess.DEVNULL)
+        tail: list[str] = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            tail = (tail + [line.rstrip()])[-20:]
+            if on_line:
+                on_line(line.rstrip())
+        if proc.wait() != 0:
+            raise EngineError(f"debootstrap {suite} from {mirror} failed: {tail[-1] if tail else '?'}; "
+                              "check that the Debian mirror is reachable (or pass --base-image)")
+        partial = Path(tmp) / "rootfs.tar"
+        tar = subprocess.run(["tar", "--numeric-owner", "--xattrs", "-C", str(root), "-cf", str(partial), "."],
+                             capture_output=True, text=True)
+        if tar.returncode != 0:
+            raise EngineError(f"could not tar the debootstrap tree: {tar.stderr.strip().splitlines()[-1:]}")
+        os.replace(partial, dest)
+    return dest
+
+
+def bootstrap_base_image(engine: ct.EngineConfig, *, cache_dir: Path, ref: str = DEFAULT_BASE_IMAGE,
+                         suite: str = DEBIAN_SUITE, mirror: str = DEBIAN_MIRROR, force: bool = False,
+                         on_line: Callable[[str], None] | None = None) -> str:
+    """Make `ref` from debootstrap + import; reuse the image, or the cached tarball, when present."""
+    existing = ct.image_id(engine, ref)
+    if existing and not force:
+        return existing
+    tarball = base_tarball(cache_dir, suite)
+    if force or not tarball.exists():
+        _say(f"debootstrap {suite} ({mirror}) -> {tarball}")
+        debootstrap_tarball(tarball, suite=suite, mirror=mirror, on_line=on_line)
+    _say(f"importing {tarball.name} into {engine.name} as {ref}")
+    changes = [f"LABEL {ct.LABEL}=1", f"LABEL io.tflite-forge.debian-suite={suite}", 'CMD ["/bin/bash"]']
+    return ct.import_image(engine, tarball, ref, changes=changes)
+
+
+# ---------------------------------------------------------------- builder image
+
+def builder_inputs(arch: Arch, base_id: str, dockerfile_text: str | None = None) -> dict[str, str]:
+    """Everything the image depends on; its hash is the tag."""
+    text = dockerfile_text if dockerfile_text is not None else DOCKERFILE.read_text()
+    return {
+        "dockerfile_sha256": hashlib.sha256(text.encode()).hexdigest(),
+        "base_packages": " ".join(BASE_PACKAGES),
+        "cross_packages": " ".join(arch.cross_packages),
+        "triplet": arch.triplet,
+        "base_id": base_id,
+    }
+
+
+def builder_tag(arch: Arch, inputs: Mapping[str, str]) -> str:
+    digest = hashlib.sha256(json.dumps(dict(inputs), sort_keys=True).encode()).hexdigest()
+    return f"{BUILDER_REPO}:{arch.name}-{digest[:16]}"
+
+
+def parse_facts(text: str) -> dict[str, str]:
+    facts = {}
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition("=")
+        if sep and key:
+            facts[key] = value
+    return facts
+
+
+def read_facts(engine: ct.EngineConfig, tag: str, image_id: str, work_dir: Path) -> dict[str, str]:
+    """The image's builder.env, cached on the host by image ID (one probe container per new image)."""
+    cache = Path(work_dir) / "images" / f"{image_id.replace(':', '-')}.json"
+    if cache.exists():
+        return json.loads(cache.read_text())
+    spec = ct.ContainerSpec(image=tag, purpose="probe", labels=(("io.tflite-forge.image", tag),))
+    proc = ct.run_container(engine, spec, ["cat", FACTS_FILE], timeout=120)
+    if proc.returncode != 0:
+        raise EngineError(f"{tag} has no readable {FACTS_FILE} ({(proc.stderr or '').strip()[-200:]}); "
+                          "remove the image (invoke clean --images) and build it again")
+    facts = parse_facts(proc.stdout)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp")
+    tmp.write_text(json.dumps(facts, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, cache)
+    return facts
+
+
+def resolve_base_image(engine: ct.EngineConfig, base_image: str, *, cache_dir: Path,
+                       on_line: Callable[[str], None] | None = None) -> str:
+    """The base image's ID; the default one is bootstrapped when missing, others pulled."""
+    found = ct.image_id(engine, base_image)
+    if found:
+        return found
+    if base_image == DEFAULT_BASE_IMAGE:
+        _say(f"{base_image} is missing from {engine.name}; making it now (invoke image --bootstrap)")
+        return bootstrap_base_image(engine, cache_dir=cache_dir, ref=base_image, on_line=on_line)
+    ct.pull_image(engine, base_image)
+    found = ct.image_id(engine, base_image)
+    if not found:
+        raise EngineError(f"base image {base_image} is not available to {engine.name}; pull or import it, "
+                          "or use the default (invoke image --bootstrap)")
+    return found
+
+
+def ensure_builder_image(engine: ct.EngineConfig, arch: Arch, *, work_dir: Path, cache_dir: Path,
+                         base_image: str = DEFAULT_BASE_IMAGE,
+                         on_line: Callable[[str], None] | None = None) -> BuilderImage:
+    """The builder image for `arch`, built only when its inputs changed."""
+    base_id = resolve_base_image(engine, base_image, cache_dir=cache_dir, on_line=on_line)
+    text = DOCKERFILE.read_text()
+    inputs = builder_inputs(arch, base_id, text)
+    tag = builder_tag(arch, inputs)
+    found = ct.image_id(engine, tag)
+    if not found:
+        logs = Path(work_dir) / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        log_path = logs / f"image-{arch.name}-{engine.name}.log"
+        _say(f"building {tag} with {engine.name} (base {base_image}); log: {log_path}")
+        with tempfile.TemporaryDirectory(prefix="tflite-forge-image-") as ctx, open(log_path, "w") as log:
+            dockerfile = Path(ctx) / "Dockerfile"
+            dockerfile.write_text(text)
+            labels = {f"io.tflite-forge.{k.replace('_', '-')}": v for k, v in inputs.items()}
+            labels["io.tflite-forge.base-image"] = base_image
+            labels["io.tflite-forge.arch"] = arch.name
+            try:
+                ct.build_image(engine, context=Path(ctx), dockerfile=dockerfile, tag=tag, log=log, on_line=on_line,
+                               build_args={"BASE_IMAGE": base_id if engine.name == "podman" else base_image,
+                                           "BASE_PACKAGES": inputs["base_packages"],
+                                           "CROSS_PACKAGES": inputs["cross_packages"],
+                                           "TRIPLET": arch.triplet},
+                               labels=labels)
+            except EngineError as err:
+                raise EngineError(f"{err} (full log: {log_path})") from None
+        found = ct.image_id(engine, tag)
+        if not found:
+            raise EngineError(f"{engine.name} built {tag} but does not list it; see {log_path}")
+    facts = read_facts(engine, tag, found, work_dir)
+    return BuilderImage(tag=tag, id=found, arch=arch.name, base_image=base_image, base_id=base_id, facts=facts)
+
+
+def builder_images(engine: ct.EngineConfig) -> list[str]:
+    return [ref for ref in ct.list_images(engine) if ref.startswith(BUILDER_REPO + ":")]
+
+
+def run_image(settings, *, bootstrap: bool = False, base_image: str | None = None, force: bool = False,
+              arch: str | None = None) -> None:
+    # settings: tflite_forge.settings.Settings (engine, arch, cache_dir, work_dir)
+    """`invoke image`: make the base image (--bootstrap) and/or the builder image for --arch."""
+    from .arches import resolve_arches
+
+    engine = ct.resolve_engine(settings.engine)
+    base = base_image or DEFAULT_BASE_IMAGE
+    if bootstrap:
+        image = bootstrap_base_image(engine, cache_dir=settings.cache_dir, ref=base, force=force)
+        probe = ct.run_container(engine, ct.ContainerSpec(image=base, purpose="probe"),
+                                 ["getconf", "GNU_LIBC_VERSION"], timeout=120)
+        glibc = probe.stdout.split()[-1] if probe.returncode == 0 and probe.stdout.split() else "?"
+        print(f"{base}  {image[:19]}  glibc {glibc}  ({engine.name})")
+    targets = arch or settings.arch
+    if targets or not bootstrap:
+        for target in resolve_arches(targets):
+            built = ensure_builder_image(engine, target, work_dir=settings.work_dir, cache_dir=settings.cache_dir,
+                                         base_image=base)
+            print(f"{built.tag}  {built.id[:19]}  glibc floor {built.glibc_floor}  gcc {built.facts.get('gcc', '?')}"
+                  f"  ({engine.name})")
