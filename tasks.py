@@ -66,6 +66,28 @@ def mirror(c, dest, cache_dir=None):
     fetch_mod.run_mirror_export(_settings(c, cache_dir=cache_dir), dest)
 
 
+@forge_task(help=_help(*FETCH_OPTIONS, "arch",
+                       backend="build system the working copy is for: cmake (default) or bazel; edits say which they need",
+                       dry_run="print the unified diff the patch sets would apply (from the cache trees) and change nothing"),
+            iterable=SHARED_ITERABLE)
+def patch(c, version=None, recipe=None, cache_dir=None, mirror=None, rewrite=None, offline=False, arch=None,
+          backend="cmake", dry_run=False):
+    """Copy the unpacked trees to <work_dir>/src/<recipe>-<arch>/ and apply the recipe's patch sets, all or nothing."""
+    from tflite_forge import patching
+    patching.run_patch(_settings(c, version=version, recipe=recipe, cache_dir=cache_dir, mirror=mirror,
+                                 rewrite=rewrite, offline=offline, arch=arch), backend=backend, dry_run=dry_run)
+
+
+@forge_task(help=_help("version", "recipe", "cache-dir",
+                       check="check every selected recipe (--version V, a comma list, or all; default all) against the "
+                             "fetched archives: which edits apply, drifted, or are already upstream"),
+            auto_shortflags=False)
+def patches(c, version=None, recipe=None, cache_dir=None, check=False):
+    """List the patch sets in patches/, or (--check) report per recipe which edits apply, drifted or are upstream."""
+    from tflite_forge import patching
+    patching.run_patches(_settings(c, version=version, recipe=recipe, cache_dir=cache_dir), check=check)
+
+
 
 @forge_task(help=_help("engine", "cache-dir", "mirror", "rewrite", "offline"), iterable=SHARED_ITERABLE)
 def doctor(c, engine=None, cache_dir=None, mirror=None, rewrite=None, offline=False):
@@ -95,3 +117,40 @@ def selftest(c, engine=None, jobs=None, keep=False):
     """Run the whole pipeline on the bundled miniature TensorFlow (loopback mirror) for the host arch and aarch64."""
     from tflite_forge import selftest as selftest_mod
     selftest_mod.run_selftest(_settings(c, engine=engine, jobs=jobs), keep=keep)
+
+
+BUILD_HELP = _help(*FETCH_OPTIONS, "arch", "engine", "jobs",
+                   base_image="base image of the builder (default tflite-forge/debian-base:bookworm, made by `invoke image --bootstrap`; "
+                              "with a registry, pin one by digest: debian:bookworm@sha256:...)",
+                   cxx_shared="also build the C++ shared library libtensorflow-lite.so (-DBUILD_SHARED_LIBS=ON)",
+                   force="build even when the stamp says nothing changed")
+
+
+@forge_task(help=BUILD_HELP, iterable=SHARED_ITERABLE)
+def build(c, version=None, recipe=None, cache_dir=None, mirror=None, rewrite=None, offline=False, arch=None,
+          engine=None, jobs=None, base_image=None, cxx_shared=False, force=False):
+    """Build libtensorflowlite_c.so for --arch in a container with no network (fetches and patches first if needed)."""
+    from tflite_forge import build as build_mod
+    build_mod.run_build_task(_settings(c, version=version, recipe=recipe, cache_dir=cache_dir, mirror=mirror,
+                                       rewrite=rewrite, offline=offline, arch=arch, engine=engine, jobs=jobs),
+                             base_image=base_image, cxx_shared=cxx_shared, force=force)
+
+
+@forge_task(help=_help("arch", "engine", "cache-dir",
+                       bootstrap="make the base image with debootstrap + import (no registry needed; needs root)",
+                       base_image="base image to build on, or the name --bootstrap gives (default tflite-forge/debian-base:bookworm)",
+                       force="with --bootstrap: debootstrap again even if the image or its cached tarball exists"))
+def image(c, arch=None, engine=None, cache_dir=None, bootstrap=False, base_image=None, force=False):
+    """Make the builder image for --arch (tagged by a hash of its inputs), and with --bootstrap the Debian base image."""
+    from tflite_forge import image as image_mod
+    image_mod.run_image(_settings(c, arch=arch, engine=engine, cache_dir=cache_dir), bootstrap=bootstrap,
+                        base_image=base_image, force=force, arch=arch)
+
+
+@forge_task(help=_help("engine", build="remove build trees: build volumes, <work_dir>/out and stamps (the default scope)",
+                       images="remove the builder images (the base image is kept)",
+                       cache="remove the ccache volumes (the next build is cold)"))
+def clean(c, engine=None, build=False, images=False, cache=False):
+    """Remove what builds leave behind; each scope says what it deleted."""
+    from tflite_forge import build as build_mod
+    build_mod.run_clean(_settings(c, engine=engine), build=build, images=images, cache=cache)

@@ -1,0 +1,249 @@
+"""Target architectures as data: one row per `--arch`, everything a later step needs.
+
+    --arch      triplet               Debian  platform       qemu                 ELF
+    aarch64     aarch64-linux-gnu     arm64   linux/arm64    qemu-aarch64-static  EM_AARCH64, 64-bit
+    armhf       arm-linux-gnueabihf   armhf   linux/arm/v7   qemu-arm-static      EM_ARM, 32-bit, hard-float
+    x86_64      x86_64-linux-gnu      amd64   linux/amd64    (native)             EM_X86_64, 64-bit
+    riscv64     riscv64-linux-gnu     riscv64 linux/riscv64  qemu-riscv64-static  EM_RISCV, 64-bit, lp64d
+
+Aliases (arm64, armv7l, armv7, amd64, x64, riscv) resolve to these names. The compiler
+flags live in the toolchain files (`toolchains/<triplet>.cmake`), not here, so a
+CMake user can take a toolchain file without this package. Known-bad combinations
+carry the upstream issue that documents them; `check_combination` reports the ones a
+build would hit, and `default_cmake_options` already avoids them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigError
+
+TOOLCHAINS_DIR = Path(__file__).resolve().parent.parent / "toolchains"
+
+# ELF header flags checked on armhf / riscv64 outputs (values from the psABIs).
+EF_ARM_EABI_VER5 = 0x05000000
+EF_ARM_ABI_FLOAT_HARD = 0x00000400
+EF_RISCV_FLOAT_ABI_DOUBLE = 0x0004
+
+
+@dataclass(frozen=True, kw_only=True)
+class KnownBad:
+    """A combination that fails upstream, with the issue that says so and the way around it."""
+
+    arches: tuple[str, ...]
+    versions: str                         # version specifier, e.g. ">=2.5" (see patchset.version_matches)
+    when: tuple[tuple[str, str], ...]     # CMake options that trigger it; ON/OFF compared case-insensitively
+    gcc_below: int | None = None          # only with GCC older than this major version
+    issues: tuple[str, ...]
+    reason: str
+    avoid: tuple[tuple[str, str], ...]    # CMake options that avoid it
+
+    def describe(self) -> str:
+        trigger = " ".join(f"-D{k}={v}" for k, v in self.when)
+        if self.gcc_below:
+            trigger += f" with GCC < {self.gcc_below}"
+        avoid = " ".join(f"-D{k}={v}" for k, v in self.avoid)
+        return f"{trigger}: {self.reason} ({', '.join(self.issues)}); use {avoid}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Arch:
+    name: str
+    aliases: tuple[str, ...]
+    triplet: str
+    debian_arch: str
+    platform: str                          # container platform (docker/podman --platform)
+    cmake_system_processor: str            # what XNNPACK's processor detection expects
+    qemu_binary: str | None                # None: runs natively on an x86_64 host
+    cross_packages: tuple[str, ...]        # Debian packages the builder image needs for this target
+    elf_machine: str                       # pyelftools e_machine name
+    elf_class: int                         # 32 or 64
+    elf_flags_set: int = 0                 # e_flags bits every output must carry
+    neon: bool = False                     # does every CPU of this target have NEON / ASIMD?
+    default_cmake_options: tuple[tuple[str, str], ...] = ()
+    notes: str = ""
+    known_bad: tuple[KnownBad, ...] = field(default=())
+
+    @property
+    def toolchain_file(self) -> Path:
+        return TOOLCHAINS_DIR / f"{self.triplet}.cmake"
+
+    @property
+    def sysroot(self) -> Path:
+        """Where Debian's cross packages put the target's libc (qemu -L uses it)."""
+        return Path("/usr") / self.triplet
+
+    def qemu_command(self) -> list[str]:
+        """argv prefix that runs one of this target's dynamically linked programs on the host."""
+        if self.qemu_binary is None:
+            return []
+        return [self.qemu_binary, "-L", str(self.sysroot)]
+
+
+_GITHUB = "https://github.com/tensorflow/tensorflow/issues/"
+
+_XNNPACK_ARM32 = KnownBad(
+    arches=("armhf",),
+    versions=">=2.5",
+    when=(("TFLITE_ENABLE_XNNPACK", "ON"),),
+    issues=(f"{_GITHUB}53545", f"{_GITHUB}50029", f"{_GITHUB}57364"),
+    reason="XNNPACK fails to cross-compile for 32-bit ARM in many releases; the official armhf build turns it off",
+    avoid=(("TFLITE_ENABLE_XNNPACK", "OFF"),),
+)
+
+_XNNPACK_BF16_I8MM_OLD_GCC = KnownBad(
+    arches=("aarch64",),
+    versions=">=2.14",
+    when=(("TFLITE_ENABLE_XNNPACK", "ON"),),
+    gcc_below=10,
+    issues=(f"{_GITHUB}68616", f"{_GITHUB}71636"),
+    reason="XNNPACK's bf16 and i8mm kernels need GCC >= 10 (-march=armv8.2-a+bf16 / +i8mm)",
+    avoid=(("XNNPACK_ENABLE_ARM_BF16", "OFF"), ("XNNPACK_ENABLE_ARM_I8MM", "OFF")),
+)
+
+ARCHES: tuple[Arch, ...] = (
+    Arch(
+        name="aarch64",
+        aliases=("arm64", "armv8", "aarch64-linux-gnu"),
+        triplet="aarch64-linux-gnu",
+        debian_arch="arm64",
+        platform="linux/arm64",
+        cmake_system_processor="aarch64",
+        qemu_binary="qemu-aarch64-static",
+        cross_packages=("crossbuild-essential-arm64",),
+        elf_machine="EM_AARCH64",
+        elf_class=64,
+        neon=True,
+        notes="ASIMD is mandatory on ARMv8-A; GCC for aarch64 rejects -mfpu=neon (#17001).",
+        known_bad=(_XNNPACK_BF16_I8MM_OLD_GCC,),
+    ),
+    Arch(
+        name="armhf",
+        aliases=("armv7l", "armv7", "arm", "arm-linux-gnueabihf"),
+        triplet="arm-linux-gnueabihf",
+        debian_arch="armhf",
+        platform="linux/arm/v7",
+        cmake_system_processor="armv7",
+        qemu_binary="qemu-arm-static",
+        cross_packages=("crossbuild-essential-armhf",),
+        elf_machine="EM_ARM",
+        elf_class=32,
+        elf_flags_set=EF_ARM_EABI_VER5 | EF_ARM_ABI_FLOAT_HARD,
+        neon=True,
+        default_cmake_options=(("TFLITE_ENABLE_XNNPACK", "OFF"),),
+        notes="ARMv7-A with NEON-VFPv4 (Raspberry Pi 2 and later in 32-bit mode); keeps its -mfpu flags.",
+        known_bad=(_XNNPACK_ARM32,),
+    ),
+    Arch(
+        name="x86_64",
+        aliases=("amd64", "x64", "x86-64", "x86_64-linux-gnu"),
+        triplet="x86_64-linux-gnu",
+        debian_arch="amd64",
+        platform="linux/amd64",
+        cmake_system_processor="x86_64",
+        qemu_binary=None,
+        cross_packages=("build-essential",),
+        elf_machine="EM_X86_64",
+        elf_class=64,
+    ),
+    Arch(
+        name="riscv64",
+        aliases=("riscv", "rv64", "riscv64-linux-gnu"),
+        triplet="riscv64-linux-gnu",
+        debian_arch="riscv64",
+        platform="linux/riscv64",
+        cmake_system_processor="riscv64",
+        qemu_binary="qemu-riscv64-static",
+        cross_packages=("crossbuild-essential-riscv64",),
+        elf_machine="EM_RISCV",
+        elf_class=64,
+        elf_flags_set=EF_RISCV_FLOAT_ABI_DOUBLE,
+        notes="Extra target: RV64GC, lp64d ABI (Debian's riscv64 port).",
+    ),
+)
+
+_BY_NAME = {a.name: a for a in ARCHES}
+_ALIASES = {alias: a.name for a in ARCHES for alias in (a.name, *a.aliases)}
+
+
+def arch_names() -> list[str]:
+    return [a.name for a in ARCHES]
+
+
+def resolve_arch(name: str | Arch) -> Arch:
+    """'arm64' -> the aarch64 row; an unknown name is one ConfigError listing the valid ones."""
+    if isinstance(name, Arch):
+        return name
+    key = (name or "").strip().lower()
+    if key in _ALIASES:
+        return _BY_NAME[_ALIASES[key]]
+    valid = ", ".join(f"{a.name} ({'/'.join(a.aliases[:2])})" for a in ARCHES)
+    close = difflib.get_close_matches(key, list(_ALIASES), n=1)
+    hint = f"; perhaps you meant {_ALIASES[close[0]]!r}" if close else ""
+    raise ConfigError(f"--arch {name!r}: unknown architecture{hint}; valid names: {valid}, or 'all'")
+
+
+def resolve_arches(spec: str | None) -> list[Arch]:
+    """'all' -> every arch; 'aarch64,armhf' -> those two (duplicates dropped, order kept)."""
+    if spec is None or not spec.strip():
+        raise ConfigError(f"--arch is required here; valid names: {', '.join(arch_names())}, or 'all'")
+    if spec.strip().lower() == "all":
+        return list(ARCHES)
+    out: list[Arch] = []
+    for part in re.split(r"[\s,]+", spec.strip()):
+        if part:
+            arch = resolve_arch(part)
+            if arch not in out:
+                out.append(arch)
+    return out
+
+
+def _option_on(value: str) -> bool:
+    return value.strip().upper() in ("ON", "TRUE", "YES", "1", "Y")
+
+
+def _same_option(a: str, b: str) -> bool:
+    truthy = {"ON", "OFF", "TRUE", "FALSE", "YES", "NO", "1", "0", "Y", "N"}
+    if a.strip().upper() in truthy and b.strip().upper() in truthy:
+        return _option_on(a) == _option_on(b)
+    return a == b
+
+
+# TFLite's own defaults for the options the known-bad rules look at (facts §2).
+TFLITE_OPTION_DEFAULTS = {"TFLITE_ENABLE_XNNPACK": "ON"}
+
+
+def check_combination(arch: str | Arch, version: str, cmake_options: dict[str, str] | None = None,
+                      gcc_major: int | None = None) -> list[KnownBad]:
+    """The known-bad rules a build of `version` for `arch` with these options would hit."""
+    from .patchset import version_matches  # one version-range syntax for patches and arches
+
+    arch = resolve_arch(arch)
+    options = dict(TFLITE_OPTION_DEFAULTS)
+    options.update(cmake_options or {})
+    hits = []
+    for bad in arch.known_bad:
+        if not version_matches(version, bad.versions):
+            continue
+        if not all(k in options and _same_option(options[k], v) for k, v in bad.when):
+            continue
+        if bad.gcc_below is not None and (gcc_major is None or gcc_major >= bad.gcc_below):
+            continue
+        # Already avoided: every "avoid" option is set as the rule asks.
+        if all(k in (cmake_options or {}) and _same_option(cmake_options[k], v) for k, v in bad.avoid):
+            continue
+        hits.append(bad)
+    return hits
+
+
+def default_cmake_options(arch: str | Arch, version: str, gcc_major: int | None = None) -> dict[str, str]:
+    """Options this table adds for `arch` (the recipe's own options override them)."""
+    arch = resolve_arch(arch)
+    options = dict(arch.default_cmake_options)
+    for bad in check_combination(arch, version, options, gcc_major=gcc_major):
+        options.update(dict(bad.avoid))
+    return options

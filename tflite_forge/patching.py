@@ -1,0 +1,750 @@
+"""Patch step: apply a recipe's patch sets to working copies of the unpacked trees.
+
+    cache (read-only)                         work_dir/src/<label>-<arch>/
+    trees/<sha256>/  ── copy ──▶ .tmp ── stage all edits in memory ── write ── rename ──▶ tensorflow/
+                                                                                      deps/<name>/
+                                                                                      .stamps/*.json
+
+- Edits name their files (no walk over the tree); each says how many matches it expects.
+- All-or-nothing per tree: every edit is staged in memory first; a drifted edit raises
+  before anything is written, so the working copy (and the cache) stay byte-for-byte as
+  they were. A fresh copy is patched beside the old one and swapped in with a rename.
+- Idempotent: a stamp records the source, the sets' digests and the patched files'
+  hashes. Same inputs and untouched files: no-op. Anything else: a fresh copy.
+
+Public API: `prepare_sources`, `apply_in_place`, `plan_diff`, `check_recipes`,
+`run_patch`, `run_patches` (the invoke tasks), `parse_unified_diff` / `apply_hunks`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Iterable, Mapping
+
+from .errors import PatchError
+from .patchset import DiffPatch, Edit, PatchSet, load_recipe_sets
+
+STAMP_FORMAT = 1
+TREE_TF = "tensorflow"
+
+
+# --- unified diffs (pure Python, so a patch is staged like an edit: all or nothing) ---
+
+@dataclass(frozen=True)
+class Hunk:
+    old_start: int
+    old_lines: tuple[str, ...]     # context + removed, without the leading marker
+    new_lines: tuple[str, ...]     # context + added
+
+
+@dataclass(frozen=True)
+class FileDiff:
+    path: str                      # relative to the tree root (a/ b/ prefix stripped)
+    new_file: bool
+    hunks: tuple[Hunk, ...]
+
+
+_HUNK_RE = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+
+
+def _strip_prefix(name: str) -> str:
+    name = name.split("\t")[0].strip()
+    if name == "/dev/null":
+        return name
+    parts = PurePosixPath(name).parts
+    return str(PurePosixPath(*parts[1:])) if len(parts) > 1 and parts[0] in ("a", "b") else name
+
+
+def parse_unified_diff(text: str, *, source: str = "<patch>") -> tuple[FileDiff, ...]:
+    """Parse a -p1 unified diff (git or diff -u). Raises PatchError naming the line."""
+    lines = text.splitlines()
+    files: list[FileDiff] = []
+    i = 0
+    while i < len(lines):
+        if not lines[i].startswith("--- "):
+            i += 1
+            continue
+        if i + 1 >= len(lines) or not lines[i + 1].startswith("+++ "):
+            raise PatchError(f"{source}:{i + 1}: '---' line not followed by '+++'; not a unified diff")
+        old, new = _strip_prefix(lines[i][4:]), _strip_prefix(lines[i + 1][4:])
+        if new == "/dev/null":
+            raise PatchError(f"{source}:{i + 2}: deleting files is not supported; delete with an edit instead")
+        i += 2
+        hunks: list[Hunk] = []
+        while i < len(lines) and lines[i].startswith("@@"):
+            m = _HUNK_RE.match(lines[i])
+            if not m:
+                raise PatchError(f"{source}:{i + 1}: malformed hunk header {lines[i]!r}")
+            n_old = int(m.group(2)) if m.group(2) is not None else 1
+            n_new = int(m.group(4)) if m.group(4) is not None else 1
+            start = int(m.group(1))
+            i += 1
+            old_l: list[str] = []
+            new_l: list[str] = []
+            while len(old_l) < n_old or len(new_l) < n_new:
+                if i >= len(lines):
+                    raise PatchError(f"{source}: hunk at line {start} ends early (expected -{n_old} +{n_new} lines)")
+                line = lines[i]
+                if line.startswith("\\"):
+                    i += 1
+                    continue
+                tag, body = (line[:1], line[1:]) if line else (" ", "")
+                if tag == " ":
+                    old_l.append(body)
+                    new_l.append(body)
+                elif tag == "-":
+                    old_l.append(body)
+                elif tag == "+":
+                    new_l.append(body)
+                else:
+                    raise PatchError(f"{source}:{i + 1}: unexpected line in hunk: {line!r}")
+                i += 1
+            while i < len(lines) and lines[i].startswith("\\"):
+                i += 1
+            hunks.append(Hunk(start, tuple(old_l), tuple(new_l)))
+        if not hunks:
+            raise PatchError(f"{source}: {new} has no hunks")
+        files.append(FileDiff(path=new, new_file=(old == "/dev/null"), hunks=tuple(hunks)))
+    if not files:
+        raise PatchError(f"{source}: no '--- a/...' / '+++ b/...' file headers; not a unified diff")
+    return tuple(files)
+
+
+def apply_hunks(text: str, diff: FileDiff, *, reverse: bool = False) -> str | None:
+    """Apply every hunk exactly (context must match; the position may move). None if any hunk fails."""
+    lines = text.splitlines(keepends=True)
+    trailing_nl = text.endswith("\n") or not text
+    bare = [l.rstrip("\n").rstrip("\r") for l in lines]
+    offset = 0
+    out_bare = list(bare)
+    for h in diff.hunks:
+        old, new = (h.new_lines, h.old_lines) if reverse else (h.old_lines, h.new_lines)
+        want = max(h.old_start - 1 + offset, 0)
+        pos = None
+        for delta in range(0, len(out_bare) + 1):  # nearest position first
+            for cand in (want - delta, want + delta) if delta else (want,):
+                if 0 <= cand <= len(out_bare) - len(old) and out_bare[cand:cand + len(old)] == list(old):
+                    pos = cand
+                    break
+            if pos is not None:
+                break
+        if pos is None:
+            return None
+        out_bare[pos:pos + len(old)] = list(new)
+        offset += len(new) - len(old)
+    result = "\n".join(out_bare)
+    return result + "\n" if (trailing_nl and out_bare) else result
+
+
+# --- evaluation: what each entry would do to a set of trees -----------------------------
+
+@dataclass(frozen=True)
+class EntryResult:
+    set_name: str
+    entry_id: str
+    kind: str                       # "edit" or "patch"
+    tree: str
+    files: tuple[str, ...]
+    status: str                     # applies | drift | upstream | n/a | no-tree
+    expected: str = ""
+    found: int | None = None
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "drift"
+
+
+@dataclass
+class Staging:
+    """Patched file texts per tree, kept in memory until every entry has been checked."""
+    trees: Mapping[str, Path]
+    version: str
+    original: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    staged: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def read(self, tree: str, rel: str) -> str | None:
+        key = (tree, rel)
+        if key in self.staged:
+            return self.staged[key]
+        if key not in self.original:
+            try:
+                self.original[key] = (self.trees[tree] / rel).read_bytes()
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                return None
+        return self.original[key].decode("utf-8", errors="surrogateescape")
+
+    def changed(self) -> dict[tuple[str, str], str]:
+        out = {}
+        for key, text in self.staged.items():
+            before = self.original.get(key)
+            if before is None or before != text.encode("utf-8", errors="surrogateescape"):
+                out[key] = text
+        return out
+
+
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+def _resolve_files(root: Path, specs: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(existing relpaths, missing specs). Globs expand under their fixed leading folder only."""
+    found: list[str] = []
+    missing: list[str] = []
+    for spec in specs:
+        if _GLOB_CHARS.search(spec):
+            hits = sorted(str(p.relative_to(root).as_posix()) for p in root.glob(spec) if p.is_file())
+            if hits:
+                found.extend(h for h in hits if h not in found)
+            else:
+                missing.append(spec)
+        elif (root / spec).is_file():
+            if spec not in found:
+                found.append(spec)
+        else:
+            missing.append(spec)
+    return found, missing
+
+
+def _literal_hint(pattern: str) -> str:
+    """The plain text a pattern looks for, roughly: used to find the nearest lines on drift."""
+    s = re.sub(r"\(\?[a-zA-Z]+\)", "", pattern)
+    s = re.sub(r"\\[sSdDwWbBAZ]", " ", s)
+    s = re.sub(r"\\(.)", r"\1", s)
+    s = re.sub(r"\[[^\]]*\]|[()?*+{}|^$]|\d+,\d*\}", "", s)
+    return " ".join(s.split())
+
+
+def nearest_lines(text: str, pattern: str, spans: list[tuple[int, int]], limit: int = 3) -> str:
+    lines = text.splitlines()
+    if spans:  # wrong count: show where it did match
+        shown = []
+        for start, _ in spans[:limit]:
+            n = text.count("\n", 0, start)
+            shown.append(f"L{n + 1}: {lines[n].strip()!r}" if n < len(lines) else f"L{n + 1}")
+        more = f" (+{len(spans) - limit} more)" if len(spans) > limit else ""
+        return "matched at " + " | ".join(shown) + more
+    hint = _literal_hint(pattern)
+    if not hint or not lines:
+        return "no similar lines"
+    scored = []
+    matcher = difflib.SequenceMatcher(autojunk=False)
+    matcher.set_seq2(hint)
+    for n, line in enumerate(lines):
+        stripped = line.strip()
+        if not stripped:
+            continue
+        matcher.set_seq1(stripped)
+        if matcher.real_quick_ratio() < 0.45 or matcher.quick_ratio() < 0.45:
+            continue
+        r = matcher.ratio()
+        if r >= 0.45:
+            scored.append((r, n))
+    if not scored:
+        return f"no line resembles {hint!r}"
+    best = sorted(scored, key=lambda t: (-t[0], t[1]))[:limit]
+    return "nearest lines: " + " | ".join(f"L{n + 1}: {lines[n].strip()!r}" for _, n in sorted(best, key=lambda t: t[1]))
+
+
+def _evaluate_edit(st: Staging, edit: Edit) -> EntryResult:
+    base = dict(set_name=edit.set_name, entry_id=edit.id, kind="edit", tree=edit.tree, expected=edit.expected)
+    root = st.trees[edit.tree]
+    files, missing = _resolve_files(root, edit.files)
+    if missing:
+        return EntryResult(**base, files=tuple(edit.files), status="drift", found=0,
+                           detail=f"{', '.join(missing)}: no such file in the {edit.tree} tree")
+    rx = edit.regex
+    repl = edit.render_replacement(st.version)
+    total = 0
+    new_texts: dict[str, str] = {}
+    spans: dict[str, list[tuple[int, int]]] = {}
+    for rel in files:
+        text = st.read(edit.tree, rel)
+        assert text is not None
+        found = [m.span() for m in rx.finditer(text)]
+        spans[rel] = found
+        if found:
+            new_texts[rel], n = rx.subn(repl, text)
+            total += n
+    if edit.min <= total <= edit.max:
+        for rel, text in new_texts.items():
+            st.staged[(edit.tree, rel)] = text
+        return EntryResult(**base, files=tuple(files), status="applies", found=total)
+    if total == 0:
+        fixed = edit.applied_regex(st.version)
+        if fixed is not None and any(fixed.search(st.read(edit.tree, rel) or "") for rel in files):
+            return EntryResult(**base, files=tuple(files), status="upstream", found=0,
+                               detail="pattern absent, fixed text present")
+    context = "; ".join(f"{rel}: {nearest_lines(st.read(edit.tree, rel) or '', edit.pattern, spans[rel])}"
+                        for rel in files)
+    return EntryResult(**base, files=tuple(files), status="drift", found=total, detail=context)
+
+
+def _evaluate_patch(st: Staging, patch: DiffPatch) -> EntryResult:
+    diffs = parse_unified_diff(patch.text, source=str(patch.path))
+    base = dict(set_name=patch.set_name, entry_id=patch.id, kind="patch", tree=patch.tree,
+                files=tuple(d.path for d in diffs), expected="all hunks")
+    new_texts: dict[str, str] = {}
+    reversed_ok = True
+    for d in diffs:
+        text = st.read(patch.tree, d.path)
+        if text is None and not d.new_file:
+            return EntryResult(**base, status="drift", found=0, detail=f"{d.path}: no such file in the {patch.tree} tree")
+        if text is not None and d.new_file:
+            reversed_ok = reversed_ok and apply_hunks(text, d, reverse=True) == ""
+            return EntryResult(**base, status="upstream" if reversed_ok else "drift", found=0,
+                               detail=f"{d.path}: already exists; the patch creates it")
+        result = apply_hunks(text or "", d)
+        if result is None:
+            if apply_hunks(text or "", d, reverse=True) is None:
+                first = d.hunks[0]
+                ctx = nearest_lines(text or "", re.escape(next((l for l in first.old_lines if l.strip()), "")), [])
+                return EntryResult(**base, status="drift", found=0,
+                                   detail=f"{d.path}: hunk at line {first.old_start} does not match; {ctx}")
+            continue  # this file already has the change
+        reversed_ok = False
+        new_texts[d.path] = result
+    if not new_texts:
+        return EntryResult(**base, status="upstream", found=0, detail="every hunk is already present")
+    for rel, text in new_texts.items():
+        st.staged[(patch.tree, rel)] = text
+    return EntryResult(**base, status="applies", found=sum(len(d.hunks) for d in diffs))
+
+
+def evaluate(trees: Mapping[str, Path], sets: Iterable[PatchSet], *, version: str,
+             arch: str | None = None, backend: str | None = None) -> tuple[Staging, list[EntryResult]]:
+    """Run every entry against the trees in memory. Nothing is written."""
+    st = Staging(trees=trees, version=version)
+    results: list[EntryResult] = []
+    for ps in sets:
+        for entry in ps.entries:
+            kind = "edit" if isinstance(entry, Edit) else "patch"
+            files = entry.files if isinstance(entry, Edit) else ()
+            why = entry.applies.why_not(version, arch, backend)
+            if why:
+                results.append(EntryResult(ps.name, entry.id, kind, entry.tree, tuple(files), "n/a",
+                                           expected=getattr(entry, "expected", ""), detail=why))
+                continue
+            if entry.tree not in trees:
+                known = ", ".join(sorted(trees))
+                results.append(EntryResult(ps.name, entry.id, kind, entry.tree, tuple(files), "no-tree",
+                                           expected=getattr(entry, "expected", ""),
+                                           detail=f"no {entry.tree!r} tree (trees: {known})"))
+                continue
+            results.append(_evaluate_edit(st, entry) if isinstance(entry, Edit) else _evaluate_patch(st, entry))
+    return st, results
+
+
+def _drift_error(results: list[EntryResult], sets: Iterable[PatchSet], version: str) -> PatchError | None:
+    by_name = {ps.name: ps for ps in sets}
+    for r in results:
+        if r.status == "drift" or r.status == "no-tree":
+            ps = by_name[r.set_name]
+            entry = next(e for e in ps.entries if e.id == r.entry_id)
+            files = ", ".join(f"{r.tree}/{f}" for f in r.files)
+            if r.status == "no-tree":
+                return PatchError(f"patch set {r.set_name!r}, {r.kind} {r.entry_id!r}: {r.detail}; lock the "
+                                  f"dependency (invoke lock) or limit the edit with backends/versions in {ps.path}")
+            what = (f"pattern {entry.pattern!r} expected {r.expected} match(es), found {r.found}"
+                    if isinstance(entry, Edit) else "the diff does not apply")
+            return PatchError(f"patch set {r.set_name!r}, {r.kind} {r.entry_id!r}: {files}: {what}; {r.detail}. "
+                              f"Nothing was changed; update the {r.kind} in {ps.path} for TensorFlow {version} "
+                              f"(pattern/count, or versions/skip if the line is gone)")
+    return None
+
+
+# --- writing --------------------------------------------------------------------------
+
+def _sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", errors="surrogateescape")).hexdigest()
+
+
+def _write_all(changes: Mapping[Path, str]) -> None:
+    """Write every file via temp + rename; if any temp write fails, nothing is replaced."""
+    temps: list[tuple[Path, Path]] = []
+    try:
+        for dest, text in changes.items():
+            mode = dest.stat().st_mode & 0o7777 if dest.exists() else 0o644
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(text.encode("utf-8", errors="surrogateescape"))
+            os.chmod(tmp, mode | 0o200)
+            temps.append((Path(tmp), dest))
+    except BaseException:
+        for tmp, _ in temps:
+            tmp.unlink(missing_ok=True)
+        raise
+    for tmp, dest in temps:
+        os.replace(tmp, dest)
+
+
+@dataclass(frozen=True)
+class ApplyReport:
+    results: tuple[EntryResult, ...]
+    changed: tuple[tuple[str, str], ...]           # (tree, relpath)
+    hashes: Mapping[tuple[str, str], str]          # sha256 of each changed file after patching
+
+
+def apply_in_place(trees: Mapping[str, Path], sets: Iterable[PatchSet], *, version: str,
+                   arch: str | None = None, backend: str | None = None) -> ApplyReport:
+    """Stage every entry, raise on the first drift (nothing written), then write atomically."""
+    sets = list(sets)
+    st, results = evaluate(trees, sets, version=version, arch=arch, backend=backend)
+    err = _drift_error(results, sets, version)
+    if err:
+        raise err
+    changes = st.changed()
+    _write_all({trees[t] / rel: text for (t, rel), text in changes.items()})
+    return ApplyReport(results=tuple(results), changed=tuple(sorted(changes)),
+                       hashes={k: _sha256_text(v) for k, v in changes.items()})
+
+
+def unified_diff(st: Staging, labels: Mapping[str, str] | None = None) -> str:
+    """The staged changes as one unified diff (a/<tree>/<path> b/<tree>/<path>), files sorted."""
+    out: list[str] = []
+    for (tree, rel), text in sorted(st.changed().items()):
+        label = (labels or {}).get(tree, tree)
+        before = st.original.get((tree, rel))
+        old = before.decode("utf-8", errors="surrogateescape") if before is not None else ""
+        out.extend(difflib.unified_diff(old.splitlines(keepends=True), text.splitlines(keepends=True),
+                                        fromfile=f"a/{label}/{rel}" if before is not None else "/dev/null",
+                                        tofile=f"b/{label}/{rel}"))
+        if out and not out[-1].endswith("\n"):
+            out[-1] += "\n\\ No newline at end of file\n"
+    return "".join(out)
+
+
+# --- working copies -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PreparedSources:
+    recipe: object
+    arch: str
+    backend: str
+    root: Path
+    tensorflow: Path
+    dependencies: Mapping[str, Path]
+    sets: tuple[tuple[str, str], ...]              # (name, digest) in recipe order
+    results: tuple[EntryResult, ...]
+    reused: bool                                   # True: stamps matched, nothing was copied or written
+
+    def stamp_summary(self) -> dict:
+        """For build-info.json: the sets, their digests and what each entry did."""
+        return {"sets": [{"name": n, "sha256": d} for n, d in self.sets],
+                "entries": [{"set": r.set_name, "id": r.entry_id, "tree": r.tree, "status": r.status}
+                            for r in self.results]}
+
+
+def _tree_key(tree: str) -> str:
+    return TREE_TF if tree == TREE_TF else f"deps-{tree}"
+
+
+def _tree_dest(root: Path, tree: str) -> Path:
+    return root / TREE_TF if tree == TREE_TF else root / "deps" / tree
+
+
+def _stamp_path(root: Path, tree: str) -> Path:
+    return root / ".stamps" / f"{_tree_key(tree)}.json"
+
+
+def _read_stamp(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, sort_keys=True)
+        fh.write("\n")
+    os.replace(tmp, path)
+
+
+def _stamp_is_current(stamp: dict | None, key: dict, dest: Path) -> bool:
+    if not stamp or stamp.get("key") != key or not dest.is_dir():
+        return False
+    for rel, digest in stamp.get("files", {}).items():
+        try:
+            if hashlib.sha256((dest / rel).read_bytes()).hexdigest() != digest:
+                return False
+        except FileNotFoundError:
+            return False
+    return True
+
+
+def _rmtree(path: Path) -> None:
+    def onerror(func, p, _exc):  # read-only folders copied from the cache
+        os.chmod(os.path.dirname(p), 0o700)
+        if os.path.isdir(p) and not os.path.islink(p):
+            os.chmod(p, 0o700)
+        func(p)
+    if path.exists() or path.is_symlink():
+        shutil.rmtree(path, onerror=onerror)
+
+
+def _copy_tree(src: Path, dest: Path) -> None:
+    shutil.copytree(src, dest, symlinks=True)
+    for dirpath, _dirs, _files in os.walk(dest):  # the copy is ours to patch, even if the cache is read-only
+        mode = os.stat(dirpath).st_mode
+        if mode & 0o700 != 0o700:
+            os.chmod(dirpath, mode | 0o700)
+
+
+def _source_id(tree: str, sources) -> str:
+    if tree == TREE_TF:
+        return getattr(getattr(sources.recipe, "source", None), "sha256", None) or str(sources.tensorflow)
+    locked = sources.dependencies[tree]
+    return getattr(getattr(locked, "dependency", None), "sha256", None) or str(locked.tree)
+
+
+def prepare_sources(settings, sources, arch, backend: str = "cmake") -> PreparedSources:
+    """Working copies under <work_dir>/src/<recipe.label>-<arch>/ with the recipe's sets applied.
+
+    `sources` is fetch.ensure_sources()'s result: .recipe, .tensorflow (cache tree) and
+    .dependencies {name: LockedTree(dependency, tree)}. The cache is only read.
+    """
+    from filelock import FileLock
+
+    from .arches import resolve_arch
+    from .errors import ConfigError
+    from .patchset import BACKENDS
+
+    if backend not in BACKENDS:
+        raise ConfigError(f"--backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+    arch_name = resolve_arch(arch).name
+    recipe = sources.recipe
+    version = recipe.version
+    sets = load_recipe_sets(recipe)
+    cache_trees: dict[str, Path] = {TREE_TF: Path(sources.tensorflow)}
+    for name, locked in sorted(sources.dependencies.items()):
+        cache_trees[name] = Path(locked.tree)
+    for tree, path in cache_trees.items():
+        if not path.is_dir():
+            raise PatchError(f"{tree} tree {path} is missing from the cache; run `invoke fetch --version {version}`")
+
+    root = Path(settings.work_dir) / "src" / f"{recipe.label}-{arch_name}"
+    root.mkdir(parents=True, exist_ok=True)
+    set_ids = [(ps.name, ps.digest) for ps in sets]
+    with FileLock(str(root / ".lock")):
+        # Evaluate against the cache: cheap (only named files are read) and decides everything.
+        st, results = evaluate(cache_trees, sets, version=version, arch=arch_name, backend=backend)
+        err = _drift_error(results, sets, version)
+        if err:
+            raise err
+        changes = st.changed()
+        reused = True
+        for tree, src in cache_trees.items():
+            dest = _tree_dest(root, tree)
+            tree_changes = {rel: text for (t, rel), text in changes.items() if t == tree}
+            key = {"format": STAMP_FORMAT, "source": _source_id(tree, sources), "version": version,
+                   "arch": arch_name, "backend": backend, "sets": [list(s) for s in set_ids]}
+            stamp_path = _stamp_path(root, tree)
+            if _stamp_is_current(_read_stamp(stamp_path), key, dest):
+                continue
+            reused = False
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{_tree_key(tree)}-", dir=dest.parent))
+            try:
+                _rmtree(tmp)
+                _copy_tree(src, tmp)
+                _write_all({tmp / rel: text for rel, text in tree_changes.items()})
+                stamp_path.unlink(missing_ok=True)
+                old = None
+                if dest.exists():
+                    old = dest.with_name(f".old-{dest.name}-{os.getpid()}")
+                    _rmtree(old)
+                    os.replace(dest, old)
+                os.replace(tmp, dest)
+            except BaseException:
+                _rmtree(tmp)
+                raise
+            if old is not None:
+                _rmtree(old)
+            _write_json_atomic(stamp_path, {
+                "key": key,
+                "cache_tree": str(src),
+                "files": {rel: _sha256_text(text) for rel, text in sorted(tree_changes.items())},
+                "entries": [{"set": r.set_name, "id": r.entry_id, "status": r.status, "found": r.found}
+                            for r in results if r.tree == tree],
+            })
+    deps = {name: _tree_dest(root, name) for name in cache_trees if name != TREE_TF}
+    return PreparedSources(recipe=recipe, arch=arch_name, backend=backend, root=root,
+                           tensorflow=_tree_dest(root, TREE_TF), dependencies=deps, sets=tuple(set_ids),
+                           results=tuple(results), reused=reused)
+
+
+def plan_diff(sources, arch, backend: str = "cmake") -> str:
+    """The unified diff prepare_sources would apply (read from the cache trees; nothing written)."""
+    from .arches import resolve_arch
+
+    arch_name = resolve_arch(arch).name
+    recipe = sources.recipe
+    sets = load_recipe_sets(recipe)
+    trees = {TREE_TF: Path(sources.tensorflow), **{n: Path(l.tree) for n, l in sources.dependencies.items()}}
+    st, results = evaluate(trees, sets, version=recipe.version, arch=arch_name, backend=backend)
+    err = _drift_error(results, sets, recipe.version)
+    if err:
+        raise err
+    return unified_diff(st, labels={n: f"deps/{n}" for n in trees if n != TREE_TF})
+
+
+# --- check: every recipe against whatever is in the cache -----------------------------
+
+@dataclass(frozen=True)
+class RecipeCheck:
+    recipe: object
+    fetched: bool
+    note: str
+    results: tuple[EntryResult, ...]
+
+    @property
+    def drifted(self) -> list[EntryResult]:
+        return [r for r in self.results if r.status == "drift"]
+
+
+def cached_trees(cache_dir: Path, recipe) -> tuple[dict[str, Path], str]:
+    """Trees of a recipe already unpacked in the cache, and a note on what is missing."""
+    trees: dict[str, Path] = {}
+    tf = Path(cache_dir) / "trees" / recipe.source.sha256
+    if not tf.is_dir():
+        return trees, f"archive not fetched (run `invoke fetch --version {recipe.version}`)"
+    trees[TREE_TF] = tf
+    notes = []
+    try:
+        from .lock import load_lock
+    except ImportError:  # the lock step is not installed: TensorFlow's own tree only
+        return trees, "no lock support: dependency edits not checked"
+    lock_path = recipe.lock_path
+    if not Path(lock_path).is_file():
+        return trees, f"not locked (run `invoke lock --version {recipe.version}`): dependency edits not checked"
+    for dep in load_lock(lock_path).dependencies:
+        d = Path(cache_dir) / "trees" / dep.sha256
+        if d.is_dir():
+            trees[dep.name] = d
+        else:
+            notes.append(dep.name)
+    return trees, (f"dependencies not fetched: {', '.join(notes)}" if notes else "")
+
+
+def check_recipe(cache_dir: Path, recipe, sets: list[PatchSet] | None = None) -> RecipeCheck:
+    sets = load_recipe_sets(recipe) if sets is None else sets
+    trees, note = cached_trees(cache_dir, recipe)
+    if TREE_TF not in trees:
+        return RecipeCheck(recipe, False, note, ())
+    _st, results = evaluate(trees, sets, version=recipe.version)
+    return RecipeCheck(recipe, True, note, tuple(results))
+
+
+def check_recipes(cache_dir: Path, recipes) -> list[RecipeCheck]:
+    return [check_recipe(cache_dir, r) for r in recipes]
+
+
+# --- task bodies ----------------------------------------------------------------------
+
+_STATUS_STYLE = {"applies": "green", "drift": "bold red", "upstream": "yellow", "n/a": "dim", "no-tree": "magenta"}
+_STATUS_TEXT = {"applies": "applies", "drift": "DRIFT", "upstream": "already upstream", "n/a": "n/a",
+                "no-tree": "tree not fetched"}
+
+
+def _scope(entry) -> str:
+    a = entry.applies
+    parts = [a.versions or "all versions", ",".join(a.arches) if a.arches else "all arches",
+             ",".join(a.backends) if a.backends else "cmake+bazel"]
+    return "; ".join(parts)
+
+
+def render_checks(checks: list[RecipeCheck], console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    for chk in checks:
+        r = chk.recipe
+        title = f"{r.label}  ({', '.join(r.build.patch_sets) or 'no patch sets'})"
+        if not chk.fetched:
+            console.print(f"[bold]{title}[/bold]: [dim]{chk.note}[/dim]")
+            continue
+        entries = {(ps.name, e.id): e for ps in load_recipe_sets(r) for e in ps.entries}
+        table = Table(title=title, caption=chk.note or None, title_justify="left")
+        for col in ("set", "entry", "tree", "files", "applies to", "expected", "found", "status"):
+            table.add_column(col, overflow="fold")
+        for res in chk.results:
+            style = _STATUS_STYLE.get(res.status, "")
+            status = _STATUS_TEXT.get(res.status, res.status)
+            if res.detail and res.status != "applies":
+                status += f": {res.detail}"
+            table.add_row(res.set_name, res.entry_id, res.tree, "\n".join(res.files),
+                          _scope(entries[(res.set_name, res.entry_id)]), res.expected,
+                          "" if res.found is None else str(res.found), f"[{style}]{status}[/{style}]" if style else status)
+        if not chk.results:
+            table.add_row("-", "-", "-", "-", "-", "-", "-", "no patch sets")
+        console.print(table)
+
+
+def run_patches(settings, *, check: bool = False, console=None) -> list[RecipeCheck] | None:
+    """`invoke patches`: list the bundled sets, or (--check) check every selected recipe."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .patchset import available_sets
+    from .recipe import select_recipes
+
+    console = console or Console()
+    if not check:
+        for ps in available_sets():
+            table = Table(title=f"{ps.name}: {ps.description}", caption=f"{ps.path.name}  sha256 {ps.digest[:16]}",
+                          title_justify="left", caption_justify="left")
+            for col in ("entry", "tree", "files", "applies to", "expected", "upstream"):
+                table.add_column(col, overflow="fold")
+            for e in ps.entries:
+                files = "\n".join(e.files) if isinstance(e, Edit) else e.id
+                table.add_row(e.id, e.tree, files, _scope(e), getattr(e, "expected", "all hunks"), e.upstream)
+            console.print(table)
+        return None
+    recipes = select_recipes(version=settings.version or "all", recipe=settings.recipe)
+    checks = check_recipes(settings.cache_dir, recipes)
+    render_checks(checks, console)
+    drifted = [(c.recipe.version, r) for c in checks for r in c.drifted]
+    if drifted:
+        first_v, first = drifted[0]
+        raise PatchError(f"{len(drifted)} patch entr{'y' if len(drifted) == 1 else 'ies'} drifted (first: "
+                         f"{first.set_name}/{first.entry_id} on TensorFlow {first_v}: expected {first.expected}, "
+                         f"found {first.found}); fix the patch set before building")
+    return checks
+
+
+def run_patch(settings, *, backend: str = "cmake", dry_run: bool = False, out=None) -> PreparedSources | str:
+    """`invoke patch`: prepare working copies (or print the diff with --dry-run)."""
+    import sys
+
+    from . import fetch
+    from .arches import resolve_arch
+    from .recipe import select_recipe
+
+    out = out or sys.stdout
+    recipe = select_recipe(version=settings.version, recipe=settings.recipe)
+    arch = resolve_arch(settings.arch or "aarch64")
+    sources = fetch.ensure_sources(settings, recipe)
+    if dry_run:
+        diff = plan_diff(sources, arch, backend)
+        out.write(diff if diff else f"# {recipe.label} for {arch.name} ({backend}): no changes\n")
+        return diff
+    prepared = prepare_sources(settings, sources, arch, backend)
+    state = "up to date" if prepared.reused else "prepared"
+    counts = {}
+    for r in prepared.results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    summary = ", ".join(f"{n} {_STATUS_TEXT.get(s, s)}" for s, n in sorted(counts.items()))
+    out.write(f"{recipe.label} for {arch.name} ({backend}): {state} in {prepared.root} ({summary or 'no entries'})\n")
+    return prepared
