@@ -1,0 +1,553 @@
+"""`invoke package`: the build output becomes a versioned, reproducible release artifact.
+
+Inputs (shared layout): `<work_dir>/out/<label>-<arch>/lib/libtensorflowlite_c.so*` and
+`build-info.json` (build.py), the patched working copy `<work_dir>/src/<label>-<arch>/`
+(`tensorflow/` for the C API headers and LICENSE, `deps/<name>/` for dependency licenses;
+cache trees are the fallback), and the recipe's lock (dependency urls and sha256).
+
+Output in `dist/`:
+
+    libtensorflowlite_c-<v>-linux-<arch>.tar.gz        the release (one top folder, below)
+    libtensorflowlite_c-<v>-linux-<arch>-dbg.tar.gz    split debug info (lib/.debug/<lib>.debug)
+    SHA256SUMS [+ SHA256SUMS.asc with --sign KEYID]
+
+    libtensorflowlite_c-<v>-linux-<arch>/
+      include/tensorflow/lite/...            C API headers, laid out as TensorFlow installs them
+      lib/libtensorflowlite_c.so.<v>         stripped, with a .gnu_debuglink to the -dbg file
+      lib/libtensorflowlite_c.so.<major>     SONAME symlink
+      lib/libtensorflowlite_c.so             dev symlink
+      lib/pkgconfig/tensorflowlite_c.pc      relocatable (${pcfiledir})
+      lib/cmake/tensorflowlite_c/            Config + ConfigVersion, imported target tensorflowlite::c
+      share/licenses/<component>/...         TensorFlow's and each locked dependency's license files
+      manifest.json                          in-toto Statement v1 + SLSA provenance v1 (provenance.py)
+      sbom.spdx.json                         SPDX 2.3 (sbom.py)
+
+The tarball is a pure function of its inputs: entries are built in memory (so umask, mtimes,
+owners and locale of the input files never reach it), sorted, with mtime = SOURCE_DATE_EPOCH,
+uid/gid 0, no user names, plain USTAR headers (no pax records), and gzip with mtime 0 and no
+file name. Everything is written to a temp file beside the destination, verified, then renamed.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Iterable
+
+from .errors import PackageError
+
+LIB_NAME = "libtensorflowlite_c"
+PKG_NAME = "tensorflowlite_c"
+DEBUG_DIR = "lib/.debug"       # gdb looks for a debuglink's file in <dir of the .so>/.debug/
+HEADER_SEEDS = (               # public C API headers (facts: TF's install rule and the distro recipes)
+    "tensorflow/lite/c",
+    "tensorflow/lite/core/c",
+    "tensorflow/lite/core/async/c",
+    "tensorflow/compiler/mlir/lite/core/c",
+)
+HEADER_FILES = ("tensorflow/lite/builtin_ops.h",)
+LICENSE_RE = re.compile(r"^(LICEN[CS]E|COPYING|NOTICE|COPYRIGHT)([._-].*)?$", re.IGNORECASE)
+INCLUDE_RE = re.compile(rb'^\s*#\s*include\s+"([^"]+)"', re.MULTILINE)
+
+
+# ---------------------------------------------------------------- entries and the deterministic tarball
+
+@dataclass(frozen=True)
+class Entry:
+    """One tar member, relative to the top folder: a file (data) or a symlink (link)."""
+
+    path: str
+    data: bytes | None = None
+    link: str | None = None
+
+    @property
+    def is_link(self) -> bool:
+        return self.link is not None
+
+    @property
+    def sha256(self) -> str:
+        assert self.data is not None
+        return hashlib.sha256(self.data).hexdigest()
+
+
+def _dirs_of(paths: Iterable[str]) -> set[str]:
+    dirs: set[str] = set()
+    for p in paths:
+        parent = PurePosixPath(p).parent
+        while str(parent) not in (".", ""):
+            dirs.add(str(parent))
+            parent = parent.parent
+    return dirs
+
+
+def _tarinfo(name: str, kind: bytes, epoch: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.mtime = epoch
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.mode = 0o755 if kind in (tarfile.DIRTYPE,) else 0o644
+    return info
+
+
+def tar_bytes(top: str, entries: Iterable[Entry], epoch: int) -> bytes:
+    """The uncompressed tar stream: sorted members under one top folder, normalised headers."""
+    entries = list(entries)
+    names = [e.path for e in entries]
+    if len(set(names)) != len(names):
+        raise PackageError(f"internal: duplicate member in {top}: {sorted(n for n in names if names.count(n) > 1)[0]}")
+    buf = io.BytesIO()
+    # USTAR: no pax extended headers at all (no atime/ctime/mtime records, no uname bytes).
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        members: list[tuple[str, tarfile.TarInfo, bytes | None]] = [(top, _tarinfo(top, tarfile.DIRTYPE, epoch), None)]
+        for d in _dirs_of(names):
+            members.append((f"{top}/{d}", _tarinfo(f"{top}/{d}", tarfile.DIRTYPE, epoch), None))
+        for e in entries:
+            name = f"{top}/{e.path}"
+            if e.is_link:
+                info = _tarinfo(name, tarfile.SYMTYPE, epoch)
+                info.linkname = e.link
+                info.mode = 0o777
+                members.append((name, info, None))
+            else:
+                info = _tarinfo(name, tarfile.REGTYPE, epoch)
+                info.size = len(e.data or b"")
+                members.append((name, info, e.data))
+        for name, info, data in sorted(members, key=lambda m: m[0]):
+            try:
+                tar.addfile(info, io.BytesIO(data) if data is not None else None)
+            except ValueError as err:  # USTAR name limits
+                raise PackageError(f"{name}: cannot be stored in a portable tar header ({err}); shorten the path") from None
+    return buf.getvalue()
+
+
+def gzip_bytes(data: bytes) -> bytes:
+    """gzip with header mtime 0 and no file name: the same bytes whatever the clock."""
+    out = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=out, compresslevel=9, mtime=0) as gz:
+        gz.write(data)
+    return out.getvalue()
+
+
+def write_atomic(dest: Path, data: bytes) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------- inputs
+
+@dataclass(frozen=True)
+class Dependency:
+    """A locked third-party tree as the SBOM and the licenses need it."""
+
+    name: str
+    url: str
+    sha256: str
+    version: str
+    tree: Path | None
+
+
+@dataclass(frozen=True)
+class PackageInputs:
+    recipe: Any                   # recipe.Recipe
+    arch: Any                     # arches.Arch
+    build_dir: Path               # <work_dir>/out/<label>-<arch>
+    tensorflow_tree: Path         # patched working copy (TensorFlow's repo root)
+    dependencies: tuple[Dependency, ...]
+    build_info: dict
+    source_date_epoch: int
+    extra_build_paths: tuple[str, ...] = ()
+
+    @property
+    def version(self) -> str:
+        return self.recipe.version
+
+    @property
+    def stem(self) -> str:
+        return artifact_stem(self.version, self.arch.name)
+
+
+def artifact_stem(version: str, arch_name: str) -> str:
+    return f"{LIB_NAME}-{version}-linux-{arch_name}"
+
+
+def dependency_version(url: str, strip_prefix: str = "") -> str:
+    """The tag or commit an archive URL names: .../archive/<tag>.tar.gz -> <tag>."""
+    last = url.rstrip("/").rsplit("/", 1)[-1]
+    for ext in (".tar.gz", ".tgz", ".tar.xz", ".tar.bz2", ".zip", ".tar"):
+        if last.endswith(ext):
+            last = last[: -len(ext)]
+            break
+    return last.removeprefix("v") if re.match(r"^v\d", last) else last or strip_prefix
+
+
+def _load_lock_dependencies(recipe: Any) -> list[Any]:
+    path = Path(recipe.lock_path)
+    if not path.is_file():
+        raise PackageError(f"{path}: no dependency lock for {recipe.label}; run `invoke lock --version {recipe.version}` "
+                           "and build again (the SBOM and licenses come from the lock)")
+    from .lock import load_lock
+    return list(load_lock(path).dependencies)
+
+
+def collect_inputs(settings: Any, recipe: Any, arch: Any) -> PackageInputs:
+    """Find the build output, working copy and lock for one (recipe, arch) cell."""
+    work = Path(settings.work_dir).resolve()
+    cell = f"{recipe.label}-{arch.name}"
+    build_dir = work / "out" / cell
+    lib_dir = build_dir / "lib"
+    if not list(lib_dir.glob(f"{LIB_NAME}.so*")):
+        raise PackageError(f"{lib_dir}: no {LIB_NAME}.so* for {cell}; run `invoke build --version {recipe.version} "
+                           f"--arch {arch.name}` first")
+    info_path = build_dir / "build-info.json"
+    try:
+        build_info = json.loads(info_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PackageError(f"{info_path}: missing; the build did not finish, run `invoke build --arch {arch.name}` again") from None
+    except json.JSONDecodeError as err:
+        raise PackageError(f"{info_path}: not valid JSON ({err}); rebuild with `invoke build --arch {arch.name}`") from None
+    tf_tree = work / "src" / cell / "tensorflow"
+    if not (tf_tree / "tensorflow" / "lite").is_dir():
+        raise PackageError(f"{tf_tree}: no patched TensorFlow working copy (headers and LICENSE come from it); "
+                           f"run `invoke build --arch {arch.name}` first")
+    deps = []
+    for locked in _load_lock_dependencies(recipe):
+        tree = work / "src" / cell / "deps" / locked.name
+        if not tree.is_dir():
+            cached = Path(settings.cache_dir) / "trees" / locked.sha256
+            tree = cached if cached.is_dir() else None
+        deps.append(Dependency(name=locked.name, url=locked.url, sha256=locked.sha256,
+                               version=dependency_version(locked.url, locked.strip_prefix), tree=tree))
+    epoch = build_info.get("source_date_epoch", recipe.build.source_date_epoch)
+    if epoch is None:
+        raise PackageError(f"{info_path}: no source_date_epoch and the recipe sets none; add "
+                           "[build].source_date_epoch to the recipe and rebuild")
+    extra = tuple(str(p) for p in build_info.get("build_paths", ()) if p)
+    return PackageInputs(recipe=recipe, arch=arch, build_dir=build_dir, tensorflow_tree=tf_tree,
+                         dependencies=tuple(deps), build_info=build_info, source_date_epoch=int(epoch),
+                         extra_build_paths=(str(work), *extra))
+
+
+# ---------------------------------------------------------------- content: headers, library, metadata files
+
+def header_entries(tf_tree: Path) -> list[Entry]:
+    """The C API headers (seed folders + builtin_ops.h) and every project header they include."""
+    todo: list[str] = []
+    for seed in HEADER_SEEDS:
+        folder = tf_tree / seed
+        if folder.is_dir():
+            todo += [f"{seed}/{p.name}" for p in sorted(folder.glob("*.h"))
+                     if not p.name.endswith(("_internal.h", "_test.h", "_test_util.h"))]
+    todo += [f for f in HEADER_FILES if (tf_tree / f).is_file()]
+    if not any(t.endswith("/c_api.h") for t in todo):
+        raise PackageError(f"{tf_tree}: no tensorflow/lite/c/c_api.h or tensorflow/lite/core/c/c_api.h; "
+                           "is this a TensorFlow tree? (rebuild to recreate the working copy)")
+    seen: dict[str, bytes] = {}
+    while todo:
+        rel = todo.pop()
+        if rel in seen:
+            continue
+        data = (tf_tree / rel).read_bytes()
+        seen[rel] = data
+        for inc in INCLUDE_RE.findall(data):
+            name = inc.decode()
+            if name.startswith("tensorflow/") and (tf_tree / name).is_file() and name not in seen:
+                todo.append(name)
+    return [Entry(f"include/{rel}", data) for rel, data in sorted(seen.items())]
+
+
+def _cross_tool(arch: Any, tool: str) -> str:
+    name = f"{arch.triplet}-{tool}"
+    if shutil.which(name):
+        return name
+    if arch.qemu_binary is None and shutil.which(tool):  # native target: the host binutils
+        return tool
+    packages = " ".join(getattr(arch, "cross_packages", ()) or ("binutils",))
+    raise PackageError(f"{name} not found: it splits debug info for {arch.name}; apt-get install {packages} "
+                       "(ci/setup-host.sh does)")
+
+
+def find_library(lib_dir: Path) -> Path:
+    """The real library file among lib/libtensorflowlite_c.so* (the rest are symlinks)."""
+    files = [p for p in sorted(lib_dir.glob(f"{LIB_NAME}.so*")) if p.is_file() and not p.is_symlink()]
+    if len(files) != 1:
+        found = ", ".join(p.name for p in files) or "none"
+        raise PackageError(f"{lib_dir}: expected exactly one {LIB_NAME}.so* file besides symlinks, found {found}; "
+                           "clean the build output and rebuild")
+    return files[0]
+
+
+def library_names(version: str, soname: str | None) -> tuple[str, str, str]:
+    """(real file, SONAME link, dev link): libtensorflowlite_c.so.<v>, .so.<major>, .so."""
+    real = f"{LIB_NAME}.so.{version}"
+    if not soname:
+        raise PackageError(f"{LIB_NAME}.so has no SONAME; enable the recipe's `soname` patch set (it sets "
+                           f"SONAME {LIB_NAME}.so.<major>) and rebuild")
+    return real, soname, f"{LIB_NAME}.so"
+
+
+def split_debug(lib: Path, arch: Any, real_name: str) -> tuple[bytes, bytes]:
+    """(stripped library with a .gnu_debuglink, debug file) using the arch's objcopy."""
+    objcopy = _cross_tool(arch, "objcopy")
+    debug_name = f"{real_name}.debug"
+    with tempfile.TemporaryDirectory(prefix="tflite-forge-strip-") as tmp:
+        work = Path(tmp)
+        shutil.copyfile(lib, work / real_name)
+        steps = (
+            [objcopy, "--only-keep-debug", real_name, debug_name],
+            [objcopy, "--strip-debug", "--strip-unneeded", real_name],
+            # Relative names: the debuglink records only the basename (and a CRC of the debug file).
+            [objcopy, f"--add-gnu-debuglink={debug_name}", real_name],
+        )
+        for argv in steps:
+            proc = subprocess.run(argv, cwd=work, capture_output=True, text=True)
+            if proc.returncode != 0:
+                msg = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
+                raise PackageError(f"{lib}: `{' '.join(argv[:2])}` failed: {msg}; is {lib.name} an {arch.name} ELF file?")
+        return (work / real_name).read_bytes(), (work / debug_name).read_bytes()
+
+
+def pkgconfig_text(version: str, arch: Any) -> str:
+    return (
+        "# Relocatable: every path is relative to this file's folder.\n"
+        "prefix=${pcfiledir}/../..\n"
+        "exec_prefix=${prefix}\n"
+        "libdir=${prefix}/lib\n"
+        "includedir=${prefix}/include\n"
+        "\n"
+        f"Name: {PKG_NAME}\n"
+        f"Description: TensorFlow Lite C API ({arch.triplet})\n"
+        "URL: https://www.tensorflow.org/lite\n"
+        f"Version: {version}\n"
+        f"Libs: -L${{libdir}} -l{PKG_NAME}\n"
+        "Cflags: -I${includedir}\n"
+    )
+
+
+def cmake_config_text(version: str, real: str, soname: str) -> str:
+    return f"""# CMake package for the TensorFlow Lite C API {version}, written by tflite-forge.
+# Relocatable: paths are computed from this file's location.
+#   find_package(tensorflowlite_c {version.split('.')[0]} REQUIRED)
+#   target_link_libraries(app PRIVATE tensorflowlite::c)
+get_filename_component(_tflite_c_prefix "${{CMAKE_CURRENT_LIST_DIR}}/../../.." ABSOLUTE)
+if(NOT EXISTS "${{_tflite_c_prefix}}/lib/{real}")
+  set(tensorflowlite_c_FOUND FALSE)
+  set(tensorflowlite_c_NOT_FOUND_MESSAGE "${{_tflite_c_prefix}}/lib/{real} is missing; unpack the whole tarball")
+  return()
+endif()
+if(NOT TARGET tensorflowlite::c)
+  add_library(tensorflowlite::c SHARED IMPORTED)
+  set_target_properties(tensorflowlite::c PROPERTIES
+    IMPORTED_LOCATION "${{_tflite_c_prefix}}/lib/{real}"
+    IMPORTED_SONAME "{soname}"
+    INTERFACE_INCLUDE_DIRECTORIES "${{_tflite_c_prefix}}/include")
+endif()
+set(tensorflowlite_c_INCLUDE_DIRS "${{_tflite_c_prefix}}/include")
+set(tensorflowlite_c_LIBRARIES tensorflowlite::c)
+unset(_tflite_c_prefix)
+"""
+
+
+def cmake_version_text(version: str, elf_class: int) -> str:
+    major = version.split(".")[0]
+    pointer = elf_class // 8
+    return f"""# Version check for tensorflowlite_c {version}: same major version, same pointer size.
+set(PACKAGE_VERSION "{version}")
+if(PACKAGE_FIND_VERSION VERSION_GREATER PACKAGE_VERSION)
+  set(PACKAGE_VERSION_COMPATIBLE FALSE)
+elseif(NOT "${{PACKAGE_FIND_VERSION}}" STREQUAL "" AND NOT PACKAGE_FIND_VERSION_MAJOR STREQUAL "{major}")
+  set(PACKAGE_VERSION_COMPATIBLE FALSE)
+else()
+  set(PACKAGE_VERSION_COMPATIBLE TRUE)
+  if(PACKAGE_FIND_VERSION STREQUAL PACKAGE_VERSION)
+    set(PACKAGE_VERSION_EXACT TRUE)
+  endif()
+endif()
+if(NOT "${{CMAKE_SIZEOF_VOID_P}}" STREQUAL "" AND NOT "${{CMAKE_SIZEOF_VOID_P}}" STREQUAL "{pointer}")
+  set(PACKAGE_VERSION "${{PACKAGE_VERSION}} ({elf_class}bit)")
+  set(PACKAGE_VERSION_UNSUITABLE TRUE)
+endif()
+"""
+
+
+def license_files(tree: Path | None) -> list[Path]:
+    if tree is None or not tree.is_dir():
+        return []
+    return [p for p in sorted(tree.iterdir()) if p.is_file() and LICENSE_RE.match(p.name)]
+
+
+def license_entries(inputs: PackageInputs) -> tuple[list[Entry], list[str]]:
+    """share/licenses/<component>/<file>; also the components that have none (reported, not fatal)."""
+    entries: list[Entry] = []
+    missing: list[str] = []
+    for name, tree in (("tensorflow", inputs.tensorflow_tree),
+                       *((d.name, d.tree) for d in inputs.dependencies)):
+        files = license_files(tree)
+        if not files:
+            missing.append(name)
+        entries += [Entry(f"share/licenses/{name}/{p.name}", p.read_bytes()) for p in files]
+    if "tensorflow" in missing:
+        raise PackageError(f"{inputs.tensorflow_tree}: TensorFlow's LICENSE is missing; rebuild to recreate the working copy")
+    return entries, missing
+
+
+# ---------------------------------------------------------------- one artifact
+
+@dataclass
+class Artifact:
+    tarball: Path
+    debug_tarball: Path
+    notes: list[str] = field(default_factory=list)
+
+
+def assemble(inputs: PackageInputs) -> tuple[list[Entry], list[Entry], list[str]]:
+    """(release entries, debug entries, notes) for one cell; pure apart from reading inputs."""
+    from . import provenance, sbom
+    from .verify import elf_facts
+
+    lib = find_library(inputs.build_dir / "lib")
+    facts = elf_facts(lib.read_bytes())
+    real, soname, dev = library_names(inputs.version, facts.soname)
+    stripped, debug = split_debug(lib, inputs.arch, real)
+    notes: list[str] = []
+    if facts.soname != f"{LIB_NAME}.so.{inputs.version.split('.')[0]}":
+        notes.append(f"SONAME is {facts.soname} (expected {LIB_NAME}.so.<major>)")
+
+    entries = [
+        Entry(f"lib/{real}", stripped),
+        Entry(f"lib/{soname}", link=real),
+        Entry(f"lib/{dev}", link=soname),
+        Entry(f"lib/pkgconfig/{PKG_NAME}.pc", pkgconfig_text(inputs.version, inputs.arch).encode()),
+        Entry(f"lib/cmake/{PKG_NAME}/{PKG_NAME}Config.cmake", cmake_config_text(inputs.version, real, soname).encode()),
+        Entry(f"lib/cmake/{PKG_NAME}/{PKG_NAME}ConfigVersion.cmake",
+              cmake_version_text(inputs.version, inputs.arch.elf_class).encode()),
+    ]
+    if soname == dev:
+        entries = [e for e in entries if not (e.is_link and e.path == f"lib/{dev}")]
+    entries += header_entries(inputs.tensorflow_tree)
+    licenses, missing = license_entries(inputs)
+    entries += licenses
+    if missing:
+        notes.append(f"no license file found for: {', '.join(missing)}")
+    debug_entries = [Entry(f"{DEBUG_DIR}/{real}.debug", debug)]
+
+    sbom_doc = sbom.build_sbom(inputs, library_sha256=hashlib.sha256(stripped).hexdigest())
+    entries.append(Entry("sbom.spdx.json", sbom.dumps(sbom_doc)))
+    statement = provenance.build_statement(inputs, entries, debug_entries)
+    entries.append(Entry("manifest.json", provenance.dumps(statement)))
+    return entries, debug_entries, notes
+
+
+def package_cell(settings: Any, recipe: Any, arch: Any, *, glibc_max: str | None = None,
+                 log=print) -> Artifact:
+    from .verify import verify_tarball
+
+    inputs = collect_inputs(settings, recipe, arch)
+    entries, debug_entries, notes = assemble(inputs)
+    dist = Path(settings.dist_dir)
+    dist.mkdir(parents=True, exist_ok=True)
+    tarball = dist / f"{inputs.stem}.tar.gz"
+    debug_tarball = dist / f"{inputs.stem}-dbg.tar.gz"
+    data = gzip_bytes(tar_bytes(inputs.stem, entries, inputs.source_date_epoch))
+    debug_data = gzip_bytes(tar_bytes(inputs.stem, debug_entries, inputs.source_date_epoch))
+    with tempfile.TemporaryDirectory(prefix=".verify-", dir=dist) as tmp:
+        candidate = Path(tmp) / tarball.name
+        candidate.write_bytes(data)
+        report = verify_tarball(candidate, arch=arch.name, glibc_max=glibc_max,
+                                build_paths=inputs.extra_build_paths)
+    if report.problems:
+        for line in report.problems:
+            log(f"verify: {line}")
+        raise PackageError(f"{tarball.name}: {len(report.problems)} verification problem(s) listed above; "
+                           "nothing was written to dist/")
+    write_atomic(debug_tarball, debug_data)
+    write_atomic(tarball, data)
+    for note in notes:
+        log(f"package: note: {note}")
+    for line in report.summary():
+        log(f"verify: {line}")
+    return Artifact(tarball=tarball, debug_tarball=debug_tarball, notes=notes)
+
+
+# ---------------------------------------------------------------- SHA256SUMS and signing
+
+def write_sha256sums(dist: Path) -> Path:
+    """SHA256SUMS over every release file in dist/ (sha256sum -c format), sorted by name."""
+    files = sorted(p for p in dist.iterdir() if p.is_file() and p.name.endswith((".tar.gz", ".tar.xz")))
+    text = "".join(f"{sha256_file(p)}  {p.name}\n" for p in files)
+    sums = dist / "SHA256SUMS"
+    write_atomic(sums, text.encode())
+    return sums
+
+
+def sign_file(path: Path, key_id: str, *, gnupg_home: str | None = None) -> Path:
+    """Detached, ASCII-armoured signature `<path>.asc` made by gpg with key KEYID."""
+    if not shutil.which("gpg"):
+        raise PackageError("gpg not found: --sign needs it; apt-get install gnupg (ci/setup-host.sh does)")
+    asc = path.with_name(path.name + ".asc")
+    tmp = asc.with_name(f".{asc.name}.tmp")
+    env = dict(os.environ)
+    if gnupg_home:
+        env["GNUPGHOME"] = gnupg_home
+    argv = ["gpg", "--batch", "--yes", "--pinentry-mode", "loopback", "--local-user", key_id,
+            "--armor", "--detach-sign", "--output", str(tmp), str(path)]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        msg = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
+        raise PackageError(f"gpg could not sign {path.name} with key {key_id!r} ({msg}); check `gpg --list-secret-keys` "
+                           "or GNUPGHOME")
+    os.replace(tmp, asc)
+    return asc
+
+
+def run_package(settings: Any, *, sign: str | None = None, glibc_max: str | None = None, log=print) -> list[Artifact]:
+    """`invoke package`: every (recipe, arch) cell, then SHA256SUMS (and .asc with --sign)."""
+    from .arches import resolve_arches
+    from .recipe import select_recipes
+
+    recipes = select_recipes(version=settings.version, recipe=settings.recipe)
+    arches = resolve_arches(settings.arch)
+    artifacts = []
+    for recipe in recipes:
+        for arch in arches:
+            artifact = package_cell(settings, recipe, arch, glibc_max=glibc_max, log=log)
+            log(f"package: {artifact.tarball}")
+            log(f"package: {artifact.debug_tarball}")
+            artifacts.append(artifact)
+    dist = Path(settings.dist_dir)
+    sums = write_sha256sums(dist)
+    asc = sums.with_name("SHA256SUMS.asc")
+    if sign:
+        sign_file(sums, sign)
+        log(f"package: {sums} (signed: {asc.name})")
+    else:
+        asc.unlink(missing_ok=True)  # a stale signature would not match the new sums
+        log(f"package: {sums}")
+    return artifacts

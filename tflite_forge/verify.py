@@ -1,0 +1,318 @@
+"""`invoke verify <tarball>`: is this artifact what a target device can load, and what we built?
+
+Checks, each failure one line naming the file and what to fix:
+- the tarball itself: one top folder, members sorted, uid/gid 0, no user names, no pax
+  records, mtime = SOURCE_DATE_EPOCH, gzip header without mtime or file name;
+- the library (pyelftools): ELF machine and class match the arch; SONAME present; NEEDED
+  only from the toolchain's runtime (libc, libm, libdl, libpthread, librt, libstdc++,
+  libgcc_s, ld-linux); the highest GLIBC_ / GLIBCXX_ version it needs (enforced with
+  --glibc-max); no build-path strings; exported dynamic symbols only the C API (TfLite*);
+- every file matches the sha256 recorded in manifest.json, and nothing is unlisted.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import re
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Iterable
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.dynamic import DynamicSection
+from elftools.elf.elffile import ELFFile
+from elftools.elf.gnuversions import GNUVerNeedSection, GNUVerSymSection
+
+from .errors import PackageError
+
+ALLOWED_NEEDED = re.compile(
+    r"^(libc\.so\.6|libm\.so\.6|libdl\.so\.2|libpthread\.so\.0|librt\.so\.1|libstdc\+\+\.so\.6|libgcc_s\.so\.1"
+    r"|ld-linux[-.\w]*\.so\.\d+)$")
+EXPORT_PREFIXES = ("TfLite", "tflite_plugin_")
+# Paths a build machine has and a target does not; matched where a path starts in a string.
+# The first five are host paths; the rest are build.py's container mount points (SRC, DEPS, BUILD, OUT).
+DEFAULT_BUILD_PATHS = ("/work/", "/build/", "/home/", "/root/", "/tmp/", "/src/tensorflow/", "/deps/", "/out/",
+                       "/ccache/")
+STRING_RE = re.compile(rb"[\x20-\x7e]{4,}")
+PATH_CHAR = re.compile(r"[A-Za-z0-9._+-]")
+
+
+def _upstream_glob(symbol: str) -> bool:
+    """Exported only because TensorFlow's version_script.lds says `*TfLite*` (a mangled C++ name)."""
+    return symbol.startswith("_Z") and "TfLite" in symbol
+
+
+def version_key(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", text))
+
+
+@dataclass
+class ElfFacts:
+    machine: str
+    elf_class: int
+    soname: str | None
+    needed: list[str]
+    version_needs: dict[str, list[str]]        # "GLIBC_2.17" -> symbols needing it
+    exported: list[str]
+    debuglink: str | None = None
+
+    def highest(self, prefix: str) -> str | None:
+        names = [v for v in self.version_needs if v.startswith(prefix) and re.match(rf"^{prefix}\d", v)]
+        return max(names, key=version_key) if names else None
+
+
+def elf_facts(data: bytes) -> ElfFacts:
+    try:
+        elf = ELFFile(io.BytesIO(data))
+        machine, elf_class = elf["e_machine"], elf.elfclass
+    except ELFError as err:
+        raise PackageError(f"not an ELF file ({err}); the build output is damaged, rebuild") from None
+    soname, needed = None, []
+    for section in elf.iter_sections():
+        if isinstance(section, DynamicSection):
+            for tag in section.iter_tags():
+                if tag.entry.d_tag == "DT_SONAME":
+                    soname = tag.soname
+                elif tag.entry.d_tag == "DT_NEEDED":
+                    needed.append(tag.needed)
+    # Version index -> version name, from .gnu.version_r (what this file needs from others).
+    index_name: dict[int, str] = {}
+    verneed = next((s for s in elf.iter_sections() if isinstance(s, GNUVerNeedSection)), None)
+    if verneed is not None:
+        for _, auxes in verneed.iter_versions():
+            for aux in auxes:
+                index_name[aux["vna_other"]] = aux.name
+    versym = next((s for s in elf.iter_sections() if isinstance(s, GNUVerSymSection)), None)
+    dynsym = elf.get_section_by_name(".dynsym")
+    needs: dict[str, list[str]] = {name: [] for name in index_name.values()}
+    exported: list[str] = []
+    if dynsym is not None:
+        for i, sym in enumerate(dynsym.iter_symbols()):
+            if not sym.name:
+                continue
+            shndx = sym["st_shndx"]
+            if shndx == "SHN_UNDEF":
+                if versym is not None:
+                    ndx = versym.get_symbol(i)["ndx"]
+                    ndx = ndx if isinstance(ndx, int) else 0
+                    name = index_name.get(ndx & 0x7FFF)
+                    if name:
+                        needs[name].append(sym.name)
+                continue
+            if shndx == "SHN_ABS" and sym["st_info"]["type"] == "STT_OBJECT" and sym["st_size"] == 0:
+                continue  # version definition markers (e.g. VERS_1.0)
+            if sym["st_info"]["bind"] in ("STB_GLOBAL", "STB_WEAK", "STB_GNU_UNIQUE") and \
+                    sym["st_other"]["visibility"] in ("STV_DEFAULT", "STV_PROTECTED"):
+                exported.append(sym.name)
+    debuglink = None
+    link = elf.get_section_by_name(".gnu_debuglink")
+    if link is not None:
+        debuglink = link.data().split(b"\0", 1)[0].decode(errors="replace")
+    return ElfFacts(machine=machine, elf_class=elf_class, soname=soname, needed=needed,
+                    version_needs={k: sorted(v) for k, v in needs.items()}, exported=sorted(set(exported)),
+                    debuglink=debuglink)
+
+
+def build_path_strings(data: bytes, build_paths: Iterable[str] = ()) -> list[str]:
+    """Printable strings that name a build-machine path (start of a path, not inside a word)."""
+    prefixes = list(DEFAULT_BUILD_PATHS)
+    for p in build_paths:
+        p = str(p).rstrip("/")
+        if p and p != "/":
+            prefixes.append(p + "/")
+    hits: list[str] = []
+    for match in STRING_RE.finditer(data):
+        text = match.group().decode("ascii")
+        for prefix in prefixes:
+            start = text.find(prefix)
+            while start != -1:
+                if start == 0 or not PATH_CHAR.match(text[start - 1]):
+                    hits.append(text)
+                    break
+                start = text.find(prefix, start + 1)
+            else:
+                continue
+            break
+    return sorted(set(hits))
+
+
+# ---------------------------------------------------------------- the tarball
+
+@dataclass
+class VerifyReport:
+    tarball: Path
+    problems: list[str] = field(default_factory=list)
+    facts: ElfFacts | None = None
+    library: str | None = None
+    files: int = 0
+
+    def fail(self, where: str, what: str) -> None:
+        self.problems.append(f"{self.tarball.name}: {where}: {what}")
+
+    def summary(self) -> list[str]:
+        if self.facts is None:
+            return [f"{self.tarball.name}: {len(self.problems)} problem(s)"]
+        f = self.facts
+        glibc = f.highest("GLIBC_") or "none"
+        glibcxx = f.highest("GLIBCXX_") or "none"
+        status = "ok" if not self.problems else f"{len(self.problems)} problem(s)"
+        return [f"{self.tarball.name}: {status}; {self.files} files; {self.library}: {f.machine} "
+                f"{f.elf_class}-bit, SONAME {f.soname}, NEEDED {', '.join(f.needed) or 'none'}, "
+                f"needs {glibc} / {glibcxx}, {len(f.exported)} exported symbols"
+                f"{f' ({cxx} C++ names via the upstream *TfLite* glob)' if (cxx := sum(map(_upstream_glob, f.exported))) else ''}"]
+
+
+def _check_gzip_header(raw: bytes, report: VerifyReport) -> None:
+    if raw[:2] != b"\x1f\x8b":
+        report.fail("gzip header", "not a gzip file; re-run `invoke package`")
+        return
+    if raw[3] & 0x08:
+        report.fail("gzip header", "records a file name; repack with `invoke package` (gzip without a name)")
+    if raw[4:8] != b"\0\0\0\0":
+        report.fail("gzip header", "records a timestamp; repack with `invoke package` (gzip mtime 0)")
+
+
+def verify_tarball(tarball: str | Path, *, arch: str | None = None, glibc_max: str | None = None,
+                   build_paths: Iterable[str] = ()) -> VerifyReport:
+    """Every check above; problems are collected, not raised (the caller decides)."""
+    from . import provenance
+    from .arches import resolve_arch
+
+    tarball = Path(tarball)
+    report = VerifyReport(tarball=tarball)
+    try:
+        raw = tarball.read_bytes()
+    except OSError as err:
+        raise PackageError(f"{tarball}: cannot read ({err.strerror}); pass the path of a .tar.gz from dist/") from None
+    _check_gzip_header(raw, report)
+    try:
+        tar = tarfile.open(fileobj=io.BytesIO(gzip.decompress(raw)), mode="r:")
+        members = tar.getmembers()
+    except (tarfile.TarError, OSError, EOFError) as err:
+        raise PackageError(f"{tarball}: not a readable .tar.gz ({err}); re-download it or re-run `invoke package`") from None
+
+    tops = {PurePosixPath(m.name).parts[0] for m in members if m.name}
+    if len(tops) != 1:
+        report.fail("layout", f"expected one top folder, found {sorted(tops)}; repack with `invoke package`")
+        return report
+    top = tops.pop()
+    names = [m.name for m in members]
+    if names != sorted(names):
+        report.fail("layout", "members are not sorted by name; repack with `invoke package`")
+    files: dict[str, bytes] = {}
+    links: dict[str, str] = {}
+    for m in members:
+        rel = m.name[len(top) + 1:] if m.name != top else ""
+        if m.pax_headers:
+            report.fail(m.name, f"has pax records {sorted(m.pax_headers)}; repack with USTAR headers (`invoke package`)")
+        if m.uid or m.gid or m.uname or m.gname:
+            report.fail(m.name, f"owned by {m.uname or m.uid}:{m.gname or m.gid}; repack with owner 0:0 and no names")
+        if m.isfile():
+            files[rel] = tar.extractfile(m).read()  # type: ignore[union-attr]
+        elif m.issym():
+            links[rel] = m.linkname
+        elif not m.isdir():
+            report.fail(m.name, "is neither a file, a folder nor a symlink; repack with `invoke package`")
+    report.files = len(files)
+
+    if "manifest.json" not in files:
+        report.fail("manifest.json", "missing; this is not a tflite-forge artifact (re-run `invoke package`)")
+        return report
+    try:
+        statement = json.loads(files["manifest.json"])
+        external = statement["predicate"]["buildDefinition"]["externalParameters"]
+    except (ValueError, KeyError, TypeError):
+        report.fail("manifest.json", "not an in-toto Statement with SLSA provenance; re-run `invoke package`")
+        return report
+    epoch = external.get("sourceDateEpoch")
+    for m in members:
+        if epoch is not None and m.mtime != epoch:
+            report.fail(m.name, f"mtime {m.mtime} is not SOURCE_DATE_EPOCH {epoch}; repack with `invoke package`")
+            break
+
+    # Digests: every file listed, every listed file present and equal.
+    expected = provenance.subject_digests(statement)
+    for rel, data in sorted(files.items()):
+        if rel == "manifest.json":
+            continue
+        want = expected.get(rel)
+        if want is None:
+            report.fail(rel, "is not listed in manifest.json; the tarball was changed after packaging, rebuild it")
+        elif hashlib.sha256(data).hexdigest() != want:
+            report.fail(rel, "sha256 differs from manifest.json; the file was altered, re-download or re-package")
+    for rel in sorted(set(expected) - set(files)):
+        report.fail(rel, "listed in manifest.json but missing from the tarball; re-download or re-package")
+    want_links = provenance.symlinks(statement)
+    for rel, target in sorted(links.items()):
+        if want_links.get(rel) != target:
+            report.fail(rel, f"symlink to {target!r} is not the one manifest.json records; re-package")
+
+    # The library.
+    arch_name = arch or external.get("arch")
+    libs = [rel for rel in files if re.fullmatch(r"lib/libtensorflowlite_c\.so\.[\d.]+", rel)]
+    if len(libs) != 1:
+        report.fail("lib/", f"expected one lib/libtensorflowlite_c.so.<version>, found {libs or 'none'}; re-package")
+        return report
+    lib = libs[0]
+    report.library = lib
+    try:
+        facts = elf_facts(files[lib])
+    except PackageError as err:
+        report.fail(lib, str(err))
+        return report
+    report.facts = facts
+    if arch_name:
+        target = resolve_arch(arch_name)
+        if facts.machine != target.elf_machine or facts.elf_class != target.elf_class:
+            report.fail(lib, f"is {facts.machine} {facts.elf_class}-bit, not {target.elf_machine} {target.elf_class}-bit "
+                             f"for {target.name}; build with --arch {target.name} (the {target.triplet} toolchain)")
+    if not facts.soname:
+        report.fail(lib, "has no SONAME; enable the `soname` patch set in the recipe and rebuild")
+    else:
+        link_target = links.get(f"lib/{facts.soname}")
+        if facts.soname != PurePosixPath(lib).name and link_target != PurePosixPath(lib).name:
+            report.fail(f"lib/{facts.soname}", f"SONAME symlink to {PurePosixPath(lib).name} is missing; re-package")
+    for needed in facts.needed:
+        if not ALLOWED_NEEDED.match(needed):
+            report.fail(lib, f"needs {needed}, which target systems may lack; link it statically or turn off the "
+                             "feature that pulls it in (allowed: libc, libm, libdl, libpthread, librt, libstdc++, libgcc_s)")
+    if glibc_max:
+        highest = facts.highest("GLIBC_")
+        if highest and version_key(highest) > version_key(glibc_max):
+            too_new = sorted(v for v in facts.version_needs
+                             if v.startswith("GLIBC_") and version_key(v) > version_key(glibc_max))
+            symbols = sorted({s for v in too_new for s in facts.version_needs[v]})
+            report.fail(lib, f"needs {highest} (> --glibc-max {glibc_max}) via {', '.join(symbols[:6]) or 'version refs'}; "
+                             f"build in an image with glibc <= {glibc_max} (an older base image)")
+    # TensorFlow's version script exports `*TfLite*`, which also matches C++ names that mention a
+    # TfLite type (e.g. _ZN12TfLiteTensorD1Ev): reported in the summary, not a failure. Anything
+    # else outside the C API is a leak.
+    bad_exports = [s for s in facts.exported if not s.startswith(EXPORT_PREFIXES) and not _upstream_glob(s)]
+    if bad_exports:
+        report.fail(lib, f"exports {len(bad_exports)} non-C-API symbol(s) ({', '.join(bad_exports[:5])}); link with "
+                         "tensorflow/lite/c/version_script.lds (-Wl,--version-script) so only TfLite* is exported")
+    for rel, data in sorted(files.items()):
+        if rel.startswith("lib/") and data[:4] == b"\x7fELF":
+            leaks = build_path_strings(data, build_paths)
+            if leaks:
+                report.fail(rel, f"contains build-machine paths ({'; '.join(leaks[:3])}); map them out with "
+                                 "-ffile-prefix-map=<build dir>=. (the build's CMAKE_C/CXX_FLAGS) and rebuild")
+    return report
+
+
+def run_verify(settings: Any, tarball: str, *, glibc_max: str | None = None, arch: str | None = None,
+               log=print) -> VerifyReport:
+    """`invoke verify`: print the report; one line per problem, then fail with a summary."""
+    report = verify_tarball(tarball, arch=arch, glibc_max=glibc_max,
+                            build_paths=(str(Path(settings.work_dir).resolve()),))
+    for line in report.problems:
+        log(f"verify: {line}")
+    for line in report.summary():
+        log(f"verify: {line}")
+    if report.problems:
+        raise PackageError(f"{Path(tarball).name}: {len(report.problems)} verification problem(s) listed above")
+    return report
