@@ -154,3 +154,39 @@ def clean(c, engine=None, build=False, images=False, cache=False):
     """Remove what builds leave behind; each scope says what it deleted."""
     from tflite_forge import build as build_mod
     build_mod.run_clean(_settings(c, engine=engine), build=build, images=images, cache=cache)
+
+
+@forge_task(help=_help("version", "recipe", "arch", "cache-dir",
+                       sign="gpg key id: also write a detached, armoured dist/SHA256SUMS.asc",
+                       glibc_max="fail when the library needs a GLIBC_ symbol version above this (e.g. 2.31)"))
+def package(c, version=None, recipe=None, arch=None, cache_dir=None, sign=None, glibc_max=None):
+    """Pack the build output into dist/: reproducible tarball + -dbg tarball, manifest, SBOM, SHA256SUMS; verified."""
+    from tflite_forge import package as package_mod
+    package_mod.run_package(_settings(c, version=version, recipe=recipe, arch=arch, cache_dir=cache_dir),
+                            sign=sign, glibc_max=glibc_max)
+
+
+@forge_task(help={"tarball": "a release tarball (dist/libtensorflowlite_c-<v>-linux-<arch>.tar.gz)",
+                  "arch": "expected target arch (default: the one recorded in its manifest.json)",
+                  "glibc_max": "fail when the library needs a GLIBC_ symbol version above this (e.g. 2.31)"})
+def verify(c, tarball, arch=None, glibc_max=None):
+    """Check a release tarball: ELF machine/class, SONAME, NEEDED, glibc needs, exports, build paths, digests."""
+    from tflite_forge import verify as verify_mod
+    verify_mod.run_verify(_settings(c), tarball, glibc_max=glibc_max, arch=arch)
+
+
+@forge_task(help=_help("version", "recipe", "arch", no_cmake="skip the CMake find_package consumer (SCons smoke only)"))
+def test(c, version=None, recipe=None, arch=None, no_cmake=False):
+    """Smoke-test dist/'s tarballs on their target arch (natively or under qemu-user): {1, 3} -> {3, 9}."""
+    from tflite_forge import smoke
+    smoke.run_test(_settings(c, version=version, recipe=recipe, arch=arch), cmake=not no_cmake)
+
+
+@forge_task(help=_help("version", "recipe", "arch", "engine",
+                       flavor="minimal (<= 20 MB, FROM scratch), python (python3 + ctypes smoke) or wheel (tflite-runtime wheel)",
+                       base_image="Debian base image for the python/wheel flavors (default tflite-forge/debian-base:bookworm[-<debian arch>])"))
+def runtime_image(c, version=None, recipe=None, arch=None, engine=None, flavor="minimal", base_image=None):
+    """Build a runtime image from dist/'s tarball: a test stage runs the smoke program, the final stage runs as non-root."""
+    from tflite_forge import runtime_image as runtime_mod
+    runtime_mod.run_runtime_image(_settings(c, version=version, recipe=recipe, arch=arch, engine=engine),
+                                  flavor=flavor, base_image=base_image)
