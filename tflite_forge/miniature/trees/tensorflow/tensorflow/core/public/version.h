@@ -1,0 +1,15 @@
+/* Miniature TensorFlow version macros (tflite-forge fixture). */
+#ifndef TENSORFLOW_CORE_PUBLIC_VERSION_H_
+#define TENSORFLOW_CORE_PUBLIC_VERSION_H_
+
+#define TF_MAJOR_VERSION {{TF_MAJOR}}
+#define TF_MINOR_VERSION {{TF_MINOR}}
+#define TF_PATCH_VERSION {{TF_PATCH}}
+#define TF_VERSION_SUFFIX ""
+
+#define TF_STR_HELPER(x) #x
+#define TF_STR(x) TF_STR_HELPER(x)
+#define TF_VERSION_STRING \
+  (TF_STR(TF_MAJOR_VERSION) "." TF_STR(TF_MINOR_VERSION) "." TF_STR(TF_PATCH_VERSION) TF_VERSION_SUFFIX)
+
+#endif /* TENSORFLOW_CORE_PUBLIC_VERSION_H_ */
