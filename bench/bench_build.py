@@ -1,0 +1,84 @@
+"""Incremental builds on the miniature TensorFlow, as ratios measured in the same run.
+
+- no-op: a second `invoke build` with nothing changed only checks the stamp.
+  ratio = cold `invoke build` wall time / no-op wall time (the no-op's own seconds are
+  reported too; the target is <= 10 s).
+- ccache: after `invoke clean --build` the compile step hits the ccache volume.
+  ratio = cold compile step / compile step after clean (target >= 5).
+
+Every figure is the median of RUNS cycles of: drop this bench's ccache volume, clean, cold
+build, no-op build, clean, rebuild. Needs an engine (docker by default; TFLITE_FORGE_ENGINE).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+RUNS = int(os.environ.get("BENCH_BUILD_RUNS", "3"))
+ARCH = os.environ.get("BENCH_BUILD_ARCH", "aarch64")
+
+
+def _forge(args: list[str], env: dict) -> float:
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=REPO, env={**os.environ, **env},
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"invoke {' '.join(args)} failed: {proc.stderr.strip()[-400:]}")
+    return time.monotonic() - started
+
+
+def main() -> list[dict]:
+    sys.path.insert(0, str(REPO))
+    from tflite_forge import build as build_mod
+    from tflite_forge import container as ct
+    from tflite_forge.loopback import serve_directory
+    from tflite_forge.miniature import write_release
+    from tflite_forge.recipe import load_recipe
+
+    engine = ct.resolve_engine(os.environ.get("TFLITE_FORGE_ENGINE") or None)
+    with tempfile.TemporaryDirectory(prefix="bench-build-") as tmp:
+        root = Path(tmp)
+        release = write_release(root / "release")
+        recipe = Path(release.recipe_path)
+        label = load_recipe(recipe).label
+        env = {"TFLITE_FORGE_CACHE": str(root / "cache"), "TFLITE_FORGE_WORK_DIR": str(root / "work"),
+               "TFLITE_FORGE_ENGINE": engine.name}
+        log = root / "work" / "logs" / f"build-{label}-{ARCH}.log"
+        with serve_directory(release.www_root) as base_url:
+            common = [f"--recipe={recipe}", f"--rewrite=https://={base_url}"]
+            _forge(["lock", *common], env)
+            _forge(["fetch", *common], env)
+            _forge(["build", f"--arch={ARCH}", *common], env)  # builder image and working copies ready
+            cold, noop, cold_compile, warm_compile, warm = [], [], [], [], []
+            for _ in range(RUNS):
+                volumes = ct.list_volumes(engine, (("io.tflite-forge.kind", "ccache"),
+                                                   ("io.tflite-forge.arch", ARCH)))
+                _forge(["clean", "--build"], env)
+                ct.remove_volumes(engine, volumes)
+                cold.append(_forge(["build", f"--arch={ARCH}", *common], env))
+                cold_compile.append(build_mod.step_times(log)["build"])
+                noop.append(_forge(["build", f"--arch={ARCH}", *common], env))
+                _forge(["clean", "--build"], env)
+                warm.append(_forge(["build", f"--arch={ARCH}", *common], env))
+                warm_compile.append(build_mod.step_times(log)["build"])
+    med = statistics.median
+    return [
+        {"benchmark": f"build no-op ({ARCH}, {engine.name})", "ours": f"{med(noop):.2f}s",
+         "reference": f"cold build {med(cold):.2f}s", "ratio": round(med(cold) / med(noop), 1),
+         "target": "no-op <= 10 s"},
+        {"benchmark": f"compile after clean, ccache ({ARCH}, {engine.name})", "ours": f"{med(warm_compile):.2f}s",
+         "reference": f"cold compile {med(cold_compile):.2f}s", "ratio": round(med(cold_compile) / med(warm_compile), 1),
+         "target": ">= 5x", "note": f"whole build after clean {med(warm):.2f}s vs cold {med(cold):.2f}s"},
+    ]
+
+
+if __name__ == "__main__":
+    for row in main():
+        print(row)
