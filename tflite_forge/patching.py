@@ -242,9 +242,9 @@ def nearest_lines(text: str, pattern: str, spans: list[tuple[int, int]], limit: 
         if not stripped:
             continue
         matcher.set_seq1(stripped)
-        if matcher.real_quick_ratio() < 0.45 or matcher.quick_ratio() < 0.45:
-            continue
-        r = matcher.ratio()
+        # Whole-line likeness, or how much of the hint appears in one piece (short patterns).
+        block = matcher.find_longest_match(0, len(stripped), 0, len(hint)).size / len(hint)
+        r = max(matcher.ratio() if matcher.quick_ratio() >= 0.45 else 0.0, block if len(hint) > 1 else 0.0)
         if r >= 0.45:
             scored.append((r, n))
     if not scored:
