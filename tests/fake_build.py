@@ -140,7 +140,7 @@ TfLiteModel* TfLiteModelCreateFromFile(const char* path) {
   while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) m->bytes.insert(m->bytes.end(), buf, buf + n);
   std::fclose(f);
   if (m->bytes.size() < 8 || std::memcmp(m->bytes.data() + 4, "TFL3", 4) != 0) {
-    std::fprintf(stderr, "%s: not a TFLite model (no TFL3 identifier)\n", path);
+    std::fprintf(stderr, "%s: not a TFLite model (no TFL3 identifier) [%s]\n", path, __FILE__);
     delete m;
     return nullptr;
   }

@@ -291,7 +291,8 @@ def verify_tarball(tarball: str | Path, *, arch: str | None = None, glibc_max: s
     # TensorFlow's version script exports `*TfLite*`, which also matches C++ names that mention a
     # TfLite type (e.g. _ZN12TfLiteTensorD1Ev): reported in the summary, not a failure. Anything
     # else outside the C API is a leak.
-    bad_exports = [s for s in facts.exported if not s.startswith(EXPORT_PREFIXES) and not _upstream_glob(s)]
+    bad_exports = sorted((s for s in facts.exported if not s.startswith(EXPORT_PREFIXES) and not _upstream_glob(s)),
+                         key=lambda s: (s.startswith("_Z"), s))  # plain C names first: the telling ones
     if bad_exports:
         report.fail(lib, f"exports {len(bad_exports)} non-C-API symbol(s) ({', '.join(bad_exports[:5])}); link with "
                          "tensorflow/lite/c/version_script.lds (-Wl,--version-script) so only TfLite* is exported")
