@@ -47,7 +47,8 @@ def serve_directory(root: str | Path) -> Iterator[str]:
         raise FileNotFoundError(f"cannot serve {root}: not a directory")
     handler = functools.partial(_QuietFileHandler, directory=str(root))
     server = _Server(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, name=f"loopback:{server.server_address[1]}", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              name=f"loopback:{server.server_address[1]}", daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/"
