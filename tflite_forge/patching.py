@@ -712,7 +712,7 @@ def run_patches(settings, *, check: bool = False, console=None) -> list[RecipeCh
                 table.add_row(e.id, e.tree, files, _scope(e), getattr(e, "expected", "all hunks"), e.upstream)
             console.print(table)
         return None
-    recipes = select_recipes(version=settings.version or "all", recipe=settings.recipe)
+    recipes = select_recipes(version=settings.version or (None if settings.recipe else "all"), recipe=settings.recipe)
     checks = check_recipes(settings.cache_dir, recipes)
     render_checks(checks, console)
     drifted = [(c.recipe.version, r) for c in checks for r in c.drifted]
