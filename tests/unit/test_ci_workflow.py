@@ -1,6 +1,7 @@
 """The GitHub Actions workflow parses, and every invoke task and option it calls exists."""
 
 import importlib
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -25,7 +26,7 @@ def invoke_calls(workflow: dict) -> list[list[str]]:
     for job in workflow["jobs"].values():
         for step in job["steps"]:
             for line in step.get("run", "").splitlines():
-                words = shlex.split(line.replace("${{", "X").replace("}}", ""))
+                words = shlex.split(re.sub(r"\$\{\{.*?\}\}", "EXPR", line))
                 if words and words[0] == "invoke":
                     calls.append(words[1:])
     return calls
