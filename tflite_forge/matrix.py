@@ -197,7 +197,8 @@ class Board:
 
 def run_matrix(cells: list[Cell], chain_argv: Callable[[Cell], list[str]], *, parallel: int | None,
                resume: bool, jobs: int | None, work_dir: Path, dist_dir: Path,
-               packages: bool, stream=None, env: dict[str, str] | None = None) -> list[CellState]:
+               packages: bool, stream=None, env: dict[str, str] | None = None,
+               cwd: Path | None = None) -> list[CellState]:
     """Run every cell; returns their final states (the caller turns failures into an exit code)."""
     if not cells:
         raise ConfigError("the matrix is empty: give --version and --arch values")
@@ -224,7 +225,7 @@ def run_matrix(cells: list[Cell], chain_argv: Callable[[Cell], list[str]], *, pa
                     if not pending:
                         return
                     s = pending.pop(0)
-                run_cell(s, chain_argv(s.cell), env, PROJECT_ROOT)
+                run_cell(s, chain_argv(s.cell), env, Path(cwd or os.getcwd()))
                 if s.status == "ok" and packages:
                     record_done(dist_dir, s.cell, digests[s.cell])
 
