@@ -1,0 +1,349 @@
+"""`invoke runtime-image`: the blog's runtime stage done right, from a release tarball.
+
+Flavors (multi-stage; a `test` stage runs the smoke program, the final stage copies its
+stamp — so the final image cannot exist unless the test passed — and runs as non-root):
+
+- minimal: FROM scratch. The library, the model, the smoke program and exactly their runtime
+  libraries (the NEEDED closure, resolved in the arch's Debian cross sysroot /usr/<triplet>/lib,
+  plus the program's ELF interpreter) are assembled on the host, without emulation, into a
+  root filesystem. A few MB; the target is <= 20 MB.
+- python:  a Debian base image + python3 (apt, from the Debian mirror), the library, the model
+  and a ctypes smoke script (smoke/smoke_ctypes.py).
+- wheel:   the python flavor plus a prebuilt tflite-runtime wheel (and numpy<2) fetched on the
+  host with `pip download --platform manylinux2014_<machine> --only-binary=:all:` and
+  installed offline (`pip install --no-index`) in a build stage; only site-packages reach
+  the final stage.
+- blog (reference for bench/): python3 + pip + numpy from apt, as blog posts do.
+
+Foreign-arch images are built with `--platform <arch.platform>`: the minimal flavor needs
+emulation only for its test stage (binfmt + qemu-user-static run the smoke program); the
+python/wheel flavors need a base image of that arch.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, EngineError, PackageError
+
+FLAVORS = ("minimal", "python", "wheel", "blog")
+USER = "65532:65532"                 # "nonroot", as distroless images number it
+PREFIX = "/opt/tflite"
+IMAGE_REPO = "tflite-forge/runtime"
+DEFAULT_BASE = "tflite-forge/debian-base:bookworm"
+WHEELS = ("tflite-runtime==2.14.0", "numpy<2")
+WHEEL_PYTHON = "3.11"                # bookworm's python3
+MINIMAL_LIMIT = 20 * 1000 * 1000
+SMOKE_DIR = Path(__file__).resolve().parent.parent / "smoke"
+
+
+@dataclass(frozen=True)
+class RuntimeImage:
+    tag: str
+    flavor: str
+    arch: str
+    size: int          # bytes, as the engine reports
+
+
+def image_tag(version: str, arch: str, flavor: str) -> str:
+    return f"{IMAGE_REPO}:{version}-{arch}-{flavor}"
+
+
+def default_base_image(arch: Any) -> str:
+    return DEFAULT_BASE if arch.debian_arch == "amd64" else f"{DEFAULT_BASE}-{arch.debian_arch}"
+
+
+# ---------------------------------------------------------------- the root filesystem (host side, no emulation)
+
+def _search_dirs(arch: Any) -> list[Path]:
+    dirs = [arch.sysroot / "lib", arch.sysroot / "lib64"]
+    if arch.qemu_binary is None:   # the host's own libraries are the target's
+        dirs += [Path(f"/lib/{arch.triplet}"), Path(f"/usr/lib/{arch.triplet}"), Path("/lib64")]
+    return [d for d in dirs if d.is_dir()]
+
+
+def _interpreter(data: bytes) -> str | None:
+    import io
+    from elftools.elf.elffile import ELFFile
+    for segment in ELFFile(io.BytesIO(data)).iter_segments():
+        if segment["p_type"] == "PT_INTERP":
+            return segment.get_interp_name()
+    return None
+
+
+def runtime_closure(elves: list[Path], arch: Any) -> dict[str, Path]:
+    """NEEDED name -> file in the sysroot, for every ELF given and everything they need."""
+    from .verify import elf_facts
+    dirs = _search_dirs(arch)
+    found: dict[str, Path] = {}
+    todo = [name for elf in elves for name in elf_facts(elf.read_bytes()).needed]
+    provided = {elf.name for elf in elves} | {elf_facts(elf.read_bytes()).soname for elf in elves}
+    while todo:
+        name = todo.pop()
+        if name in found or name in provided:
+            continue
+        path = next((d / name for d in dirs if (d / name).exists()), None)
+        if path is None:
+            raise PackageError(f"{name} (needed at run time for {arch.name}) is not in {', '.join(map(str, dirs))}; "
+                               f"apt-get install {' '.join(arch.cross_packages)}")
+        found[name] = path
+        todo += elf_facts(path.resolve().read_bytes()).needed
+    return found
+
+
+def assemble_rootfs(tarball: Path, arch: Any, rootfs: Path, scratch: Path) -> dict[str, Any]:
+    """Lay out rootfs/opt (-> /opt/tflite: lib, bin, share) and rootfs/runtime-libs (-> /lib)."""
+    from .package import LIB_NAME
+    from .smoke import build_with_scons, unpack
+    from .tflite_model import write_add_model
+
+    prefix = unpack(tarball, scratch / "artifact")
+    program = build_with_scons(prefix, arch, scratch / "scons")
+    opt = rootfs / "opt"           # becomes PREFIX in the image
+    for sub in ("bin", "lib", "share/licenses"):
+        (opt / sub).mkdir(parents=True, exist_ok=True)
+    shutil.copy2(program, opt / "bin" / "tflite-smoke")
+    libs = sorted((prefix / "lib").glob(f"{LIB_NAME}.so*"))
+    for lib in libs:
+        dest = opt / "lib" / lib.name
+        if lib.is_symlink():
+            dest.symlink_to(os.readlink(lib))
+        else:
+            shutil.copy2(lib, dest)
+    shutil.copytree(prefix / "share" / "licenses", opt / "share" / "licenses", dirs_exist_ok=True)
+    shutil.copy2(prefix / "manifest.json", opt / "share" / "manifest.json")
+    write_add_model(opt / "share" / "add.tflite")
+    shutil.copy2(SMOKE_DIR / "smoke_ctypes.py", opt / "share" / "smoke_ctypes.py")
+    shutil.copy2(SMOKE_DIR / "smoke_tflite_runtime.py", opt / "share" / "smoke_tflite_runtime.py")
+    real = next(p for p in libs if not p.is_symlink())
+    closure = runtime_closure([program, real], arch)
+    runtime = rootfs / "runtime-libs"
+    runtime.mkdir(parents=True, exist_ok=True)
+    for name, path in sorted(closure.items()):
+        shutil.copyfile(path.resolve(), runtime / name)
+    interp = _interpreter(program.read_bytes())
+    return {"closure": sorted(closure), "interpreter": interp,
+            "interpreter_source": next((d / Path(interp).name for d in _search_dirs(arch)
+                                        if (d / Path(interp).name).exists()), None) if interp else None}
+
+
+# ---------------------------------------------------------------- Dockerfiles
+
+def dockerfile(flavor: str, *, base: str, interpreter: str | None) -> str:
+    smoke = f'["{PREFIX}/bin/tflite-smoke", "{PREFIX}/share/add.tflite", "/tmp/smoke.passed"]'
+    if flavor == "minimal":
+        return f"""# minimal: FROM scratch, only the library, model, smoke program and their runtime libraries.
+FROM scratch AS runtime
+COPY runtime-libs/ /lib/
+COPY interp/ {Path(interpreter).parent}/
+COPY opt/ {PREFIX}/
+COPY tmp/ /tmp/
+ENV LD_LIBRARY_PATH={PREFIX}/lib:/lib
+
+FROM runtime AS test
+RUN {smoke}
+
+FROM runtime
+COPY --from=test /tmp/smoke.passed {PREFIX}/share/smoke.passed
+USER {USER}
+ENTRYPOINT ["{PREFIX}/bin/tflite-smoke"]
+CMD ["{PREFIX}/share/add.tflite"]
+"""
+    if flavor == "blog":
+        return f"""# blog: the runtime stage blog posts write (python3 + pip + numpy), for size comparison.
+FROM {base}
+RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-pip python3-numpy \\
+ && rm -rf /var/lib/apt/lists/*
+"""
+    python_runtime = f"""FROM {base} AS runtime
+RUN apt-get update && apt-get install -y --no-install-recommends python3 \\
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
+COPY opt/ {PREFIX}/
+ENV LD_LIBRARY_PATH={PREFIX}/lib
+"""
+    if flavor == "python":
+        ctypes_smoke = (f'["python3", "{PREFIX}/share/smoke_ctypes.py", "{PREFIX}/lib/libtensorflowlite_c.so", '
+                        f'"{PREFIX}/share/add.tflite", "/tmp/smoke.passed"]')
+        return f"""# python: python3 + the C library driven through ctypes.
+{python_runtime}
+FROM runtime AS test
+RUN {ctypes_smoke}
+
+FROM runtime
+COPY --from=test /tmp/smoke.passed {PREFIX}/share/smoke.passed
+USER {USER}
+ENTRYPOINT {ctypes_smoke.replace(', "/tmp/smoke.passed"', '')}
+"""
+    if flavor == "wheel":
+        wheel_smoke = f'["python3", "{PREFIX}/share/smoke_tflite_runtime.py", "{PREFIX}/share/add.tflite"'
+        return f"""# wheel: a prebuilt tflite-runtime wheel (downloaded on the host) installed offline.
+FROM {base} AS install
+RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-pip \\
+ && rm -rf /var/lib/apt/lists/*
+COPY wheels/ /wheels/
+RUN python3 -m pip install --no-index --find-links /wheels --target /opt/site --break-system-packages \\
+    {' '.join(f"'{w}'" for w in WHEELS)}
+
+{python_runtime}
+COPY --from=install /opt/site /opt/site
+ENV PYTHONPATH=/opt/site
+
+FROM runtime AS test
+RUN {wheel_smoke}, "/tmp/smoke.passed"]
+
+FROM runtime
+COPY --from=test /tmp/smoke.passed {PREFIX}/share/smoke.passed
+USER {USER}
+ENTRYPOINT {wheel_smoke}]
+"""
+    raise ConfigError(f"--flavor {flavor!r}: expected one of {', '.join(FLAVORS[:3])}")
+
+
+# ---------------------------------------------------------------- wheels (host side)
+
+def wheel_platform(arch: Any) -> str:
+    machines = {"aarch64": "aarch64", "x86_64": "x86_64"}
+    if arch.name not in machines:
+        raise ConfigError(f"--flavor wheel: tflite-runtime publishes wheels for aarch64 and x86_64 only, not {arch.name}; "
+                          "use --flavor minimal or python")
+    return f"manylinux2014_{machines[arch.name]}"
+
+
+def download_wheels(arch: Any, dest: Path, cache_dir: Path) -> list[Path]:
+    """pip download on the host (the container has no route to PyPI); cached per platform."""
+    cached = cache_dir / "wheels" / wheel_platform(arch)
+    if not list(cached.glob("tflite_runtime-*.whl")):
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".wheels-", dir=cache_dir))
+        try:
+            argv = ["pip", "download", "--quiet", "--dest", str(tmp), "--only-binary=:all:",
+                    "--platform", wheel_platform(arch), "--python-version", WHEEL_PYTHON, *WHEELS]
+            proc = subprocess.run(argv, capture_output=True, text=True)
+            if proc.returncode != 0:
+                msg = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
+                raise PackageError(f"pip download of {' '.join(WHEELS)} for {wheel_platform(arch)} failed: {msg}; "
+                                   "check PyPI access (or pre-fill the cache)")
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(cached, ignore_errors=True)
+            os.replace(tmp, cached)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    dest.mkdir(parents=True, exist_ok=True)
+    wheels = sorted(cached.glob("*.whl"))
+    for wheel in wheels:
+        shutil.copy2(wheel, dest / wheel.name)
+    return wheels
+
+
+# ---------------------------------------------------------------- building
+
+def _build(engine: Any, *, context: Path, tag: str, platform: str, log) -> None:
+    from . import container as ct
+    kwargs: dict[str, Any] = {"context": context, "dockerfile": context / "Dockerfile", "tag": tag,
+                              "labels": {"io.tflite-forge.purpose": "runtime-image"}, "on_line": log}
+    params = inspect.signature(ct.build_image).parameters
+    env_key = None
+    if "platform" in params:
+        kwargs["platform"] = platform
+    elif engine.name == "docker":
+        # container.build_image has no platform parameter yet: the docker CLI's own variable.
+        env_key, old = "DOCKER_DEFAULT_PLATFORM", os.environ.get("DOCKER_DEFAULT_PLATFORM")
+        os.environ[env_key] = platform
+    try:
+        ct.build_image(engine, **kwargs)
+    finally:
+        if env_key:
+            if old is None:
+                os.environ.pop(env_key, None)
+            else:
+                os.environ[env_key] = old
+
+
+def image_size(engine: Any, tag: str) -> int:
+    proc = subprocess.run(engine.argv("image", "inspect", "--format", "{{.Size}}", tag), capture_output=True, text=True)
+    if proc.returncode != 0 or not proc.stdout.strip().isdigit():
+        raise EngineError(f"{engine.name} image inspect {tag} failed; is the engine healthy?")
+    return int(proc.stdout.strip())
+
+
+def build_runtime_image(engine: Any, tarball: Path, arch: Any, *, flavor: str = "minimal", version: str,
+                        base_image: str | None = None, cache_dir: Path, log=print) -> RuntimeImage:
+    """Assemble the context on the host, build the image (its test stage runs the smoke program)."""
+    from . import container as ct
+
+    if flavor not in FLAVORS:
+        raise ConfigError(f"--flavor {flavor!r}: expected one of {', '.join(FLAVORS[:3])}")
+    base = base_image or default_base_image(arch)
+    if flavor != "minimal" and ct.image_id(engine, base) is None:
+        hint = ("`invoke image --bootstrap`" if base == DEFAULT_BASE else
+                f"a {arch.debian_arch} Debian image tagged {base} (debootstrap --arch {arch.debian_arch} + import), or --base-image")
+        raise EngineError(f"base image {base} is missing for --flavor {flavor}; make it with {hint}")
+    tag = image_tag(version, arch.name, flavor)
+    with tempfile.TemporaryDirectory(prefix=f"tflite-forge-image-{arch.name}-") as tmp:
+        context = Path(tmp) / "context"
+        context.mkdir()
+        interpreter = None
+        if flavor != "blog":
+            facts = assemble_rootfs(tarball, arch, context, Path(tmp) / "scratch")
+            interpreter = facts["interpreter"]
+            (context / "tmp").mkdir()
+            if flavor == "minimal":
+                if not interpreter or facts["interpreter_source"] is None:
+                    raise PackageError(f"the smoke program's ELF interpreter {interpreter} is not in the {arch.name} "
+                                       f"sysroot; apt-get install {' '.join(arch.cross_packages)}")
+                interp_dir = context / "interp"
+                interp_dir.mkdir()
+                shutil.copyfile(Path(facts["interpreter_source"]).resolve(), interp_dir / Path(interpreter).name)
+                os.chmod(interp_dir / Path(interpreter).name, 0o755)
+        if flavor == "wheel":
+            download_wheels(arch, context / "wheels", Path(cache_dir))
+        (context / "Dockerfile").write_text(dockerfile(flavor, base=base, interpreter=interpreter))
+        _build(engine, context=context, tag=tag, platform=arch.platform, log=lambda line: None)
+    size = image_size(engine, tag)
+    if flavor == "minimal" and size > MINIMAL_LIMIT:
+        log(f"runtime-image: warning: {tag} is {size / 1e6:.1f} MB, above the {MINIMAL_LIMIT / 1e6:.0f} MB target")
+    log(f"runtime-image: {tag} ({arch.platform}, {size / 1e6:.1f} MB): the test stage ran the smoke program")
+    return RuntimeImage(tag=tag, flavor=flavor, arch=arch.name, size=size)
+
+
+def run_image(engine: Any, tag: str, arch: Any, *, timeout: float = 180) -> str:
+    """Run a built runtime image (under binfmt/qemu for foreign arches); return its output."""
+    from . import container as ct
+    spec = ct.ContainerSpec(image=tag, purpose="runtime-smoke", platform=arch.platform)
+    proc = ct.run_container(engine, spec, [], timeout=timeout)   # no argv: the image's ENTRYPOINT + CMD
+    output = ((proc.stdout or "") + (proc.stderr or "")).strip()
+    if proc.returncode != 0:
+        raise PackageError(f"{tag} failed when run on {arch.platform} (exit {proc.returncode}): "
+                           f"{(output.splitlines() or ['(no output)'])[-1]}")
+    return (proc.stdout or "").strip() or output
+
+
+def run_runtime_image(settings: Any, *, flavor: str = "minimal", base_image: str | None = None,
+                      log=print) -> list[RuntimeImage]:
+    """`invoke runtime-image`: one image per (recipe, arch) tarball in dist/, then run it once."""
+    from . import container as ct
+    from .arches import resolve_arches
+    from .package import artifact_stem
+    from .recipe import select_recipes
+
+    engine = ct.resolve_engine(settings.engine)
+    images = []
+    for recipe in select_recipes(version=settings.version, recipe=settings.recipe):
+        for arch in resolve_arches(settings.arch):
+            tarball = Path(settings.dist_dir) / f"{artifact_stem(recipe.version, arch.name)}.tar.gz"
+            if not tarball.is_file():
+                raise PackageError(f"{tarball}: not found; run `invoke package --version {recipe.version} "
+                                   f"--arch {arch.name}` first")
+            image = build_runtime_image(engine, tarball, arch, flavor=flavor, version=recipe.version,
+                                        base_image=base_image, cache_dir=Path(settings.cache_dir), log=log)
+            for line in run_image(engine, image.tag, arch).splitlines()[-1:]:
+                log(f"runtime-image: {image.tag} ran: {line}")
+            images.append(image)
+    return images
