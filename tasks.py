@@ -81,7 +81,7 @@ def patch(c, version=None, recipe=None, cache_dir=None, mirror=None, rewrite=Non
 @forge_task(help=_help("version", "recipe", "cache-dir",
                        check="check every selected recipe (--version V, a comma list, or all; default all) against the "
                              "fetched archives: which edits apply, drifted, or are already upstream"),
-            auto_shortflags=False)
+            auto_shortflags=False, handles_matrix=True)
 def patches(c, version=None, recipe=None, cache_dir=None, check=False):
     """List the patch sets in patches/, or (--check) report per recipe which edits apply, drifted or are upstream."""
     from tflite_forge import patching

@@ -62,7 +62,9 @@ def _report_stage(name: str) -> None:
             pass
 
 
-def forge_task(*args: Any, **kwargs: Any) -> Callable:
+def forge_task(*args: Any, handles_matrix: bool = False, **kwargs: Any) -> Callable:
+    """invoke's @task with the error contract. `handles_matrix=True`: the task takes
+    `--version all` / lists itself (a report over versions), so no matrix of processes is made."""
     def decorate(fn: Callable) -> Any:
         @functools.wraps(fn)
         def run(*a: Any, **kw: Any) -> Any:
@@ -73,6 +75,7 @@ def forge_task(*args: Any, **kwargs: Any) -> Callable:
                 raise report(err) from None
             except KeyboardInterrupt:
                 raise Exit(message="tflite-forge: interrupted; nothing half-written was kept", code=130) from None
+        run.handles_matrix = handles_matrix  # type: ignore[attr-defined]
         return task(**kwargs)(run)
 
     if len(args) == 1 and callable(args[0]) and not kwargs:
@@ -138,6 +141,8 @@ class ChainExecutor(Executor):
         version = self._given(contexts, "version") or os.environ.get("TFLITE_FORGE_VERSION")
         arch = self._given(contexts, "arch") or os.environ.get("TFLITE_FORGE_ARCH")
         takes_arch = any("arch" in ctx.args for ctx in contexts)
+        if all(getattr(self.collection[ctx.name].body, "handles_matrix", False) for ctx in contexts):
+            return None
         if not (_is_matrix(version) or (takes_arch and _is_matrix(arch))):
             return None
         from .arches import resolve_arches

@@ -26,6 +26,11 @@ def build(c, version=None, arch=None, parallel=None, resume=False):
         raise BuildError("armhf broke on purpose")
     print(f"built {version} {arch} with {os.environ.get('TFLITE_FORGE_JOBS')} jobs")
 
+@forge_task(help={"version": "v"}, handles_matrix=True)
+def report(c, version=None):
+    """Takes version lists itself."""
+    print(f"report over {version}")
+
 @forge_task(help=HELP)
 def package(c, version=None, arch=None, parallel=None, resume=False):
     """Pretend to package."""
@@ -98,3 +103,8 @@ def test_parallelism_stays_within_memory():
     assert plan_parallelism(cells=6, requested=4, cpus=16, mem=8 * gib) == (4, 1)
     assert plan_parallelism(cells=2, requested=None, cpus=16, mem=64 * gib) == (1, 16)
     assert plan_parallelism(cells=3, requested=8, cpus=8, mem=3 * gib) == (1, 1)
+
+
+def test_a_task_that_takes_version_lists_itself_gets_no_matrix(project):
+    proc = invoke(project, "report", "--version", "all")
+    assert proc.returncode == 0 and "report over all" in proc.stdout and "matrix" not in proc.stderr

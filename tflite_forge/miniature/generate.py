@@ -324,7 +324,7 @@ def write_release(dest: str | Path, version: str = "2.16.1") -> "MiniatureReleas
         "build": {
             "source_date_epoch": epoch,
             "cmake_source_dir": "tensorflow/lite/c",
-            "patch_sets": ["o3", "drop-mfpu-neon"],
+            "patch_sets": ["o3", "drop-mfpu-neon", "soname"],
             "host_tools_target": "flatbuffers-flatc",
             "cmake_options": {"TFLITE_ENABLE_XNNPACK": True},
         },
