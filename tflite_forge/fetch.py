@@ -274,6 +274,9 @@ def _recipe_flag(recipe: "Recipe") -> str:
 def run_mirror_export(settings: "Settings", dest: str | Path) -> int:
     """`invoke mirror --dest DIR`: copy (hardlink where possible) every cached file to DIR/sha256/<hex>."""
     cache = Cache(settings.cache_dir)
+    if not cache.entries():
+        raise FetchError(f"the cache {cache.root} is empty, so there is nothing to export; run `invoke fetch` "
+                         f"(and `invoke lock`) for the versions the site needs, then `invoke mirror --dest DIR`")
     out = Path(dest).expanduser() / "sha256"
     out.mkdir(parents=True, exist_ok=True)
     count = 0
