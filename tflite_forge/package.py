@@ -306,9 +306,10 @@ def find_library(lib_dir: Path) -> Path:
 def library_names(version: str, soname: str | None) -> tuple[str, str, str]:
     """(real file, SONAME link, dev link): libtensorflowlite_c.so.<v>, .so.<major>, .so."""
     real = f"{LIB_NAME}.so.{version}"
-    if not soname:
-        raise PackageError(f"{LIB_NAME}.so has no SONAME; enable the recipe's `soname` patch set (it sets "
-                           f"SONAME {LIB_NAME}.so.<major>) and rebuild")
+    if not soname or not re.fullmatch(rf"{re.escape(LIB_NAME)}\.so\.[0-9][0-9.]*", soname):
+        found = f"SONAME {soname}" if soname else "no SONAME"
+        raise PackageError(f"{LIB_NAME}.so has {found}, not a versioned {LIB_NAME}.so.<major>; enable the recipe's "
+                           "`soname` patch set (patch_sets in [build]) and rebuild")
     return real, soname, f"{LIB_NAME}.so"
 
 
@@ -448,8 +449,6 @@ def assemble(inputs: PackageInputs) -> tuple[list[Entry], list[Entry], list[str]
         Entry(f"lib/cmake/{PKG_NAME}/{PKG_NAME}ConfigVersion.cmake",
               cmake_version_text(inputs.version, inputs.arch.elf_class).encode()),
     ]
-    if soname == dev:
-        entries = [e for e in entries if not (e.is_link and e.path == f"lib/{dev}")]
     entries += header_entries(inputs.tensorflow_tree)
     licenses, missing = license_entries(inputs)
     entries += licenses

@@ -270,8 +270,10 @@ def verify_tarball(tarball: str | Path, *, arch: str | None = None, glibc_max: s
         if facts.machine != target.elf_machine or facts.elf_class != target.elf_class:
             report.fail(lib, f"is {facts.machine} {facts.elf_class}-bit, not {target.elf_machine} {target.elf_class}-bit "
                              f"for {target.name}; build with --arch {target.name} (the {target.triplet} toolchain)")
-    if not facts.soname:
-        report.fail(lib, "has no SONAME; enable the `soname` patch set in the recipe and rebuild")
+    if not facts.soname or not re.fullmatch(r"libtensorflowlite_c\.so\.[0-9][0-9.]*", facts.soname):
+        found = f"SONAME {facts.soname}" if facts.soname else "no SONAME"
+        report.fail(lib, f"has {found}, not a versioned libtensorflowlite_c.so.<major>; enable the `soname` "
+                         "patch set in the recipe and rebuild")
     else:
         link_target = links.get(f"lib/{facts.soname}")
         if facts.soname != PurePosixPath(lib).name and link_target != PurePosixPath(lib).name:
