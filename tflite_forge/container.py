@@ -95,8 +95,11 @@ def _run(argv: Sequence[str], *, timeout: float = 60, check: bool = False,
 
 
 def _last_line(text: str) -> str:
+    """The line of an engine's stderr that says what went wrong (not its "see --help" footer)."""
     lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-    return lines[-1] if lines else "(no message)"
+    lines = [line for line in lines if not line.startswith("Run '")] or lines
+    errors = [line for line in lines if "rror" in line]
+    return (errors or lines)[-1] if lines else "(no message)"
 
 
 def _engine_name(binary: str) -> Engine | None:

@@ -20,7 +20,7 @@ from tflite_forge import container as ct
 from tflite_forge.arches import resolve_arch
 from tflite_forge.errors import BuildError
 
-from .conftest import REPO, run_forge
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +55,9 @@ def real_library(lib_dir: Path, stem: str = "libtensorflowlite_c.so") -> Path:
 
 
 def ours(engine: ct.EngineConfig) -> list[str]:
-    return ct.list_containers(engine)
+    """Containers this project started (named tflite-forge-*; image builds by other tests make
+    unnamed intermediate containers that carry the label too)."""
+    return [name for name in ct.list_containers(engine) if name.startswith("tflite-forge-")]
 
 
 def check_result(miniature, arch_name: str, engine: ct.EngineConfig) -> dict:
@@ -85,32 +87,32 @@ def check_result(miniature, arch_name: str, engine: ct.EngineConfig) -> dict:
 
 
 @pytest.mark.parametrize("arch", ["x86_64", "aarch64", "armhf"])
-def test_fetch_build_with_docker(miniature, base_image_docker, docker_engine, arch):
-    proc = run_forge("fetch", "build", f"--arch={arch}", "--engine=docker", *miniature.args, env=miniature.env)
+def test_fetch_build_with_docker(miniature, base_image_docker, docker_engine, arch, forge):
+    proc = forge("fetch", "build", f"--arch={arch}", "--engine=docker", *miniature.args, env=miniature.env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"{arch}: built" in proc.stdout or f"{arch}: up to date" in proc.stdout
     check_result(miniature, arch, docker_engine)
 
 
-def test_second_build_only_checks(miniature, base_image_docker, docker_engine):
-    run_forge("build", "--arch=aarch64", "--engine=docker", *miniature.args, env=miniature.env, check=True)
+def test_second_build_only_checks(miniature, base_image_docker, docker_engine, forge):
+    forge("build", "--arch=aarch64", "--engine=docker", *miniature.args, env=miniature.env, check=True)
     lib = real_library(out_dir(miniature, "aarch64") / "lib")
     before = lib.stat().st_mtime_ns
-    proc = run_forge("build", "--arch=aarch64", "--engine=docker", *miniature.args, env=miniature.env, check=True)
+    proc = forge("build", "--arch=aarch64", "--engine=docker", *miniature.args, env=miniature.env, check=True)
     assert "aarch64: up to date" in proc.stdout
     assert lib.stat().st_mtime_ns == before
 
 
-def test_fetch_build_with_podman(miniature, base_image_podman, podman_engine):
-    proc = run_forge("fetch", "build", "--arch=aarch64", "--engine=podman", "--force", *miniature.args,
+def test_fetch_build_with_podman(miniature, base_image_podman, podman_engine, forge):
+    proc = forge("fetch", "build", "--arch=aarch64", "--engine=podman", "--force", *miniature.args,
                      env=miniature.env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     check_result(miniature, "aarch64", podman_engine)
 
 
-def test_cxx_shared_library(miniature, base_image_docker, docker_engine, tmp_path):
+def test_cxx_shared_library(miniature, base_image_docker, docker_engine, tmp_path, forge):
     env = {**miniature.env, "TFLITE_FORGE_WORK_DIR": str(tmp_path / "work")}
-    proc = run_forge("build", "--arch=x86_64", "--engine=docker", "--cxx-shared", *miniature.args, env=env)
+    proc = forge("build", "--arch=x86_64", "--engine=docker", "--cxx-shared", *miniature.args, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lib_dir = next((tmp_path / "work" / "out").glob("*-x86_64")) / "lib"
     machine, _, _ = elf_facts(real_library(lib_dir, "libtensorflow-lite.so"))
@@ -146,8 +148,11 @@ def test_build_has_no_network_and_the_control_does(miniature, base_image_docker,
     assert "is unreachable" in log and "network probe reached" not in log
 
     # Control: the very same plan in a container on the engine's default network reaches the URL.
-    control = dataclasses.replace(hermetic.plan, spec=dataclasses.replace(hermetic.plan.spec, network=None),
-                                  log_path=tmp_path / "control.log", staging_dir=tmp_path / "control-out")
+    staging = tmp_path / "control-out"
+    mounts = tuple(dataclasses.replace(m, source=str(staging)) if m.target == build_mod.OUT else m
+                   for m in hermetic.plan.spec.mounts)
+    control = dataclasses.replace(hermetic.plan, spec=dataclasses.replace(hermetic.plan.spec, network=None, mounts=mounts),
+                                  log_path=tmp_path / "control.log", staging_dir=staging)
     with pytest.raises(BuildError) as err:
         build_mod.execute(control, docker_engine)
     assert "step configure failed" in str(err.value)
@@ -159,16 +164,19 @@ def test_build_has_no_network_and_the_control_does(miniature, base_image_docker,
 def test_interrupted_build_leaves_no_container(miniature, base_image_docker, docker_engine, sig):
     out = out_dir(miniature, "aarch64")
     info_before = (out / "build-info.json").read_bytes() if (out / "build-info.json").exists() else None
+    log = miniature.work_dir / "logs" / f"build-{label(miniature)}-aarch64.log"
+    log.unlink(missing_ok=True)
     proc = subprocess.Popen([sys.executable, "-m", "invoke", "build", "--arch=aarch64", "--engine=docker", "--force",
                              *miniature.args], cwd=REPO, env={**os.environ, **miniature.env},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 300
-        while not any("-build-aarch64-" in name for name in ours(docker_engine)):
-            assert proc.poll() is None, f"build ended before a container was seen: {proc.communicate()}"
-            assert time.monotonic() < deadline, "no build container appeared"
-            time.sleep(0.1)
-        time.sleep(1.0)  # inside a step
+        # Signal as soon as the first step runs inside the container (the log says so).
+        while not (log.exists() and "# step host-configure:" in log.read_text(errors="replace")):
+            assert proc.poll() is None, f"build ended before its first step: {proc.communicate()}"
+            assert time.monotonic() < deadline, "the build never started its first step"
+            time.sleep(0.05)
+        assert any("-build-aarch64-" in name for name in ours(docker_engine))
         proc.send_signal(sig)
         _, stderr = proc.communicate(timeout=120)
     finally:
@@ -188,10 +196,10 @@ def _one_line_error(proc: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-def test_missing_engine_on_path_is_one_clear_line(tmp_path, miniature):
+def test_missing_engine_on_path_is_one_clear_line(tmp_path, miniature, forge):
     empty = tmp_path / "bin"
     empty.mkdir()
-    proc = run_forge("build", "--arch=aarch64", "--engine=podman", *miniature.args,
+    proc = forge("build", "--arch=aarch64", "--engine=podman", *miniature.args,
                      env={**miniature.env, "PATH": str(empty)})
     assert proc.returncode == 10
     line = _one_line_error(proc)
@@ -199,19 +207,19 @@ def test_missing_engine_on_path_is_one_clear_line(tmp_path, miniature):
     assert "ci/setup-host.sh" in line and "--engine" in line
 
 
-def test_engine_variable_pointing_to_missing_binary(tmp_path, miniature):
+def test_engine_variable_pointing_to_missing_binary(tmp_path, miniature, forge):
     missing = tmp_path / "nowhere" / "docker"
-    proc = run_forge("build", "--arch=x86_64", *miniature.args,
+    proc = forge("build", "--arch=x86_64", *miniature.args,
                      env={**miniature.env, "TFLITE_FORGE_ENGINE": str(missing)})
     assert proc.returncode == 10
     line = _one_line_error(proc)
     assert str(missing) in line and "not found" in line
 
 
-def test_clean_scopes_say_what_they_delete(miniature, base_image_docker, docker_engine):
-    run_forge("build", "--arch=x86_64", "--engine=docker", *miniature.args, env=miniature.env, check=True)
+def test_clean_scopes_say_what_they_delete(miniature, base_image_docker, docker_engine, forge):
+    forge("build", "--arch=x86_64", "--engine=docker", *miniature.args, env=miniature.env, check=True)
     assert ct.list_volumes(docker_engine, (("io.tflite-forge.kind", "build"),))
-    proc = run_forge("clean", "--build", "--cache", "--engine=docker", env=miniature.env, check=True)
+    proc = forge("clean", "--build", "--cache", "--engine=docker", env=miniature.env, check=True)
     assert "removed build trees:" in proc.stdout and "removed compiler cache:" in proc.stdout
     assert not ct.list_volumes(docker_engine, (("io.tflite-forge.kind", "build"),))
     assert not ct.list_volumes(docker_engine, (("io.tflite-forge.kind", "ccache"),))
