@@ -1,9 +1,8 @@
 """The GitHub Actions workflow parses, and every invoke task and option it calls exists."""
 
-import importlib
+import importlib.util
 import re
 import shlex
-import sys
 from pathlib import Path
 
 import yaml
@@ -14,11 +13,11 @@ WORKFLOW = ROOT / ".github" / "workflows" / "matrix.yml"
 
 
 def load_tasks() -> Collection:
-    sys.path.insert(0, str(ROOT))
-    try:
-        return Collection.from_module(importlib.import_module("tasks"))
-    finally:
-        sys.path.remove(str(ROOT))
+    """A fresh import of tasks.py: invoke's Task.get_arguments() consumes its help dict."""
+    spec = importlib.util.spec_from_file_location("tflite_forge_tasks_under_test", ROOT / "tasks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return Collection.from_module(module)
 
 
 def invoke_calls(workflow: dict) -> list[list[str]]:

@@ -1,6 +1,6 @@
 """The CLI contract: shared flags reach the whole chain, every option has help, errors are one line."""
 
-import importlib
+import importlib.util
 import inspect
 import subprocess
 import sys
@@ -32,6 +32,14 @@ def run_program(argv, *tasks):
     prog = Program(namespace=ns, executor_class=ChainExecutor, name="t", binary="t")
     prog.run(["t", *argv], exit=False)
     return seen
+
+
+def load_tasks() -> Collection:
+    """A fresh import of tasks.py: invoke's Task.get_arguments() consumes its help dict."""
+    spec = importlib.util.spec_from_file_location("tflite_forge_tasks_under_test", ROOT / "tasks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return Collection.from_module(module)
 
 
 def test_shared_flag_reaches_every_task_in_the_chain():
@@ -71,12 +79,7 @@ def test_project_config_enables_the_chain_executor():
 
 
 def test_every_task_documents_every_option():
-    sys.path.insert(0, str(ROOT))
-    try:
-        tasks_mod = importlib.import_module("tasks")
-    finally:
-        sys.path.remove(str(ROOT))
-    ns = Collection.from_module(tasks_mod)
+    ns = load_tasks()
     assert len(ns.task_names) >= 4
     for name in ns.task_names:
         t = ns[name]

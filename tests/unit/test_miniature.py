@@ -58,7 +58,7 @@ def test_recipe_is_valid_and_names_the_real_upstream_url(miniature_release):
     assert recipe.source.sha256 == sha256(miniature_release.tensorflow_archive) == miniature_release.tensorflow_sha256
     assert recipe.source.strip_prefix == "tensorflow-2.16.1"
     assert recipe.build.cmake_source_dir == "tensorflow/lite/c"
-    assert recipe.build.patch_sets == ("o3", "drop-mfpu-neon")
+    assert recipe.build.patch_sets == ("o3", "drop-mfpu-neon", "soname")
     assert recipe.build.host_tools_target == "flatbuffers-flatc"
     assert recipe.build.source_date_epoch == miniature_release.source_date_epoch == 1709856000
     assert miniature_release.local_path(recipe.source.urls[0]) == miniature_release.tensorflow_archive
