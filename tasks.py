@@ -20,6 +20,8 @@ SHARED_HELP = {
     "rewrite": "URL rewrite FROM=TO applied to every upstream URL (like git insteadOf); repeatable",
     "offline": "never open a socket: use only the cache and file:// mirrors",
     "jobs": "parallel compile jobs (default: from cores and memory, ~2 GiB per job)",
+    "parallel": "with --arch/--version lists or 'all' (a matrix): cells run at once, capped by memory (default 1)",
+    "resume": "with a matrix: skip cells already packaged from identical inputs",
 }
 SHARED_ITERABLE = ["mirror", "rewrite"]
 
@@ -119,7 +121,7 @@ def selftest(c, engine=None, jobs=None, keep=False):
     selftest_mod.run_selftest(_settings(c, engine=engine, jobs=jobs), keep=keep)
 
 
-BUILD_HELP = _help(*FETCH_OPTIONS, "arch", "engine", "jobs",
+BUILD_HELP = _help(*FETCH_OPTIONS, "arch", "engine", "jobs", "parallel", "resume",
                    base_image="base image of the builder (default tflite-forge/debian-base:bookworm, made by `invoke image --bootstrap`; "
                               "with a registry, pin one by digest: debian:bookworm@sha256:...)",
                    cxx_shared="also build the C++ shared library libtensorflow-lite.so (-DBUILD_SHARED_LIBS=ON)",
@@ -128,23 +130,12 @@ BUILD_HELP = _help(*FETCH_OPTIONS, "arch", "engine", "jobs",
 
 @forge_task(help=BUILD_HELP, iterable=SHARED_ITERABLE)
 def build(c, version=None, recipe=None, cache_dir=None, mirror=None, rewrite=None, offline=False, arch=None,
-          engine=None, jobs=None, base_image=None, cxx_shared=False, force=False):
+          engine=None, jobs=None, base_image=None, cxx_shared=False, force=False, parallel=None, resume=False):
     """Build libtensorflowlite_c.so for --arch in a container with no network (fetches and patches first if needed)."""
     from tflite_forge import build as build_mod
     build_mod.run_build_task(_settings(c, version=version, recipe=recipe, cache_dir=cache_dir, mirror=mirror,
                                        rewrite=rewrite, offline=offline, arch=arch, engine=engine, jobs=jobs),
                              base_image=base_image, cxx_shared=cxx_shared, force=force)
-
-
-@forge_task(help=_help("arch", "engine", "cache-dir",
-                       bootstrap="make the base image with debootstrap + import (no registry needed; needs root)",
-                       base_image="base image to build on, or the name --bootstrap gives (default tflite-forge/debian-base:bookworm)",
-                       force="with --bootstrap: debootstrap again even if the image or its cached tarball exists"))
-def image(c, arch=None, engine=None, cache_dir=None, bootstrap=False, base_image=None, force=False):
-    """Make the builder image for --arch (tagged by a hash of its inputs), and with --bootstrap the Debian base image."""
-    from tflite_forge import image as image_mod
-    image_mod.run_image(_settings(c, arch=arch, engine=engine, cache_dir=cache_dir), bootstrap=bootstrap,
-                        base_image=base_image, force=force, arch=arch)
 
 
 @forge_task(help=_help("engine", build="remove build trees: build volumes, <work_dir>/out and stamps (the default scope)",
@@ -156,10 +147,11 @@ def clean(c, engine=None, build=False, images=False, cache=False):
     build_mod.run_clean(_settings(c, engine=engine), build=build, images=images, cache=cache)
 
 
-@forge_task(help=_help("version", "recipe", "arch", "cache-dir",
+@forge_task(help=_help("version", "recipe", "arch", "cache-dir", "parallel", "resume",
                        sign="gpg key id: also write a detached, armoured dist/SHA256SUMS.asc",
                        glibc_max="fail when the library needs a GLIBC_ symbol version above this (e.g. 2.31)"))
-def package(c, version=None, recipe=None, arch=None, cache_dir=None, sign=None, glibc_max=None):
+def package(c, version=None, recipe=None, arch=None, cache_dir=None, sign=None, glibc_max=None, parallel=None,
+            resume=False):
     """Pack the build output into dist/: reproducible tarball + -dbg tarball, manifest, SBOM, SHA256SUMS; verified."""
     from tflite_forge import package as package_mod
     package_mod.run_package(_settings(c, version=version, recipe=recipe, arch=arch, cache_dir=cache_dir),
@@ -175,18 +167,29 @@ def verify(c, tarball, arch=None, glibc_max=None):
     verify_mod.run_verify(_settings(c), tarball, glibc_max=glibc_max, arch=arch)
 
 
-@forge_task(help=_help("version", "recipe", "arch", no_cmake="skip the CMake find_package consumer (SCons smoke only)"))
-def test(c, version=None, recipe=None, arch=None, no_cmake=False):
+@forge_task(help=_help("version", "recipe", "arch", "parallel", "resume", no_cmake="skip the CMake find_package consumer (SCons smoke only)"))
+def test(c, version=None, recipe=None, arch=None, no_cmake=False, parallel=None, resume=False):
     """Smoke-test dist/'s tarballs on their target arch (natively or under qemu-user): {1, 3} -> {3, 9}."""
     from tflite_forge import smoke
     smoke.run_test(_settings(c, version=version, recipe=recipe, arch=arch), cmake=not no_cmake)
 
 
-@forge_task(help=_help("version", "recipe", "arch", "engine",
-                       flavor="minimal (<= 20 MB, FROM scratch), python (python3 + ctypes smoke) or wheel (tflite-runtime wheel)",
-                       base_image="Debian base image for the python/wheel flavors (default tflite-forge/debian-base:bookworm[-<debian arch>])"))
-def runtime_image(c, version=None, recipe=None, arch=None, engine=None, flavor="minimal", base_image=None):
-    """Build a runtime image from dist/'s tarball: a test stage runs the smoke program, the final stage runs as non-root."""
-    from tflite_forge import runtime_image as runtime_mod
-    runtime_mod.run_runtime_image(_settings(c, version=version, recipe=recipe, arch=arch, engine=engine),
-                                  flavor=flavor, base_image=base_image)
+@forge_task(help=_help("version", "recipe", "arch", "engine", "cache-dir",
+                       flavor="runtime image from dist/'s tarball: minimal (<= 20 MB, FROM scratch, the default), "
+                              "python (python3 + ctypes smoke) or wheel (a prebuilt tflite-runtime wheel, installed offline)",
+                       builder="make the builder image for --arch instead (tagged by a hash of its inputs; build does this itself)",
+                       bootstrap="make the Debian base image with debootstrap + import (no registry needed; needs root)",
+                       base_image="Debian base image: for --builder/--bootstrap the builder's base (default "
+                                  "tflite-forge/debian-base:bookworm), for python/wheel the runtime base",
+                       force="with --bootstrap: debootstrap again even if the image or its cached tarball exists"),
+            auto_shortflags=False)
+def image(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, flavor="minimal", builder=False,
+          bootstrap=False, base_image=None, force=False):
+    """Build images: the runtime image for --arch (--flavor; its test stage runs the smoke program), or the builder / base image."""
+    settings = _settings(c, version=version, recipe=recipe, arch=arch, engine=engine, cache_dir=cache_dir)
+    if builder or bootstrap:
+        from tflite_forge import image as image_mod
+        image_mod.run_image(settings, bootstrap=bootstrap, base_image=base_image, force=force, arch=arch)
+    else:
+        from tflite_forge import runtime_image as runtime_mod
+        runtime_mod.run_runtime_image(settings, flavor=flavor, base_image=base_image)

@@ -492,7 +492,7 @@ def build_cell(settings, recipe, arch: Arch, engine: ct.EngineConfig, *, base_im
     """Fetch and patch if needed, ensure the builder image, plan, run."""
     from . import __version__ as forge_version
     from . import fetch, image, patching
-    from .arches import default_cmake_options
+    from .arches import check_combination, default_cmake_options
     from .jobs import choose_jobs
 
     sources = fetch.ensure_sources(settings, recipe)
@@ -501,6 +501,10 @@ def build_cell(settings, recipe, arch: Arch, engine: ct.EngineConfig, *, base_im
                                          base_image=base_image or image.DEFAULT_BASE_IMAGE)
     options = default_cmake_options(arch, recipe.version, gcc_major=builder.gcc_major)
     options.update(dict(recipe.build.cmake_options))
+    for bad in check_combination(arch, recipe.version, options, gcc_major=builder.gcc_major):
+        # The recipe asked for it explicitly: say what is known to break, and go on.
+        print(f"tflite-forge: warning: {recipe.path.name} sets a known-bad combination for {arch.name}: "
+              f"{bad.describe()}", file=sys.stderr)
     deps = []
     for name, path in sorted(prepared.dependencies.items()):
         locked = sources.dependencies[name].dependency
