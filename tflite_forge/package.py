@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
 
+from filelock import FileLock
+
 from .errors import PackageError
 
 LIB_NAME = "libtensorflowlite_c"
@@ -541,12 +543,15 @@ def run_package(settings: Any, *, sign: str | None = None, glibc_max: str | None
             log(f"package: {artifact.debug_tarball}")
             artifacts.append(artifact)
     dist = Path(settings.dist_dir)
-    sums = write_sha256sums(dist)
-    asc = sums.with_name("SHA256SUMS.asc")
-    if sign:
-        sign_file(sums, sign)
-        log(f"package: {sums} (signed: {asc.name})")
-    else:
-        asc.unlink(missing_ok=True)  # a stale signature would not match the new sums
-        log(f"package: {sums}")
+    # Matrix cells package in parallel processes: list and write under one lock, so the
+    # last writer's SHA256SUMS covers every tarball already in dist/.
+    with FileLock(str(dist / ".SHA256SUMS.lock")):
+        sums = write_sha256sums(dist)
+        asc = sums.with_name("SHA256SUMS.asc")
+        if sign:
+            sign_file(sums, sign)
+            log(f"package: {sums} (signed: {asc.name})")
+        else:
+            asc.unlink(missing_ok=True)  # a stale signature would not match the new sums
+            log(f"package: {sums}")
     return artifacts
