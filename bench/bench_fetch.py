@@ -122,7 +122,7 @@ def bench_cold(root: Path) -> list[dict]:
             out = root / f"curl-{run}.bin"
             curl_runs.append(_timed(["curl", "-sSf", "-o", str(out), url]))
             out.unlink()
-            synced_runs.append(_timed(["sh", "-c", f'curl -sSf -o "$1" "$2" && sync "$1"', "sh", str(out), url]))
+            synced_runs.append(_timed(["sh", "-c", 'curl -sSf -o "$1" "$2" && sync "$1"', "sh", str(out), url]))
             out.unlink()
     rows = []
     for what, runs, ref_name, ref_runs, target in (

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from . import container as ct
+from .cache import sha256_file
 from .arches import Arch
 from .errors import BuildError
 
@@ -393,14 +394,6 @@ def step_times(log_path: Path) -> dict[str, float]:
     return times
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _soname(path: Path) -> str | None:
     from elftools.elf.dynamic import DynamicSection
     from elftools.elf.elffile import ELFFile
@@ -420,7 +413,7 @@ def libraries(lib_dir: Path) -> list[dict]:
         if path.is_symlink():
             out.append({"name": path.name, "symlink": os.readlink(path)})
         else:
-            out.append({"name": path.name, "sha256": _sha256_file(path), "size": path.stat().st_size,
+            out.append({"name": path.name, "sha256": sha256_file(path), "size": path.stat().st_size,
                         "soname": _soname(path)})
     return out
 
@@ -454,7 +447,7 @@ def run_build(plan: BuildPlan, engine: ct.EngineConfig, *, req: BuildRequest, im
         shutil.rmtree(plan.staging_dir, ignore_errors=True)
         raise
     stamp = {"key": plan.key, "inputs": inputs,
-             "build_info_sha256": _sha256_file(out / "build-info.json")}
+             "build_info_sha256": sha256_file(out / "build-info.json")}
     _write_atomic(plan.stamp_path, json.dumps(stamp, indent=2, sort_keys=True) + "\n")
     return out, True
 
@@ -537,7 +530,7 @@ def build_cell(settings, recipe, arch: Arch, engine: ct.EngineConfig, *, base_im
         "source_date_epoch": plan.source_date_epoch,
         "patch_sets": prepared.stamp_summary()["sets"],
         "dependencies": [{"name": d.name, "sha256": d.sha256, "cmake_variable": d.cmake_variable} for d in deps],
-        "lock_sha256": _sha256_file(recipe.lock_path) if recipe.lock_path.exists() else None,
+        "lock_sha256": sha256_file(recipe.lock_path) if recipe.lock_path.exists() else None,
         # Container paths that must not leak into the binaries (-ffile-prefix-map removes them).
         "build_paths": [SRC, f"{BUILD}/target", f"{BUILD}/host"],
         "jobs": plan.jobs,

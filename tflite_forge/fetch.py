@@ -13,17 +13,16 @@ second process wait, then find the file cached.
 from __future__ import annotations
 
 import hashlib
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
-from .cache import Cache, sha256_file
+from .cache import Cache
 from .download import (FetchPolicy, TransferError, copy_atomic, copy_file_url, drop_partial,
                        http_download, make_session)
-from .errors import ChecksumError, FetchError, LockError, OfflineError
-from .progress import PlainProgress, Progress, default_progress
+from .errors import ChecksumError, FetchError, OfflineError
+from .progress import Progress, default_progress
 
 if TYPE_CHECKING:
     from .lock import LockedDependency

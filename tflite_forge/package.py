@@ -46,6 +46,7 @@ from typing import Any, Iterable
 
 from filelock import FileLock
 
+from .cache import sha256_file
 from .errors import PackageError
 
 LIB_NAME = "libtensorflowlite_c"
@@ -152,14 +153,6 @@ def write_atomic(dest: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------- inputs

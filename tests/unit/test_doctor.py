@@ -1,23 +1,8 @@
 """invoke doctor: every failing row names a fix; reachable things are reported ok."""
 
-import http.server
-import threading
-from contextlib import contextmanager
-
 from tflite_forge.doctor import FAIL, OK, check_cache, check_engine, check_network, run_checks
+from tflite_forge.loopback import serve_directory
 from tflite_forge.settings import resolve
-
-
-@contextmanager
-def loopback_server():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def closed_port() -> int:
@@ -28,7 +13,7 @@ def closed_port() -> int:
 
 
 def test_upstream_is_checked_through_rewrites(tmp_path):
-    with loopback_server() as base:
+    with serve_directory(tmp_path) as base:
         rows = list(check_network(resolve({"rewrite": [f"https://={base}"]}, {}, {}), timeout=2))
     assert rows[0].status == OK and base in rows[0].detail
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import shutil
 import tarfile
 from pathlib import Path
 
@@ -46,7 +45,6 @@ def _rewrite(src: Path, dest: Path, change) -> Path:
 
 def _package_unverified(fake, tmp_path) -> Path:
     """Assemble without package's built-in verification, to inspect what verify says."""
-    from types import SimpleNamespace
     from tflite_forge.arches import resolve_arch
     settings = settings_for(fake, tmp_path / "dist")
     inputs = collect_inputs(settings, load_recipe(fake.recipe_path), resolve_arch(fake.arch))
