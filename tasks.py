@@ -24,9 +24,10 @@ SHARED_HELP = {
     "resume": "with a matrix: skip cells already packaged from identical inputs",
 }
 SHARED_ITERABLE = ["mirror", "rewrite"]
-
-
-FETCH_OPTIONS = ("version", "recipe", "cache-dir", "mirror", "rewrite", "offline")
+# The pipeline tasks all take every shared option, so a flag is accepted wherever it stands in a
+# chain (invoke parses a flag for the task it follows); ChainExecutor then shares it with the rest.
+PIPELINE = ("version", "recipe", "arch", "engine", "cache-dir", "mirror", "rewrite", "offline", "jobs",
+            "parallel", "resume")
 
 
 def _help(*shared, **extra):
@@ -36,8 +37,19 @@ def _help(*shared, **extra):
     return merged
 
 
+def stage(per_arch=True, **extra_help):
+    """A pipeline task: every shared option, long flags only (one meaning per flag across a chain)."""
+    return forge_task(help=_help(*PIPELINE, **extra_help), iterable=SHARED_ITERABLE, auto_shortflags=False,
+                      per_arch=per_arch)
+
+
 def _settings(c, **flags):
     return settings_from_context(c, flags)
+
+
+def _pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs):
+    return settings_from_context(c, dict(version=version, recipe=recipe, arch=arch, engine=engine, cache_dir=cache_dir,
+                                         mirror=mirror, rewrite=rewrite, offline=offline, jobs=jobs))
 
 
 @forge_task(help=_help("cache-dir"))
@@ -47,18 +59,20 @@ def recipes(c, cache_dir=None):
     fetch.run_recipes(_settings(c, cache_dir=cache_dir))
 
 
-@forge_task(help=_help(*FETCH_OPTIONS), iterable=SHARED_ITERABLE)
-def fetch(c, version=None, recipe=None, cache_dir=None, mirror=None, rewrite=None, offline=False):
+@stage(per_arch=False)
+def fetch(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, mirror=None, rewrite=None,
+          offline=False, jobs=None, parallel=None, resume=False):
     """Download and verify the TensorFlow archive and every locked dependency into the cache."""
     from tflite_forge import fetch as fetch_mod
-    fetch_mod.run_fetch(_settings(c, version=version, recipe=recipe, cache_dir=cache_dir, mirror=mirror, rewrite=rewrite, offline=offline))
+    fetch_mod.run_fetch(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs))
 
 
-@forge_task(help=_help(*FETCH_OPTIONS), iterable=SHARED_ITERABLE)
-def lock(c, version=None, recipe=None, cache_dir=None, mirror=None, rewrite=None, offline=False):
+@stage(per_arch=False)
+def lock(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, mirror=None, rewrite=None,
+         offline=False, jobs=None, parallel=None, resume=False):
     """Write <recipe>.lock: every tree TFLite's CMake downloads at configure time, with sha256."""
     from tflite_forge import lock as lock_mod
-    lock_mod.run_lock(_settings(c, version=version, recipe=recipe, cache_dir=cache_dir, mirror=mirror, rewrite=rewrite, offline=offline))
+    lock_mod.run_lock(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs))
 
 
 @forge_task(help=_help("cache-dir", dest="folder to write the mirror into (sha256/<hex> layout, servable over http or file://)"))
@@ -68,16 +82,14 @@ def mirror(c, dest, cache_dir=None):
     fetch_mod.run_mirror_export(_settings(c, cache_dir=cache_dir), dest)
 
 
-@forge_task(help=_help(*FETCH_OPTIONS, "arch",
-                       backend="build system the working copy is for: cmake (default) or bazel; edits say which they need",
-                       dry_run="print the unified diff the patch sets would apply (from the cache trees) and change nothing"),
-            iterable=SHARED_ITERABLE)
-def patch(c, version=None, recipe=None, cache_dir=None, mirror=None, rewrite=None, offline=False, arch=None,
-          backend="cmake", dry_run=False):
+@stage(backend="build system the working copy is for: cmake (default) or bazel; edits say which they need",
+       dry_run="print the unified diff the patch sets would apply (from the cache trees) and change nothing")
+def patch(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, mirror=None, rewrite=None,
+          offline=False, jobs=None, parallel=None, resume=False, backend="cmake", dry_run=False):
     """Copy the unpacked trees to <work_dir>/src/<recipe>-<arch>/ and apply the recipe's patch sets, all or nothing."""
     from tflite_forge import patching
-    patching.run_patch(_settings(c, version=version, recipe=recipe, cache_dir=cache_dir, mirror=mirror,
-                                 rewrite=rewrite, offline=offline, arch=arch), backend=backend, dry_run=dry_run)
+    patching.run_patch(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs),
+                       backend=backend, dry_run=dry_run)
 
 
 @forge_task(help=_help("version", "recipe", "cache-dir",
@@ -88,7 +100,6 @@ def patches(c, version=None, recipe=None, cache_dir=None, check=False):
     """List the patch sets in patches/, or (--check) report per recipe which edits apply, drifted or are upstream."""
     from tflite_forge import patching
     patching.run_patches(_settings(c, version=version, recipe=recipe, cache_dir=cache_dir), check=check)
-
 
 
 @forge_task(help=_help("engine", "cache-dir", "mirror", "rewrite", "offline"), iterable=SHARED_ITERABLE)
@@ -121,21 +132,16 @@ def selftest(c, engine=None, jobs=None, keep=False):
     selftest_mod.run_selftest(_settings(c, engine=engine, jobs=jobs), keep=keep)
 
 
-BUILD_HELP = _help(*FETCH_OPTIONS, "arch", "engine", "jobs", "parallel", "resume",
-                   base_image="base image of the builder (default tflite-forge/debian-base:bookworm, made by `invoke image --bootstrap`; "
-                              "with a registry, pin one by digest: debian:bookworm@sha256:...)",
-                   cxx_shared="also build the C++ shared library libtensorflow-lite.so (-DBUILD_SHARED_LIBS=ON)",
-                   force="build even when the stamp says nothing changed")
-
-
-@forge_task(help=BUILD_HELP, iterable=SHARED_ITERABLE)
-def build(c, version=None, recipe=None, cache_dir=None, mirror=None, rewrite=None, offline=False, arch=None,
-          engine=None, jobs=None, base_image=None, cxx_shared=False, force=False, parallel=None, resume=False):
+@stage(base_image="base image of the builder (default tflite-forge/debian-base:bookworm, made by "
+                  "`invoke image --bootstrap`; with a registry, pin one by digest: debian:bookworm@sha256:...)",
+       cxx_shared="also build the C++ shared library libtensorflow-lite.so (-DBUILD_SHARED_LIBS=ON)",
+       force="build even when the stamp says nothing changed")
+def build(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, mirror=None, rewrite=None,
+          offline=False, jobs=None, parallel=None, resume=False, base_image=None, cxx_shared=False, force=False):
     """Build libtensorflowlite_c.so for --arch in a container with no network (fetches and patches first if needed)."""
     from tflite_forge import build as build_mod
-    build_mod.run_build_task(_settings(c, version=version, recipe=recipe, cache_dir=cache_dir, mirror=mirror,
-                                       rewrite=rewrite, offline=offline, arch=arch, engine=engine, jobs=jobs),
-                             base_image=base_image, cxx_shared=cxx_shared, force=force)
+    build_mod.run_build_task(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline,
+                                                jobs), base_image=base_image, cxx_shared=cxx_shared, force=force)
 
 
 @forge_task(help=_help("engine", build="remove build trees: build volumes, <work_dir>/out and stamps (the default scope)",
@@ -147,15 +153,14 @@ def clean(c, engine=None, build=False, images=False, cache=False):
     build_mod.run_clean(_settings(c, engine=engine), build=build, images=images, cache=cache)
 
 
-@forge_task(help=_help("version", "recipe", "arch", "cache-dir", "parallel", "resume",
-                       sign="gpg key id: also write a detached, armoured dist/SHA256SUMS.asc",
-                       glibc_max="fail when the library needs a GLIBC_ symbol version above this (e.g. 2.31)"))
-def package(c, version=None, recipe=None, arch=None, cache_dir=None, sign=None, glibc_max=None, parallel=None,
-            resume=False):
-    """Pack the build output into dist/: reproducible tarball + -dbg tarball, manifest, SBOM, SHA256SUMS; verified."""
+@stage(sign="gpg key id: also write a detached, armoured dist/SHA256SUMS.asc",
+       glibc_max="fail when the library needs a GLIBC_ symbol version above this (e.g. 2.31)")
+def package(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, mirror=None, rewrite=None,
+            offline=False, jobs=None, parallel=None, resume=False, sign=None, glibc_max=None):
+    """Pack the build output into dist/ (builds first if needed): tarball + -dbg, manifest, SBOM, SHA256SUMS; verified."""
     from tflite_forge import package as package_mod
-    package_mod.run_package(_settings(c, version=version, recipe=recipe, arch=arch, cache_dir=cache_dir),
-                            sign=sign, glibc_max=glibc_max)
+    package_mod.run_package(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline,
+                                               jobs), sign=sign, glibc_max=glibc_max)
 
 
 @forge_task(help={"tarball": "a release tarball (dist/libtensorflowlite_c-<v>-linux-<arch>.tar.gz)",
@@ -167,26 +172,27 @@ def verify(c, tarball, arch=None, glibc_max=None):
     verify_mod.run_verify(_settings(c), tarball, glibc_max=glibc_max, arch=arch)
 
 
-@forge_task(help=_help("version", "recipe", "arch", "parallel", "resume", no_cmake="skip the CMake find_package consumer (SCons smoke only)"))
-def test(c, version=None, recipe=None, arch=None, no_cmake=False, parallel=None, resume=False):
-    """Smoke-test dist/'s tarballs on their target arch (natively or under qemu-user): {1, 3} -> {3, 9}."""
+@stage(no_cmake="skip the CMake find_package consumer (SCons smoke only)")
+def test(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, mirror=None, rewrite=None,
+         offline=False, jobs=None, parallel=None, resume=False, no_cmake=False):
+    """Smoke-test dist/'s tarballs on their target arch (natively or under qemu-user): {1, 3} -> {3, 9}; packages first if needed."""
     from tflite_forge import smoke
-    smoke.run_test(_settings(c, version=version, recipe=recipe, arch=arch), cmake=not no_cmake)
+    smoke.run_test(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs),
+                   cmake=not no_cmake)
 
 
-@forge_task(help=_help("version", "recipe", "arch", "engine", "cache-dir",
-                       flavor="runtime image from dist/'s tarball: minimal (<= 20 MB, FROM scratch, the default), "
-                              "python (python3 + ctypes smoke) or wheel (a prebuilt tflite-runtime wheel, installed offline)",
-                       builder="make the builder image for --arch instead (tagged by a hash of its inputs; build does this itself)",
-                       bootstrap="make the Debian base image with debootstrap + import (no registry needed; needs root)",
-                       base_image="Debian base image: for --builder/--bootstrap the builder's base (default "
-                                  "tflite-forge/debian-base:bookworm), for python/wheel the runtime base",
-                       force="with --bootstrap: debootstrap again even if the image or its cached tarball exists"),
-            auto_shortflags=False)
-def image(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, flavor="minimal", builder=False,
-          bootstrap=False, base_image=None, force=False):
+@stage(flavor="runtime image from dist/'s tarball: minimal (<= 20 MB, FROM scratch, the default), "
+              "python (python3 + ctypes smoke) or wheel (a prebuilt tflite-runtime wheel, installed offline)",
+       builder="make the builder image for --arch instead (tagged by a hash of its inputs; build does this itself)",
+       bootstrap="make the Debian base image with debootstrap + import (no registry needed; needs root)",
+       base_image="Debian base image: for --builder/--bootstrap the builder's base (default "
+                  "tflite-forge/debian-base:bookworm), for python/wheel the runtime base",
+       force="with --bootstrap: debootstrap again even if the image or its cached tarball exists")
+def image(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, mirror=None, rewrite=None,
+          offline=False, jobs=None, parallel=None, resume=False, flavor="minimal", builder=False, bootstrap=False,
+          base_image=None, force=False):
     """Build images: the runtime image for --arch (--flavor; its test stage runs the smoke program), or the builder / base image."""
-    settings = _settings(c, version=version, recipe=recipe, arch=arch, engine=engine, cache_dir=cache_dir)
+    settings = _pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs)
     if builder or bootstrap:
         from tflite_forge import image as image_mod
         image_mod.run_image(settings, bootstrap=bootstrap, base_image=base_image, force=force, arch=arch)

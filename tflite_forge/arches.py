@@ -247,3 +247,14 @@ def default_cmake_options(arch: str | Arch, version: str, gcc_major: int | None 
     for bad in check_combination(arch, version, options, gcc_major=gcc_major):
         options.update(dict(bad.avoid))
     return options
+
+
+def host_arch() -> Arch:
+    """The arch this machine runs natively: the default --arch of build, package and test."""
+    import platform
+    return resolve_arch(platform.machine())
+
+
+def resolve_arches_or_host(spec: str | None) -> list[Arch]:
+    """--arch as given, or the host's arch when none was given."""
+    return resolve_arches(spec) if spec and spec.strip() else [host_arch()]

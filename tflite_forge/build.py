@@ -542,11 +542,11 @@ def build_cell(settings, recipe, arch: Arch, engine: ct.EngineConfig, *, base_im
 def run_build_task(settings, *, base_image: str | None = None, cxx_shared: bool = False,
                    force: bool = False) -> list[CellResult]:
     """`invoke build`: every (recipe, arch) asked for, one container build at a time."""
-    from .arches import resolve_arches
+    from .arches import resolve_arches_or_host
     from .recipe import select_recipes
 
     recipes = select_recipes(version=settings.version, recipe=settings.recipe)
-    arches = resolve_arches(settings.arch or "x86_64")
+    arches = resolve_arches_or_host(settings.arch)
     engine = ct.resolve_engine(settings.engine)
     results = []
     for recipe in recipes:

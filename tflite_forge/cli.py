@@ -62,9 +62,11 @@ def _report_stage(name: str) -> None:
             pass
 
 
-def forge_task(*args: Any, handles_matrix: bool = False, **kwargs: Any) -> Callable:
+def forge_task(*args: Any, handles_matrix: bool = False, per_arch: bool = True, **kwargs: Any) -> Callable:
     """invoke's @task with the error contract. `handles_matrix=True`: the task takes
-    `--version all` / lists itself (a report over versions), so no matrix of processes is made."""
+    `--version all` / lists itself (a report over versions), so no matrix of processes is made.
+    `per_arch=False`: the task accepts --arch (so a chain can carry it) but its work does not
+    depend on it, so a matrix does not multiply it by arch (fetch, lock)."""
     def decorate(fn: Callable) -> Any:
         @functools.wraps(fn)
         def run(*a: Any, **kw: Any) -> Any:
@@ -76,6 +78,7 @@ def forge_task(*args: Any, handles_matrix: bool = False, **kwargs: Any) -> Calla
             except KeyboardInterrupt:
                 raise Exit(message="tflite-forge: interrupted; nothing half-written was kept", code=130) from None
         run.handles_matrix = handles_matrix  # type: ignore[attr-defined]
+        run.per_arch = per_arch  # type: ignore[attr-defined]
         return task(**kwargs)(run)
 
     if len(args) == 1 and callable(args[0]) and not kwargs:
@@ -140,7 +143,8 @@ class ChainExecutor(Executor):
         """None for a single run; else the (version, arch) cells to run one process each."""
         version = self._given(contexts, "version") or os.environ.get("TFLITE_FORGE_VERSION")
         arch = self._given(contexts, "arch") or os.environ.get("TFLITE_FORGE_ARCH")
-        takes_arch = any("arch" in ctx.args for ctx in contexts)
+        takes_arch = any("arch" in ctx.args and getattr(self.collection[ctx.name].body, "per_arch", True)
+                         for ctx in contexts)
         if all(getattr(self.collection[ctx.name].body, "handles_matrix", False) for ctx in contexts):
             return None
         if not (_is_matrix(version) or (takes_arch and _is_matrix(arch))):

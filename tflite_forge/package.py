@@ -523,14 +523,16 @@ def sign_file(path: Path, key_id: str, *, gnupg_home: str | None = None) -> Path
 
 def run_package(settings: Any, *, sign: str | None = None, glibc_max: str | None = None, log=print) -> list[Artifact]:
     """`invoke package`: every (recipe, arch) cell, then SHA256SUMS (and .asc with --sign)."""
-    from .arches import resolve_arches
+    from .arches import resolve_arches_or_host
+    from .pipeline import ensure_built
     from .recipe import select_recipes
 
     recipes = select_recipes(version=settings.version, recipe=settings.recipe)
-    arches = resolve_arches(settings.arch)
+    arches = resolve_arches_or_host(settings.arch)
     artifacts = []
     for recipe in recipes:
         for arch in arches:
+            ensure_built(settings, recipe, arch, log=log)
             artifact = package_cell(settings, recipe, arch, glibc_max=glibc_max, log=log)
             log(f"package: {artifact.tarball}")
             log(f"package: {artifact.debug_tarball}")

@@ -329,14 +329,14 @@ def run_runtime_image(settings: Any, *, flavor: str = "minimal", base_image: str
                       log=print) -> list[RuntimeImage]:
     """`invoke runtime-image`: one image per (recipe, arch) tarball in dist/, then run it once."""
     from . import container as ct
-    from .arches import resolve_arches
+    from .arches import resolve_arches_or_host
     from .package import artifact_stem
     from .recipe import select_recipes
 
     engine = ct.resolve_engine(settings.engine)
     images = []
     for recipe in select_recipes(version=settings.version, recipe=settings.recipe):
-        for arch in resolve_arches(settings.arch):
+        for arch in resolve_arches_or_host(settings.arch):
             tarball = Path(settings.dist_dir) / f"{artifact_stem(recipe.version, arch.name)}.tar.gz"
             if not tarball.is_file():
                 raise PackageError(f"{tarball}: not found; run `invoke package --version {recipe.version} "

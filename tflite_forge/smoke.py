@@ -136,18 +136,17 @@ def smoke_test_tarball(tarball: Path, arch: Any, scratch: Path, *, cmake: bool =
 
 def run_test(settings: Any, *, cmake: bool = True, log=print) -> list[SmokeResult]:
     """`invoke test`: smoke-test every (recipe, arch) tarball that `invoke package` wrote."""
-    from .arches import resolve_arches
+    from .arches import resolve_arches_or_host
     from .package import artifact_stem
+    from .pipeline import ensure_packaged
     from .recipe import select_recipes
 
     dist = Path(settings.dist_dir)
     results: list[SmokeResult] = []
     for recipe in select_recipes(version=settings.version, recipe=settings.recipe):
-        for arch in resolve_arches(settings.arch):
+        for arch in resolve_arches_or_host(settings.arch):
             tarball = dist / f"{artifact_stem(recipe.version, arch.name)}.tar.gz"
-            if not tarball.is_file():
-                raise PackageError(f"{tarball}: not found; run `invoke package --version {recipe.version} "
-                                   f"--arch {arch.name}` first")
+            ensure_packaged(settings, recipe, arch, tarball, log=log)
             with tempfile.TemporaryDirectory(prefix=f"tflite-forge-smoke-{arch.name}-") as tmp:
                 for result in smoke_test_tarball(tarball, arch, Path(tmp), cmake=cmake):
                     how = f"qemu ({arch.qemu_binary})" if arch.qemu_binary else "native"

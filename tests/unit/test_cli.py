@@ -115,3 +115,19 @@ def test_cli_error_output_has_no_traceback():
     assert "Traceback" not in proc.stderr
     lines = [l for l in proc.stderr.splitlines() if l.strip()]
     assert len(lines) == 1 and lines[0].startswith("tflite-forge: no recipe for TensorFlow 9.9.9")
+
+
+def test_real_chain_accepts_shared_flags_after_any_pipeline_task():
+    """`invoke fetch build package --rewrite X --arch aarch64`: invoke parses a flag for the task it
+    follows, so every pipeline task must accept every shared flag; the executor then shares them."""
+    from invoke.parser import Parser
+    ns = load_tasks()
+    argv = ["fetch", "build", "package", "test", "--recipe", "r.toml", "--rewrite", "https://=http://127.0.0.1:1/",
+            "--mirror", "file:///m", "--arch", "aarch64", "--engine", "podman"]
+    parsed = Parser(contexts=ns.to_contexts()).parse_argv(argv)
+    calls = ChainExecutor(ns).normalize(parsed)
+    for call in calls:
+        assert call.kwargs["recipe"] == "r.toml", call.task.name
+        assert call.kwargs["rewrite"] == ["https://=http://127.0.0.1:1/"], call.task.name
+        assert call.kwargs["mirror"] == ["file:///m"]
+        assert call.kwargs["arch"] == "aarch64" and call.kwargs["engine"] == "podman"

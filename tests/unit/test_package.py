@@ -15,6 +15,7 @@ import pytest
 from tests.fake_build import EPOCH, VERSION, make_fake_build, settings_for
 from tflite_forge.errors import PackageError
 from tflite_forge.package import Entry, gzip_bytes, run_package, tar_bytes
+from tflite_forge.recipe import load_recipe
 
 STEM = f"libtensorflowlite_c-{VERSION}-linux-x86_64"
 
@@ -173,8 +174,24 @@ def test_unknown_key_is_one_line_and_leaves_no_signature(tmp_path, monkeypatch):
 
 def test_missing_build_output_says_to_build(tmp_path):
     fake = make_fake_build(tmp_path, "x86_64")
+    from tflite_forge.arches import resolve_arch
+    from tflite_forge.package import package_cell
     with pytest.raises(PackageError, match=r"run `invoke build --version 2.16.1 --arch aarch64` first"):
-        run_package(settings_for(fake, tmp_path / "dist", arch="aarch64"), log=lambda _: None)
+        package_cell(settings_for(fake, tmp_path / "dist", arch="aarch64"), load_recipe(fake.recipe_path),
+                     resolve_arch("aarch64"), log=lambda _: None)
+    assert not (tmp_path / "dist").exists() or not list((tmp_path / "dist").iterdir())
+
+
+def test_package_pulls_in_a_missing_build(tmp_path):
+    """invoke package on a cell never built starts the build (here: stops at its offline fetch)."""
+    import dataclasses
+    from tflite_forge.errors import OfflineError
+    fake = make_fake_build(tmp_path, "x86_64")
+    settings = dataclasses.replace(settings_for(fake, tmp_path / "dist", arch="aarch64"), offline=True)
+    lines: list[str] = []
+    with pytest.raises(OfflineError):
+        run_package(settings, log=lines.append)
+    assert any("no build output yet; building it first" in line for line in lines)
     assert not (tmp_path / "dist").exists() or not list((tmp_path / "dist").iterdir())
 
 
