@@ -31,8 +31,9 @@ from typing import Callable, Mapping
 
 from . import container as ct
 from .cache import sha256_file
+from .download import ensure_free_space
 from .arches import Arch
-from .errors import BuildError
+from .errors import BuildError, ConfigError
 
 SRC = "/src/tensorflow"
 DEPS = "/deps"
@@ -480,6 +481,16 @@ class CellResult:
     info: Mapping = field(default_factory=dict)
 
 
+def min_build_free_bytes() -> int:
+    """Free space a build wants in the work dir before it starts: TFLITE_FORGE_MIN_FREE_GIB, default 2 GiB
+    (a real TensorFlow tree's working copies and logs; build trees and ccache live in engine volumes)."""
+    raw = os.environ.get("TFLITE_FORGE_MIN_FREE_GIB", "2")
+    try:
+        return int(float(raw) * 2**30)
+    except ValueError:
+        raise ConfigError(f"TFLITE_FORGE_MIN_FREE_GIB={raw!r}: expected a number of GiB, e.g. 2") from None
+
+
 def build_cell(settings, recipe, arch: Arch, engine: ct.EngineConfig, *, base_image: str | None = None,
                cxx_shared: bool = False, force: bool = False) -> CellResult:
     """Fetch and patch if needed, ensure the builder image, plan, run."""
@@ -488,6 +499,9 @@ def build_cell(settings, recipe, arch: Arch, engine: ct.EngineConfig, *, base_im
     from .arches import check_combination, default_cmake_options
     from .jobs import choose_jobs
 
+    ensure_free_space(Path(settings.work_dir), min_build_free_bytes(),
+                      what=f"building {recipe.label} for {arch.name} (working copies, outputs, logs)",
+                      fix="point TFLITE_FORGE_WORK_DIR at a larger disk (or lower TFLITE_FORGE_MIN_FREE_GIB)")
     sources = fetch.ensure_sources(settings, recipe)
     prepared = patching.prepare_sources(settings, sources, arch.name)
     builder = image.ensure_builder_image(engine, arch, work_dir=settings.work_dir, cache_dir=settings.cache_dir,

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import sys
@@ -21,7 +22,7 @@ from invoke import Executor, task
 from invoke.exceptions import Exit
 from invoke.parser import ParserContext
 
-from .errors import ConfigError, ForgeError
+from .errors import ConfigError, DiskSpaceError, ForgeError
 from .settings import SHARED_OPTIONS
 
 MATRIX_ONLY = ("parallel", "resume")  # options of the matrix itself, not passed to cells
@@ -75,6 +76,13 @@ def forge_task(*args: Any, handles_matrix: bool = False, per_arch: bool = True, 
                 return fn(*a, **kw)
             except ForgeError as err:
                 raise report(err) from None
+            except OSError as err:
+                if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                where = f" ({err.filename})" if err.filename else ""
+                raise report(DiskSpaceError(
+                    f"no space left on device{where}; free space there, or point --cache-dir / "
+                    f"TFLITE_FORGE_WORK_DIR / TFLITE_FORGE_DIST_DIR at a larger disk")) from None
             except KeyboardInterrupt:
                 raise Exit(message="tflite-forge: interrupted; nothing half-written was kept", code=130) from None
         run.handles_matrix = handles_matrix  # type: ignore[attr-defined]

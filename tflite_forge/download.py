@@ -19,6 +19,7 @@ this module only moves bytes, retries and resumes:
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Mapping
 
 from .cache import CHUNK
+from .errors import DiskSpaceError
 from .progress import Progress
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -346,6 +348,13 @@ def http_download(session, url: str, part: Path, policy: FetchPolicy, progress: 
                     reason += f" (still, after {policy.retries} retries)"
                 raise TransferError(url, reason, status=resp.status_code)
 
+            if total is not None:
+                try:
+                    ensure_free_space(part.parent, total - offset, what=f"{label} ({total} bytes)")
+                except DiskSpaceError:
+                    if mode == "wb":
+                        drop_partial(part)
+                    raise
             progress.start(label, total, resumed_at=offset)
             ok = False
             try:
@@ -355,6 +364,11 @@ def http_download(session, url: str, part: Path, policy: FetchPolicy, progress: 
                         progress.advance(len(chunk))
                 ok = True
             except (requests.exceptions.RequestException, u3.HTTPError, OSError) as exc:
+                if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    drop_partial(part)  # a partial that filled the disk helps no one: free the space
+                    raise DiskSpaceError(f"{label}: no space left in {part.parent} while downloading {url}; "
+                                         f"nothing was cached: free space there or point --cache-dir / "
+                                         f"TFLITE_FORGE_CACHE at a larger disk") from None
                 reason, _ = _describe(exc, policy)
                 failures += 1
                 if failures > policy.resume_attempts:
@@ -364,6 +378,18 @@ def http_download(session, url: str, part: Path, policy: FetchPolicy, progress: 
             finally:
                 progress.finish(ok)
             return digest.hexdigest(), part.stat().st_size
+
+
+def ensure_free_space(folder: Path, needed: int, *, what: str,
+                      fix: str = "point --cache-dir / TFLITE_FORGE_CACHE at a larger disk") -> None:
+    """DiskSpaceError, before writing, when `folder`'s file system cannot hold `needed` more bytes."""
+    probe = Path(folder)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if needed > free:
+        raise DiskSpaceError(f"{what} needs {needed / 2**20:.1f} MiB but only {free / 2**20:.1f} MiB are free in "
+                             f"{folder}; nothing was written: free space there or {fix}")
 
 
 def copy_atomic(src: Path, dest: Path, *, link: bool = True) -> None:
