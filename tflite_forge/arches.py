@@ -158,7 +158,8 @@ ARCHES: tuple[Arch, ...] = (
         platform="linux/riscv64",
         cmake_system_processor="riscv64",
         qemu_binary="qemu-riscv64-static",
-        cross_packages=("crossbuild-essential-riscv64",),
+        # Debian bookworm has no crossbuild-essential-riscv64: name the compilers and libc directly.
+        cross_packages=("gcc-riscv64-linux-gnu", "g++-riscv64-linux-gnu", "libc6-dev-riscv64-cross"),
         elf_machine="EM_RISCV",
         elf_class=64,
         elf_flags_set=EF_RISCV_FLOAT_ABI_DOUBLE,

@@ -131,6 +131,10 @@ def run_cell(state: CellState, argv: list[str], env: dict[str, str], cwd: Path) 
             except OSError:
                 pass
             time.sleep(0.3)
+    try:
+        state.stage = status_file.read_text().strip() or state.stage  # the last stage, however brief
+    except OSError:
+        pass
     state.returncode = proc.returncode
     state.ended = time.monotonic()
     state.status = "ok" if proc.returncode == 0 else "failed"
