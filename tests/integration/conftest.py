@@ -97,20 +97,6 @@ class Miniature:
         return [f"--recipe={self.recipe}", f"--rewrite=https://={self.base_url}"]
 
 
-def _with_soname(recipe: Path) -> None:
-    """The issue's result is a library WITH its SONAME: make sure the recipe applies the
-    bundled `soname` patch set (the miniature's generated recipe may not list it)."""
-    import tomllib
-
-    import tomli_w
-
-    data = tomllib.loads(recipe.read_text())
-    sets = data.setdefault("build", {}).setdefault("patch_sets", [])
-    if "soname" not in sets:
-        sets.append("soname")
-        recipe.write_text(tomli_w.dumps(data))
-
-
 @pytest.fixture(scope="session")
 def miniature(tmp_path_factory) -> Miniature:
     """The miniature release on a loopback server; its recipe gets a lock (invoke lock) once."""
@@ -120,7 +106,6 @@ def miniature(tmp_path_factory) -> Miniature:
     root = tmp_path_factory.mktemp("miniature")
     release = write_release(root / "release")
     recipe = Path(release.recipe_path)
-    _with_soname(recipe)
     with serve_directory(root / "release" / "www") as base_url:
         mini = Miniature(recipe=recipe, base_url=base_url, cache_dir=root / "cache", work_dir=root / "work")
         if not Path(str(recipe) + ".lock").exists():
