@@ -220,7 +220,7 @@ def _cxx(arch) -> str:
 
 
 def make_fake_build(root: Path, arch_name: str = "x86_64", *, map_paths: bool = True,
-                    extra_export: bool = False, soname: bool = True) -> FakeBuild:
+                    extra_export: bool = False, soname: bool = True, variant: str = "") -> FakeBuild:
     from tflite_forge.arches import resolve_arch
 
     arch = resolve_arch(arch_name)
@@ -271,6 +271,8 @@ def make_fake_build(root: Path, arch_name: str = "x86_64", *, map_paths: bool = 
     obj = work / "obj" / cell
     obj.mkdir(parents=True, exist_ok=True)
     extra = "int helper_leaked_symbol(int x) { return x + 1; }" if extra_export else ""
+    if variant:   # other code, same interface: a build with another build-id
+        extra += f'\n__attribute__((used)) static const char kVariant[] = "{variant}";'
     (obj / "c_api.cc").write_text(IMPL_CC.replace("@VERSION@", VERSION).replace("@EXTRA@", extra))
     script = obj / "version_script.lds"
     script.write_text(VERSION_SCRIPT if not extra_export else "VERS_1.0 {\n  global:\n    *;\n};\n")

@@ -460,7 +460,7 @@ def assemble(inputs: PackageInputs) -> tuple[list[Entry], list[Entry], list[str]
 
 def package_cell(settings: Any, recipe: Any, arch: Any, *, glibc_max: str | None = None,
                  log=print) -> Artifact:
-    from .verify import verify_tarball
+    from .verify import verify_debug_tarball, verify_tarball
 
     inputs = collect_inputs(settings, recipe, arch)
     entries, debug_entries, notes = assemble(inputs)
@@ -475,6 +475,9 @@ def package_cell(settings: Any, recipe: Any, arch: Any, *, glibc_max: str | None
         candidate.write_bytes(data)
         report = verify_tarball(candidate, arch=arch.name, glibc_max=glibc_max,
                                 build_paths=inputs.extra_build_paths)
+        debug_candidate = Path(tmp) / debug_tarball.name
+        debug_candidate.write_bytes(debug_data)
+        report.problems += verify_debug_tarball(debug_candidate, candidate).problems
     if report.problems:
         for line in report.problems:
             log(f"verify: {line}")

@@ -7,7 +7,10 @@ Checks, each failure one line naming the file and what to fix:
   only from the toolchain's runtime (libc, libm, libdl, libpthread, librt, libstdc++,
   libgcc_s, ld-linux); the highest GLIBC_ / GLIBCXX_ version it needs (enforced with
   --glibc-max); no build-path strings; exported dynamic symbols only the C API (TfLite*);
-- every file matches the sha256 recorded in manifest.json, and nothing is unlisted.
+- every file matches the sha256 recorded in manifest.json, and nothing is unlisted;
+- the -dbg tarball (`verify_debug_tarball`): every shipped library's .gnu_debuglink names a
+  file under lib/.debug/ whose CRC32 is the one the link records, and whose GNU build-id is
+  the stripped library's.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ import hashlib
 import io
 import json
 import re
+import struct
 import tarfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
@@ -115,6 +120,32 @@ def elf_facts(data: bytes) -> ElfFacts:
     return ElfFacts(machine=machine, elf_class=elf_class, soname=soname, needed=needed,
                     version_needs={k: sorted(v) for k, v in needs.items()}, exported=sorted(set(exported)),
                     debuglink=debuglink)
+
+
+def build_id(data: bytes) -> str | None:
+    """The NT_GNU_BUILD_ID note (hex), from the section headers (kept by objcopy in both halves)."""
+    elf = ELFFile(io.BytesIO(data))
+    for section in elf.iter_sections():
+        if section["sh_type"] == "SHT_NOTE":
+            for note in section.iter_notes():
+                if note["n_type"] == "NT_GNU_BUILD_ID":
+                    return str(note["n_desc"])
+    return None
+
+
+def debuglink(data: bytes) -> tuple[str, int] | None:
+    """(file name, CRC32) of the .gnu_debuglink section: name, NUL, padding to 4, CRC in ELF byte order."""
+    elf = ELFFile(io.BytesIO(data))
+    section = elf.get_section_by_name(".gnu_debuglink")
+    if section is None:
+        return None
+    raw = section.data()
+    name, _, _ = raw.partition(b"\0")
+    offset = (len(name) + 1 + 3) // 4 * 4
+    if len(raw) < offset + 4:
+        return None
+    (crc,) = struct.unpack_from("<I" if elf.little_endian else ">I", raw, offset)
+    return name.decode(errors="replace"), crc
 
 
 def build_path_strings(data: bytes, build_paths: Iterable[str] = ()) -> list[str]:
@@ -307,14 +338,104 @@ def verify_tarball(tarball: str | Path, *, arch: str | None = None, glibc_max: s
     return report
 
 
+def _tar_files(tarball: Path, report: VerifyReport) -> tuple[str, dict[str, bytes], list[tarfile.TarInfo]] | None:
+    try:
+        raw = tarball.read_bytes()
+    except OSError as err:
+        raise PackageError(f"{tarball}: cannot read ({err.strerror}); pass the path of a .tar.gz from dist/") from None
+    _check_gzip_header(raw, report)
+    try:
+        tar = tarfile.open(fileobj=io.BytesIO(gzip.decompress(raw)), mode="r:")
+        members = tar.getmembers()
+        tops = {PurePosixPath(m.name).parts[0] for m in members if m.name}
+        if len(tops) != 1:
+            report.fail("layout", f"expected one top folder, found {sorted(tops)}; repack with `invoke package`")
+            return None
+        top = tops.pop()
+        files = {m.name[len(top) + 1:]: tar.extractfile(m).read() for m in members if m.isfile()}  # type: ignore[union-attr]
+    except (tarfile.TarError, OSError, EOFError) as err:
+        raise PackageError(f"{tarball}: not a readable .tar.gz ({err}); re-download it or re-run `invoke package`") from None
+    return top, files, members
+
+
+def debug_tarball_for(tarball: Path) -> Path:
+    """dist/<stem>.tar.gz -> dist/<stem>-dbg.tar.gz"""
+    return tarball.with_name(tarball.name.removesuffix(".tar.gz") + "-dbg.tar.gz")
+
+
+def verify_debug_tarball(debug_tarball: str | Path, release_tarball: str | Path) -> VerifyReport:
+    """The -dbg tarball belongs to the release: for every ELF file the release ships in lib/ with a
+    .gnu_debuglink, lib/.debug/<link name> is in the -dbg tarball, its CRC32 is the one the link
+    records (gdb checks it) and its GNU build-id equals the stripped library's."""
+    debug_tarball, release_tarball = Path(debug_tarball), Path(release_tarball)
+    report = VerifyReport(tarball=debug_tarball)
+    debug = _tar_files(debug_tarball, report)
+    release = _tar_files(release_tarball, VerifyReport(tarball=release_tarball))
+    if debug is None or release is None:
+        return report
+    debug_top, debug_files, members = debug
+    release_top, release_files, _ = release
+    if debug_top != release_top:
+        report.fail("layout", f"top folder {debug_top} is not the release's {release_top}; unpack-over would miss; "
+                              "re-package both")
+    for m in members:
+        if m.uid or m.gid or m.uname or m.gname or m.pax_headers:
+            report.fail(m.name, "owner or pax records are not normalised; repack with `invoke package`")
+            break
+    for rel, data in sorted(release_files.items()):
+        if not rel.startswith("lib/") or data[:4] != b"\x7fELF":
+            continue
+        link = debuglink(data)
+        if link is None:
+            report.fail(rel, "has no .gnu_debuglink, so gdb cannot find its debug file; re-package (objcopy --add-gnu-debuglink)")
+            continue
+        name, crc = link
+        debug_rel = f"{str(PurePosixPath(rel).parent)}/.debug/{name}"
+        debug_data = debug_files.get(debug_rel)
+        if debug_data is None:
+            report.fail(debug_rel, f"missing; {rel} links to it; re-package both tarballs from the same build")
+            continue
+        report.files += 1
+        if zlib.crc32(debug_data) != crc:
+            report.fail(debug_rel, f"CRC32 {zlib.crc32(debug_data):08x} is not the {crc:08x} {rel}'s debuglink "
+                                   "records (gdb ignores it); re-package both tarballs from the same build")
+        stripped_id, debug_id = build_id(data), build_id(debug_data)
+        if stripped_id is None:
+            report.fail(rel, "has no GNU build-id; link with -Wl,--build-id=sha1 (the build's LDFLAGS) and rebuild")
+        elif stripped_id != debug_id:
+            report.fail(debug_rel, f"build-id {debug_id or 'none'} is not {rel}'s {stripped_id}; it is from another "
+                                   "build: re-package both tarballs from the same build")
+    if report.files == 0 and not report.problems:
+        report.fail("lib/.debug/", f"holds no debug file for {release_tarball.name}; re-package")
+    return report
+
+
 def run_verify(settings: Any, tarball: str, *, glibc_max: str | None = None, arch: str | None = None,
                log=print) -> VerifyReport:
     """`invoke verify`: print the report; one line per problem, then fail with a summary."""
+    path = Path(tarball)
+    if path.name.endswith("-dbg.tar.gz"):
+        release = path.with_name(path.name.removesuffix("-dbg.tar.gz") + ".tar.gz")
+        if not release.is_file():
+            raise PackageError(f"{path.name}: a -dbg tarball is checked against its release; {release} is missing")
+        report = verify_debug_tarball(path, release)
+        for line in report.problems:
+            log(f"verify: {line}")
+        if report.problems:
+            raise PackageError(f"{path.name}: {len(report.problems)} verification problem(s) listed above")
+        log(f"verify: {path.name}: ok; {report.files} debug file(s) match {release.name} (build-id, debuglink CRC)")
+        return report
     report = verify_tarball(tarball, arch=arch, glibc_max=glibc_max,
                             build_paths=(str(Path(settings.work_dir).resolve()),))
+    debug, debug_line = debug_tarball_for(path), None
+    if debug.is_file():   # the sibling -dbg tarball is checked against this release too
+        debug_report = verify_debug_tarball(debug, path)
+        report.problems += debug_report.problems
+        if not debug_report.problems:
+            debug_line = f"{debug.name}: ok; {debug_report.files} debug file(s) match (build-id, debuglink CRC)"
     for line in report.problems:
         log(f"verify: {line}")
-    for line in report.summary():
+    for line in report.summary() + ([debug_line] if debug_line else []):
         log(f"verify: {line}")
     if report.problems:
         raise PackageError(f"{Path(tarball).name}: {len(report.problems)} verification problem(s) listed above")
