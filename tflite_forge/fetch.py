@@ -212,14 +212,28 @@ def fetch_recipe_archive(fetcher: Fetcher, recipe: "Recipe", *, verify: bool = F
     return fetcher.fetch(src.sha256, src.urls, name=f"{src.name} {src.version}", verify=verify)
 
 
+def lock_or_generate(fetcher: Fetcher, recipe: "Recipe"):
+    """The recipe's lock; a recipe that has none yet gets one (what `invoke lock` writes), so the
+    main job works in one command on a connected machine. A lock that does not match its recipe
+    is never regenerated silently (read_recipe_lock says to rerun `invoke lock`)."""
+    from .lock import generate_lock, read_recipe_lock, write_lock
+    if recipe.lock_path.is_file() or fetcher.offline:
+        return read_recipe_lock(recipe)
+    fetcher.progress.note(f"{recipe.label}: no dependency lock yet; locking now (as `invoke lock` does)")
+    lock = generate_lock(fetcher, recipe)
+    write_lock(lock)
+    fetcher.progress.note(f"{recipe.label}: {len(lock.dependencies)} dependencies pinned in {lock.path}; "
+                          f"commit it beside the recipe")
+    return read_recipe_lock(recipe)
+
+
 def ensure_sources(settings: "Settings", recipe: "Recipe", *, fetcher: Fetcher | None = None) -> Sources:
     """Fetch (if needed) and unpack the recipe's archive and every locked dependency."""
-    from .lock import read_recipe_lock
     from .unpack import unpack_archive
 
     fetcher = fetcher or Fetcher.from_settings(settings)
-    lock = read_recipe_lock(recipe)
     try:
+        lock = lock_or_generate(fetcher, recipe)
         src = recipe.source
         tf_tree = fetcher.cache.tree(src.sha256)
         if not tf_tree.is_dir():
@@ -241,7 +255,6 @@ def ensure_sources(settings: "Settings", recipe: "Recipe", *, fetcher: Fetcher |
 
 def run_fetch(settings: "Settings", *, fetcher: Fetcher | None = None) -> list[Path]:
     """`invoke fetch`: download and verify the archive and every locked dependency."""
-    from .lock import lock_status
     from .recipe import select_recipes
 
     fetcher = fetcher or Fetcher.from_settings(settings)
@@ -249,11 +262,7 @@ def run_fetch(settings: "Settings", *, fetcher: Fetcher | None = None) -> list[P
     try:
         for recipe in select_recipes(version=settings.version, recipe=settings.recipe):
             fetched.append(fetch_recipe_archive(fetcher, recipe, verify=True))
-            lock, problem = lock_status(recipe)
-            if lock is None:
-                fetcher.progress.note(f"{recipe.label}: {problem}; run `invoke lock "
-                                      f"{_recipe_flag(recipe)}` to pin and fetch its dependencies")
-                continue
+            lock = lock_or_generate(fetcher, recipe)
             for dep in lock.dependencies:
                 fetched.append(fetcher.fetch(dep.sha256, [dep.url], name=dep.name, verify=True))
             fetcher.progress.note(f"{recipe.label}: archive and {len(lock.dependencies)} locked "
