@@ -5,7 +5,10 @@ escapes, nested parentheses, multi-line commands) turns a file into commands; `d
 then picks `OverridableFetchContent_Declare`, `FetchContent_Declare` and `ExternalProject_Add`
 calls that download something (URL or GIT_REPOSITORY) at the top level of the file. Calls inside
 function()/macro() bodies are definitions, not downloads, and are ignored. `${VAR}` is resolved
-from plain `set(VAR value)` earlier in the same file; anything else is an error naming file and line.
+from plain `set(VAR value)` earlier in the same file, from variables the caller presets (the lock
+passes TF_SOURCE_DIR), and from TFLite's own helpers that read a pin out of a Bazel file in the
+tree (`get_dependency_archive`, `get_dependency_tag` in tools/cmake/modules/utils.cmake); anything
+else is an error naming file and line.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ KEYWORDS = {"PREFIX", "TMP_DIR", "STAMP_DIR", "LOG_DIR", "DOWNLOAD_DIR", "SOURCE
             "INSTALL_DIR", "URL", "URL_HASH", "URL_MD5", "TIMEOUT", "INACTIVITY_TIMEOUT", "NETRC", "NETRC_FILE",
             "SOURCE_SUBDIR", "DEPENDS", "EXCLUDE_FROM_ALL", "STEP_TARGETS", "INDEPENDENT_STEP_TARGETS",
             "LIST_SEPARATOR", "COMMAND", "FIND_PACKAGE_ARGS", "OVERRIDE_FIND_PACKAGE", "SYSTEM", "LICENSE_FILE",
-            "EXCLUDE_FROM_ALL", "PATCH_COMMAND"}
+            "EXCLUDE_FROM_ALL", "PATCH_COMMAND", "LICENSE_URL"}
 KEYWORD_PREFIXES = ("GIT_", "SVN_", "HG_", "CVS_", "LOG_", "USES_TERMINAL_", "DOWNLOAD_", "UPDATE_", "BUILD_",
                     "INSTALL_", "TEST_", "CONFIGURE_", "CMAKE_", "TLS_", "HTTP_")
 
@@ -184,8 +187,10 @@ def parse_commands(text: str, where: str) -> list[Command]:
     return _Reader(text, where).commands()
 
 
-def expand(value: str, variables: dict[str, str], where: str, line: int) -> str:
-    """Resolve ${VAR} (innermost first) from variables; anything unknown is a LockError."""
+def expand(value: str, variables: dict[str, str], where: str, line: int,
+           unknown: dict[str, str] | None = None) -> str:
+    """Resolve ${VAR} (innermost first) from variables; anything unknown is a LockError
+    (saying why, when `unknown` records why that variable could not be worked out)."""
     if "$ENV{" in value or "$CACHE{" in value:
         raise LockError(f"{where}:{line}: {value!r} depends on the environment or cache; tflite-forge "
                         f"cannot resolve it without running CMake: pin this download in a hand-edited lock")
@@ -195,7 +200,8 @@ def expand(value: str, variables: dict[str, str], where: str, line: int) -> str:
             return value
         name = m.group(1)
         if name not in variables:
-            raise LockError(f"{where}:{line}: cannot resolve ${{{name}}} in {value!r} (it is not set in this file); "
+            why = (unknown or {}).get(name, "it is not set in this file")
+            raise LockError(f"{where}:{line}: cannot resolve ${{{name}}} in {value!r} ({why}); "
                             f"tflite-forge reads declarations without running CMake: pin this download in a "
                             f"hand-edited lock")
         value = value[:m.start()] + variables[name] + value[m.end():]
@@ -207,10 +213,68 @@ def _is_keyword(arg: Arg) -> bool:
         and arg.value.isupper()
 
 
-def declarations(path: Path, rel: str) -> list[Declaration]:
-    """Every top-level download declared in one CMake file (rel names it in messages and the lock)."""
+# TFLite's utils.cmake reads pins out of Bazel files with file(STRINGS ... REGEX) on lines of the
+# form `<NAME>_URL = "http..."`, `<NAME>_SHA256 = "<hex>"`, `<NAME>_COMMIT = "<hex>"`.
+_BZL_PIN = {"URL": r'"(http[a-zA-Z0-9/.:_-]*)"', "SHA256": r'"([a-zA-Z0-9]*)"', "COMMIT": r'"([a-zA-Z0-9]*)"'}
+BZL_HELPERS = {"get_dependency_archive": ("URL", "SHA256"), "get_dependency_tag": ("COMMIT",)}
+
+
+def _bzl_pins(cmd: Command, variables: dict[str, str], unknown: dict[str, str], root: Path | None,
+              rel: str) -> None:
+    """Emulate get_dependency_archive(NAME FILE OUT_URL OUT_SHA256) / get_dependency_tag(NAME FILE
+    OUT_COMMIT): set the OUT variables from FILE, or record in `unknown` why they stay unset."""
+    keys = BZL_HELPERS[cmd.name]
+    args = [a.value for a in cmd.args]
+    if len(args) != 2 + len(keys):
+        return
+    outs = args[2:]
+
+    def give_up(why: str) -> None:
+        for out in outs:
+            variables.pop(out, None)
+            unknown[out] = f"{cmd.name} at line {cmd.line}: {why}"
+
+    try:
+        module = expand(args[0], variables, rel, cmd.line, unknown)
+        bzl = expand(args[1], variables, rel, cmd.line, unknown)
+    except LockError as exc:
+        give_up(str(exc).split(": ", 2)[-1])
+        return
+    if root is None:
+        give_up(f"no source tree to read {bzl} from")
+        return
+    target = Path(bzl) if Path(bzl).is_absolute() else root / bzl
+    try:
+        target = target.resolve()
+        shown = target.relative_to(root.resolve()).as_posix()
+        text = target.read_text(encoding="utf-8", errors="replace")
+    except ValueError:
+        give_up(f"{bzl} is outside the source tree")
+        return
+    except OSError:
+        give_up(f"{bzl} does not exist in the source tree")
+        return
+    values = []
+    for key in keys:
+        var = f"{module.upper()}_{key}"
+        m = re.search(rf"^[ ]*{re.escape(var)}[ ]*=[ ]*{_BZL_PIN[key]}$", text, re.MULTILINE)
+        if not m:
+            give_up(f"{shown} has no line `{var} = \"...\"`, so CMake itself would stop here")
+            return
+        values.append(m.group(1))
+    for out, value in zip(outs, values):
+        variables[out] = value
+        unknown.pop(out, None)
+
+
+def declarations(path: Path, rel: str, *, root: Path | None = None,
+                 preset: dict[str, str] | None = None) -> list[Declaration]:
+    """Every top-level download declared in one CMake file (rel names it in messages and the lock).
+    root is the tree the file belongs to (Bazel files named by TFLite's pin helpers are read from
+    it); preset holds variables the including CMakeLists would have set (e.g. TF_SOURCE_DIR)."""
     commands = parse_commands(path.read_text(encoding="utf-8", errors="replace"), rel)
-    variables: dict[str, str] = {}
+    variables: dict[str, str] = dict(preset or {})
+    unknown: dict[str, str] = {}
     nesting = 0
     found = []
     for cmd in commands:
@@ -227,9 +291,12 @@ def declarations(path: Path, rel: str) -> list[Declaration]:
             if "CACHE" in values:
                 values = values[:values.index("CACHE")]
             try:
-                variables[cmd.args[0].value] = expand(";".join(values), variables, rel, cmd.line)
+                variables[cmd.args[0].value] = expand(";".join(values), variables, rel, cmd.line, unknown)
             except LockError:
                 variables.pop(cmd.args[0].value, None)  # only an error if a download uses it
+            continue
+        if cmd.name in BZL_HELPERS:
+            _bzl_pins(cmd, variables, unknown, root, rel)
             continue
         kind = DECLARE_COMMANDS.get(cmd.name)
         if kind is None or not cmd.args:
@@ -249,10 +316,11 @@ def declarations(path: Path, rel: str) -> list[Declaration]:
             vals = options.get(key)
             if not vals:
                 return None
-            return expand(vals[0].value, variables, rel, vals[0].line)
+            return expand(vals[0].value, variables, rel, vals[0].line, unknown)
 
-        name = expand(cmd.args[0].value, variables, rel, cmd.line)
-        urls = tuple(u for a in options.get("URL", []) for u in expand(a.value, variables, rel, a.line).split(";") if u)
+        name = expand(cmd.args[0].value, variables, rel, cmd.line, unknown)
+        urls = tuple(u for a in options.get("URL", []) for u in expand(a.value, variables, rel, a.line, unknown).split(";")
+                     if u)
         url_hash = None
         raw_hash = one("URL_HASH")
         if raw_hash:

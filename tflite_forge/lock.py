@@ -36,6 +36,12 @@ if TYPE_CHECKING:
     from .settings import Settings
 
 TEST_ONLY = frozenset({"googletest", "googlebenchmark", "benchmark", "gtest"})
+# Modules TFLite's CMakeLists only reaches for features tflite-forge never builds: the GPU delegate's
+# headers, and fp16_headers (GPU and Android NNAPI only; with XNNPACK on it returns before declaring
+# anything). Some trees compute their pins at configure time (fp16_headers downloads XNNPACK's
+# master DownloadFP16.cmake and greps it), which no reader can pin: a module from this set whose
+# download cannot be read is skipped with a note instead of failing the whole lock.
+NOT_BUILT = frozenset({"fp16_headers", "opencl_headers", "vulkan_headers", "opengl_headers", "egl_headers"})
 LOCK_KEYS = ("archive_sha256", "generated_by")
 DEP_KEYS = ("name", "url", "sha256", "strip_prefix", "cmake_variable", "declared_in", "declared_by")
 CMAKE_VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
@@ -197,12 +203,40 @@ def cmake_variable(decl: Declaration) -> str:
     return f"{re.sub(r'[^A-Za-z0-9_]', '_', decl.name).upper()}_SOURCE_DIR"
 
 
+def _download_order(path: Path) -> tuple[str, bool, str]:
+    # Download<X>.cmake before its variants Download<X>-<variant>.cmake (XNNPACK's
+    # DownloadKleidiAI-QMX.cmake declares the same name as DownloadKleidiAI.cmake): the plain
+    # file is the default download, so it must be the first declaration of the name.
+    return path.stem.split("-", 1)[0], "-" in path.stem, path.name
+
+
 def declaration_files(root: Path, declared_by: str) -> list[Path]:
     if declared_by == "tensorflow":
         modules = sorted((root / "tensorflow/lite/tools/cmake/modules").glob("*.cmake"))
-        downloads = sorted((root / "tensorflow/lite/cmake").glob("Download*.cmake"))
+        downloads = sorted((root / "tensorflow/lite/cmake").glob("Download*.cmake"), key=_download_order)
         return modules + downloads
-    return sorted((root / "cmake").glob("Download*.cmake"))
+    return sorted((root / "cmake").glob("Download*.cmake"), key=_download_order)
+
+
+def scan_tree(root: Path, declared_by: str, note=lambda message: None) -> list[tuple[str, Declaration]]:
+    """Every download declared in one unpacked tree, without fetching anything: (relative file,
+    declaration) in the order the lock considers them. TensorFlow's modules see TF_SOURCE_DIR as
+    tensorflow/lite/CMakeLists.txt sets it, so pins read from Bazel files resolve inside the tree."""
+    preset = {"TENSORFLOW_SOURCE_DIR": str(root), "TF_SOURCE_DIR": str(root / "tensorflow")} \
+        if declared_by == "tensorflow" else {}
+    found = []
+    for path in declaration_files(root, declared_by):
+        rel = path.relative_to(root).as_posix()
+        try:
+            decls = declarations(path, rel, root=root, preset=preset)
+        except LockError as exc:
+            if declared_by == "tensorflow" and path.stem in NOT_BUILT:
+                note(f"lock: {declared_by} {rel}: skipped, tflite-forge never builds the feature that needs it "
+                     f"and its download cannot be read ({exc})")
+                continue
+            raise
+        found.extend((rel, decl) for decl in decls)
+    return found
 
 
 # ---------------------------------------------------------------------- generation
@@ -238,41 +272,39 @@ def generate_lock(fetcher: "Fetcher", recipe: "Recipe") -> Lock:
     note = fetcher.progress.note
     while queue:
         declared_by, root = queue.pop(0)
-        for path in declaration_files(root, declared_by):
-            rel = path.relative_to(root).as_posix()
-            for decl in declarations(path, rel):
-                name = decl.name.lower()
-                var = cmake_variable(decl)
-                if name in TEST_ONLY:
-                    note(f"lock: {declared_by} {rel}: {name} is test-only; skipped")
-                    continue
-                first = by_name.get(name) or by_var.get(var)
-                if first:
-                    note(f"lock: {declared_by} {rel}: {name} already comes from {first}; the build passes that tree")
-                    continue
-                url, predicted = archive_for(decl)
-                pinned = decl.url_hash[1] if decl.url_hash and decl.url_hash[0] == "SHA256" else None
-                if pinned:
-                    try:
-                        blob = fetcher.fetch(pinned, [url], name=name)
-                    except ChecksumError as exc:
-                        raise LockError(f"{name} declared in {declared_by}:{rel}:{decl.line}: {exc}") from None
-                    sha = pinned
-                else:
-                    sha, blob = fetcher.fetch_unpinned([url], name=name)
-                if decl.url_hash:
-                    _check_upstream_hash(decl, url, blob, sha)
-                top = top_folder(blob)
-                if top is None:
-                    raise LockError(f"{name}: {url} has no single top folder, so no strip_prefix; "
-                                    f"tflite-forge expects a source archive with one")
-                if predicted and predicted != top:
-                    note(f"lock: {name}: archive top folder is {top!r}, not the predicted {predicted!r}; using the archive's")
-                tree = unpack_archive(blob, fetcher.cache, sha, top)
-                locked.append(LockedDependency(name=name, url=url, sha256=sha, strip_prefix=top,
-                                               cmake_variable=var, declared_in=rel, declared_by=declared_by))
-                by_name[name] = by_var[var] = f"{declared_by}:{rel}"
-                queue.append((name, tree))
+        for rel, decl in scan_tree(root, declared_by, note):
+            name = decl.name.lower()
+            var = cmake_variable(decl)
+            if name in TEST_ONLY:
+                note(f"lock: {declared_by} {rel}: {name} is test-only; skipped")
+                continue
+            first = by_name.get(name) or by_var.get(var)
+            if first:
+                note(f"lock: {declared_by} {rel}: {name} already comes from {first}; the build passes that tree")
+                continue
+            url, predicted = archive_for(decl)
+            pinned = decl.url_hash[1] if decl.url_hash and decl.url_hash[0] == "SHA256" else None
+            if pinned:
+                try:
+                    blob = fetcher.fetch(pinned, [url], name=name)
+                except ChecksumError as exc:
+                    raise LockError(f"{name} declared in {declared_by}:{rel}:{decl.line}: {exc}") from None
+                sha = pinned
+            else:
+                sha, blob = fetcher.fetch_unpinned([url], name=name)
+            if decl.url_hash:
+                _check_upstream_hash(decl, url, blob, sha)
+            top = top_folder(blob)
+            if top is None:
+                raise LockError(f"{name}: {url} has no single top folder, so no strip_prefix; "
+                                f"tflite-forge expects a source archive with one")
+            if predicted and predicted != top:
+                note(f"lock: {name}: archive top folder is {top!r}, not the predicted {predicted!r}; using the archive's")
+            tree = unpack_archive(blob, fetcher.cache, sha, top)
+            locked.append(LockedDependency(name=name, url=url, sha256=sha, strip_prefix=top,
+                                           cmake_variable=var, declared_in=rel, declared_by=declared_by))
+            by_name[name] = by_var[var] = f"{declared_by}:{rel}"
+            queue.append((name, tree))
     return Lock(path=recipe.lock_path, archive_sha256=src.sha256, generated_by=f"tflite-forge {__version__}",
                 dependencies=tuple(locked))
 

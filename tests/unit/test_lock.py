@@ -340,3 +340,83 @@ def test_lock_of_the_miniature_matches_what_it_declares(miniature, tmp_path, mon
     assert (sources.tensorflow / "tensorflow/lite/c/CMakeLists.txt").is_file()
     for name, locked in sources.dependencies.items():
         assert locked.tree == cache / "trees" / expected[name].sha256
+
+
+# ---------------------------------------------------------------- shapes seen in real upstream trees
+# Short snippets written for these tests; each mimics one shape found in stored TensorFlow/XNNPACK
+# files (see /work/research/real-files-check.md), not their text.
+
+PIN_HELPER_MODULE = """\
+include(utils)
+get_dependency_archive("widget" "${TF_SOURCE_DIR}/pins.bzl" WIDGET_URL WIDGET_SUM)
+get_dependency_tag("gadget" "${TF_SOURCE_DIR}/../third_party/gadget/pins.bzl" GADGET_REV)
+OverridableFetchContent_Declare(widget
+  URL ${WIDGET_URL}
+  URL_HASH SHA256=${WIDGET_SUM}
+  LICENSE_FILE "COPYING"
+  LICENSE_URL "https://example.org/widget/license"
+)
+OverridableFetchContent_Declare(gadget GIT_REPOSITORY https://github.com/example/gadget GIT_TAG ${GADGET_REV})
+"""
+
+
+def _pin_tree(tmp_path, widget_lines: str):
+    root = tmp_path / "src"
+    mod = root / "tensorflow/lite/tools/cmake/modules/widget.cmake"
+    mod.parent.mkdir(parents=True)
+    mod.write_text(PIN_HELPER_MODULE)
+    (root / "tensorflow/pins.bzl").write_text(widget_lines)
+    (root / "third_party/gadget").mkdir(parents=True)
+    (root / "third_party/gadget/pins.bzl").write_text('GADGET_COMMIT = "' + "ab" * 20 + '"\n')
+    return root, mod
+
+
+def test_reader_follows_tflite_pin_helpers_into_bazel_files(tmp_path):
+    root, mod = _pin_tree(tmp_path, 'x = 1\n  WIDGET_URL = "https://example.org/w-1.0.tar.gz"\nWIDGET_SHA256 = "' + "0f" * 32 + '"\n')
+    preset = {"TF_SOURCE_DIR": str(root / "tensorflow")}
+    widget, gadget = declarations(mod, "m.cmake", root=root, preset=preset)
+    assert widget.urls == ("https://example.org/w-1.0.tar.gz",)
+    assert widget.url_hash == ("SHA256", "0f" * 32)
+    assert (gadget.git_repository, gadget.git_tag) == ("https://github.com/example/gadget", "ab" * 20)
+
+
+def test_reader_pin_helper_without_pin_line_names_the_bazel_file(tmp_path):
+    # Bazel files that only hold tf_http_archive(...) have no NAME_URL line: CMake itself stops there.
+    root, mod = _pin_tree(tmp_path, 'tf_http_archive(\n    name = "widget",\n    sha256 = "00",\n)\n')
+    with pytest.raises(LockError, match=r"m.cmake:5: cannot resolve \$\{WIDGET_URL\} .*get_dependency_archive at line 2: "
+                                        r"tensorflow/pins.bzl has no line `WIDGET_URL = "):
+        declarations(mod, "m.cmake", root=root, preset={"TF_SOURCE_DIR": str(root / "tensorflow")})
+    with pytest.raises(LockError, match=r"get_dependency_archive at line 2: .*outside the source tree"):
+        declarations(mod, "m.cmake", root=root, preset={"TF_SOURCE_DIR": str(tmp_path / "elsewhere")})
+
+
+def test_scan_tree_skips_unreadable_modules_only_for_features_never_built(tmp_path):
+    from tflite_forge.lock import scan_tree
+    modules = tmp_path / "tensorflow/lite/tools/cmake/modules"
+    modules.mkdir(parents=True)
+    # A GPU-only header module whose URL is computed at configure time (downloaded then grepped).
+    (modules / "opencl_headers.cmake").write_text(
+        'file(DOWNLOAD https://example.org/conf.cmake ${CMAKE_BINARY_DIR}/conf.cmake)\n'
+        'string(SUBSTRING ${LINE} 4 -1 CL_URL)\nOverridableFetchContent_Declare(opencl_headers URL ${CL_URL})\n')
+    (modules / "ruy.cmake").write_text("OverridableFetchContent_Declare(ruy GIT_REPOSITORY https://github.com/g/ruy GIT_TAG v1)\n")
+    notes = []
+    found = scan_tree(tmp_path, "tensorflow", notes.append)
+    assert [d.name for _, d in found] == ["ruy"]
+    assert len(notes) == 1 and "opencl_headers.cmake: skipped" in notes[0] and "CL_URL" in notes[0]
+    (modules / "ruy.cmake").write_text("OverridableFetchContent_Declare(ruy URL ${RUY_URL})\n")
+    with pytest.raises(LockError, match=r"ruy.cmake:1: cannot resolve \$\{RUY_URL\}"):
+        scan_tree(tmp_path, "tensorflow", notes.append)
+
+
+def test_plain_download_file_is_read_before_its_variant(tmp_path):
+    from tflite_forge.lock import declaration_files, scan_tree
+    cmake = tmp_path / "cmake"
+    cmake.mkdir()
+    body = 'ExternalProject_Add(kernels URL https://example.org/{0}.zip URL_HASH SHA256={1})\n'
+    (cmake / "DownloadKernels-Vendor.cmake").write_text(body.format("vendor", "11" * 32))
+    (cmake / "DownloadKernels.cmake").write_text(body.format("default", "22" * 32))
+    (cmake / "DownloadA.cmake").write_text(body.format("a", "33" * 32).replace("kernels", "a"))
+    assert [p.name for p in declaration_files(tmp_path, "xnnpack")] == \
+        ["DownloadA.cmake", "DownloadKernels.cmake", "DownloadKernels-Vendor.cmake"]
+    first_kernels = next(d for _, d in scan_tree(tmp_path, "xnnpack") if d.name == "kernels")
+    assert first_kernels.urls == ("https://example.org/default.zip",)
