@@ -184,7 +184,8 @@ def test(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, m
 @stage(flavor="runtime image from dist/'s tarball: minimal (<= 20 MB, FROM scratch, the default), "
               "python (python3 + ctypes smoke) or wheel (a prebuilt tflite-runtime wheel, installed offline)",
        builder="make the builder image for --arch instead (tagged by a hash of its inputs; build does this itself)",
-       bootstrap="make the Debian base image with debootstrap + import (no registry needed; needs root)",
+       bootstrap="make the Debian base image with debootstrap + import (no registry needed; needs root); "
+                 "with --arch, that arch's base (e.g. tflite-forge/debian-base:bookworm-arm64, under qemu)",
        base_image="Debian base image: for --builder/--bootstrap the builder's base (default "
                   "tflite-forge/debian-base:bookworm), for python/wheel the runtime base",
        force="with --bootstrap: debootstrap again even if the image or its cached tarball exists")
@@ -195,7 +196,8 @@ def image(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, 
     settings = _pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs)
     if builder or bootstrap:
         from tflite_forge import image as image_mod
-        image_mod.run_image(settings, bootstrap=bootstrap, base_image=base_image, force=force, arch=arch)
+        image_mod.run_image(settings, bootstrap=bootstrap, base_image=base_image, force=force, arch=arch,
+                            builder=builder)
     else:
         from tflite_forge import runtime_image as runtime_mod
         runtime_mod.run_runtime_image(settings, flavor=flavor, base_image=base_image)

@@ -448,10 +448,17 @@ def build_image(engine: EngineConfig, *, context: Path, dockerfile: Path, tag: s
         raise EngineError(f"{engine.name} build of {tag} failed: {_last_line(chr(10).join(tail))}")
 
 
-def import_image(engine: EngineConfig, tarball: Path, ref: str, *, changes: Sequence[str] = ()) -> str:
+def import_image(engine: EngineConfig, tarball: Path, ref: str, *, changes: Sequence[str] = (),
+                 platform: str | None = None) -> str:
+    """Import a root filesystem tarball; `platform` ("linux/arm64") records a foreign architecture
+    (docker: --platform; podman: --os/--arch/--variant), so `--platform` builds and runs find it."""
+    if platform and engine.name != "podman":
+        return load_rootfs(engine, tarball, ref, changes=changes, platform=platform)
     argv = engine.argv("import")
     for change in changes:
         argv += ["--change", change]
+    if platform:
+        argv += import_platform_flags(engine, platform)
     argv += [str(tarball), ref]
     proc = _run(argv, timeout=900)
     if proc.returncode != 0:
@@ -460,6 +467,98 @@ def import_image(engine: EngineConfig, tarball: Path, ref: str, *, changes: Sequ
     if not found:
         raise EngineError(f"{engine.name} import reported success but {ref} is missing; check `{engine.name} images`")
     return found
+
+
+def rootfs_image_config(layer_sha256: str, *, changes: Sequence[str], platform: str) -> dict:
+    """An OCI/docker image config for one rootfs layer; `changes` as `import --change` takes them
+    (LABEL k=v, CMD [json], ENV k=v)."""
+    import json as _json
+
+    os_name, arch, *variant = platform.split("/")
+    config: dict = {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], "Labels": {}}
+    for change in changes:
+        verb, _, rest = change.partition(" ")
+        if verb == "LABEL":
+            key, _, value = rest.partition("=")
+            config["Labels"][key] = value
+        elif verb == "CMD":
+            config["Cmd"] = _json.loads(rest)
+        elif verb == "ENV":
+            config["Env"].append(rest)
+        else:
+            raise EngineError(f"internal: image change {change!r} is not LABEL, CMD or ENV")
+    image = {"architecture": arch, "os": os_name, "created": "1970-01-01T00:00:00Z", "config": config,
+             "rootfs": {"type": "layers", "diff_ids": [f"sha256:{layer_sha256}"]},
+             "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "tflite-forge: debootstrap rootfs"}]}
+    if variant:
+        image["variant"] = variant[0]
+    return image
+
+
+def load_rootfs(engine: EngineConfig, tarball: Path, ref: str, *, changes: Sequence[str] = (),
+                platform: str) -> str:
+    """`docker import --platform` needs an experimental daemon (it is ignored otherwise, and the image
+    claims the host's arch): write a docker-archive (manifest.json, config with the platform, the
+    rootfs tar as its one layer) straight into `docker load` instead."""
+    import hashlib
+    import io
+    import json as _json
+    import tarfile
+
+    digest = hashlib.sha256()
+    with open(tarball, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    layer_sha = digest.hexdigest()
+    config = _json.dumps(rootfs_image_config(layer_sha, changes=changes, platform=platform), sort_keys=True).encode()
+    config_name = f"{hashlib.sha256(config).hexdigest()}.json"
+    manifest = _json.dumps([{"Config": config_name, "RepoTags": [ref], "Layers": [f"{layer_sha}/layer.tar"]}]).encode()
+    try:
+        proc = subprocess.Popen(engine.argv("load"), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+    except FileNotFoundError:
+        raise EngineError(f"{engine.argv('load')[0]} not found; {INSTALL_HINT}") from None
+    assert proc.stdin is not None
+    try:
+        with tarfile.open(fileobj=proc.stdin, mode="w|", format=tarfile.USTAR_FORMAT) as out:
+            for name, data in ((config_name, config), ("manifest.json", manifest)):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                out.addfile(info, io.BytesIO(data))
+            info = tarfile.TarInfo(f"{layer_sha}/layer.tar")
+            info.size = tarball.stat().st_size
+            with open(tarball, "rb") as fh:
+                out.addfile(info, fh)
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass   # the engine stopped reading: its message is on stderr
+    finally:
+        if not proc.stdin.closed:
+            try:
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    proc.wait(timeout=900)
+    if proc.returncode != 0:
+        raise EngineError(f"{engine.name} load of {tarball} as {ref} ({platform}) failed: "
+                          f"{_last_line(err.decode(errors='replace'))}")
+    found = image_id(engine, ref)
+    if not found:
+        raise EngineError(f"{engine.name} load reported success but {ref} is missing; check `{engine.name} images`")
+    return found
+
+
+def import_platform_flags(engine: EngineConfig, platform: str) -> list[str]:
+    """docker import takes --platform os/arch[/variant]; podman import takes --os, --arch, --variant."""
+    parts = platform.split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise EngineError(f"platform {platform!r} is not os/arch[/variant] (e.g. linux/arm64)")
+    if engine.name != "podman":
+        return ["--platform", platform]
+    flags = ["--os", parts[0], "--arch", parts[1]]
+    return flags + (["--variant", parts[2]] if len(parts) == 3 else [])
 
 
 def pull_image(engine: EngineConfig, ref: str) -> None:

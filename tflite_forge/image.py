@@ -3,6 +3,10 @@
 - `bootstrap_base_image` makes the base image with no registry at all:
   `debootstrap --variant=minbase bookworm DIR http://deb.debian.org/debian`, then the tree is
   tarred once into the cache and imported (`docker import` / `podman import`). Idempotent.
+  For a foreign arch (`base_image_ref(arch)`: `tflite-forge/debian-base:bookworm-arm64`) it runs
+  `debootstrap --arch=arm64`, whose second stage runs under binfmt + qemu-user-static, and the
+  import records the platform (linux/arm64) so `--platform` builds find the image. The runtime
+  images' python/wheel flavors use it; the builder image stays native (cross compilers).
 - `ensure_builder_image` builds `tflite_forge/docker/builder.Dockerfile` (multi-stage: base,
   then toolchain) tagged `tflite-forge/builder:<arch>-<hash>`, the hash covering the Dockerfile
   text, both package lists and the base image's ID: it is rebuilt only when one of them changes.
@@ -64,13 +68,40 @@ def _say(message: str) -> None:
 
 # ---------------------------------------------------------------- base image (no registry)
 
-def base_tarball(cache_dir: Path, suite: str = DEBIAN_SUITE) -> Path:
-    return Path(cache_dir) / "images" / f"debian-{suite}-minbase.tar"
+def host_debian_arch() -> str:
+    import platform as _platform
+
+    from .arches import resolve_arch
+    return resolve_arch(_platform.machine()).debian_arch
+
+
+def is_foreign(arch: Arch | None) -> bool:
+    return arch is not None and arch.debian_arch != host_debian_arch()
+
+
+def base_image_ref(arch: Arch | None = None) -> str:
+    """The bootstrap base image for `arch`: the default for the host's arch, `<default>-<debian arch>` otherwise."""
+    return f"{DEFAULT_BASE_IMAGE}-{arch.debian_arch}" if is_foreign(arch) else DEFAULT_BASE_IMAGE
+
+
+def base_tarball(cache_dir: Path, suite: str = DEBIAN_SUITE, debian_arch: str | None = None) -> Path:
+    foreign = debian_arch and debian_arch != host_debian_arch()
+    name = f"debian-{suite}-minbase-{debian_arch}.tar" if foreign else f"debian-{suite}-minbase.tar"
+    return Path(cache_dir) / "images" / name
+
+
+def _check_emulation(arch: Arch) -> None:
+    """A foreign debootstrap runs its second stage (the target's dpkg) through binfmt_misc."""
+    machine = (arch.qemu_binary or "").removeprefix("qemu-").removesuffix("-static")
+    entry = Path("/proc/sys/fs/binfmt_misc") / f"qemu-{machine}"
+    if not machine or not entry.exists() or "enabled" not in entry.read_text(errors="replace"):
+        raise EngineError(f"{entry} is not registered, so {arch.debian_arch} programs cannot run here; "
+                          "install qemu-user-static and binfmt-support (ci/setup-host.sh does)")
 
 
 def debootstrap_tarball(dest: Path, *, suite: str = DEBIAN_SUITE, mirror: str = DEBIAN_MIRROR,
-                        on_line: Callable[[str], None] | None = None) -> Path:
-    """debootstrap a minbase root filesystem and tar it to `dest` (atomically)."""
+                        on_line: Callable[[str], None] | None = None, arch: Arch | None = None) -> Path:
+    """debootstrap a minbase root filesystem (of `arch`, default the host's) and tar it to `dest` (atomically)."""
     if shutil.which("debootstrap") is None and not Path("/usr/sbin/debootstrap").exists():
         raise EngineError("debootstrap not found; install it (apt-get install debootstrap, or run ci/setup-host.sh) "
                           "or pass --base-image with an image your engine has")
@@ -82,6 +113,10 @@ def debootstrap_tarball(dest: Path, *, suite: str = DEBIAN_SUITE, mirror: str = 
     with tempfile.TemporaryDirectory(prefix=".bootstrap-", dir=dest.parent) as tmp:
         root = Path(tmp) / "rootfs"
         argv = [debootstrap, "--variant=minbase", suite, str(root), mirror]
+        if is_foreign(arch):
+            assert arch is not None
+            _check_emulation(arch)
+            argv.insert(1, f"--arch={arch.debian_arch}")
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 errors="replace", stdin=subprocess.DEVNULL)
         tail: list[str] = []
@@ -102,20 +137,27 @@ def debootstrap_tarball(dest: Path, *, suite: str = DEBIAN_SUITE, mirror: str = 
     return dest
 
 
-def bootstrap_base_image(engine: ct.EngineConfig, *, cache_dir: Path, ref: str = DEFAULT_BASE_IMAGE,
+def bootstrap_base_image(engine: ct.EngineConfig, *, cache_dir: Path, ref: str | None = None,
                          suite: str = DEBIAN_SUITE, mirror: str = DEBIAN_MIRROR, force: bool = False,
-                         on_line: Callable[[str], None] | None = None) -> str:
-    """Make `ref` from debootstrap + import; reuse the image, or the cached tarball, when present."""
+                         on_line: Callable[[str], None] | None = None, arch: Arch | None = None) -> str:
+    """Make `ref` (default `base_image_ref(arch)`) from debootstrap + import; reuse the image, or
+    the cached tarball, when present. A foreign `arch` is debootstrapped under emulation and
+    imported with its platform."""
+    ref = ref or base_image_ref(arch)
+    foreign = is_foreign(arch)
     existing = ct.image_id(engine, ref)
     if existing and not force:
         return existing
-    tarball = base_tarball(cache_dir, suite)
+    tarball = base_tarball(cache_dir, suite, arch.debian_arch if arch else None)
     if force or not tarball.exists():
-        _say(f"debootstrap {suite} ({mirror}) -> {tarball}")
-        debootstrap_tarball(tarball, suite=suite, mirror=mirror, on_line=on_line)
+        what = f"{suite} {arch.debian_arch} (second stage under qemu: several minutes)" if foreign else suite
+        _say(f"debootstrap {what} ({mirror}) -> {tarball}")
+        debootstrap_tarball(tarball, suite=suite, mirror=mirror, on_line=on_line, arch=arch)
     _say(f"importing {tarball.name} into {engine.name} as {ref}")
     changes = [f"LABEL {ct.LABEL}=1", f"LABEL io.tflite-forge.debian-suite={suite}", 'CMD ["/bin/bash"]']
-    return ct.import_image(engine, tarball, ref, changes=changes)
+    if arch is not None:
+        changes.append(f"LABEL io.tflite-forge.debian-arch={arch.debian_arch}")
+    return ct.import_image(engine, tarball, ref, changes=changes, platform=arch.platform if foreign else None)
 
 
 # ---------------------------------------------------------------- builder image
@@ -222,21 +264,32 @@ def builder_images(engine: ct.EngineConfig) -> list[str]:
 
 
 def run_image(settings, *, bootstrap: bool = False, base_image: str | None = None, force: bool = False,
-              arch: str | None = None) -> None:
+              arch: str | None = None, builder: bool = False) -> None:
     # settings: tflite_forge.settings.Settings (engine, arch, cache_dir, work_dir)
-    """`invoke image`: make the base image (--bootstrap) and/or the builder image for --arch."""
+    """`invoke image`: make base images (--bootstrap) and/or the builder image for --arch (--builder).
+
+    `--bootstrap` alone makes the host's base image; with `--arch` it makes the base image of each
+    arch (`tflite-forge/debian-base:bookworm-arm64` for aarch64: the runtime base of the python and
+    wheel flavors). Builder images are made with `--builder` (or without --bootstrap)."""
     from .arches import resolve_arches
 
     engine = ct.resolve_engine(settings.engine)
-    base = base_image or DEFAULT_BASE_IMAGE
-    if bootstrap:
-        image = bootstrap_base_image(engine, cache_dir=settings.cache_dir, ref=base, force=force)
-        probe = ct.run_container(engine, ct.ContainerSpec(image=base, purpose="probe"),
-                                 ["getconf", "GNU_LIBC_VERSION"], timeout=120)
-        glibc = probe.stdout.split()[-1] if probe.returncode == 0 and probe.stdout.split() else "?"
-        print(f"{base}  {image[:19]}  glibc {glibc}  ({engine.name})")
     targets = arch or settings.arch
-    if targets or not bootstrap:
+    if bootstrap:
+        bases = resolve_arches(targets) if targets else [None]
+        if base_image and len(bases) > 1:
+            raise EngineError("--base-image names one image; give one --arch with --bootstrap --base-image")
+        for target in bases:
+            ref = base_image or base_image_ref(target)
+            image = bootstrap_base_image(engine, cache_dir=settings.cache_dir, ref=ref, force=force, arch=target)
+            platform = target.platform if is_foreign(target) else None
+            probe = ct.run_container(engine, ct.ContainerSpec(image=ref, purpose="probe", platform=platform),
+                                     ["sh", "-c", "getconf GNU_LIBC_VERSION; dpkg --print-architecture"], timeout=300)
+            words = probe.stdout.split() if probe.returncode == 0 else []
+            glibc, deb_arch = (words[-2], words[-1]) if len(words) >= 3 else ("?", "?")
+            print(f"{ref}  {image[:19]}  {deb_arch}  glibc {glibc}  ({engine.name})")
+    base = base_image or DEFAULT_BASE_IMAGE
+    if builder or not bootstrap:
         for target in resolve_arches(targets):
             built = ensure_builder_image(engine, target, work_dir=settings.work_dir, cache_dir=settings.cache_dir,
                                          base_image=base)

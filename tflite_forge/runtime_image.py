@@ -10,7 +10,9 @@ stamp — so the final image cannot exist unless the test passed — and runs as
 - python:  a Debian base image + python3 (apt, from the Debian mirror), the library, the model
   and a ctypes smoke script (smoke/smoke_ctypes.py).
 - wheel:   the python flavor plus a prebuilt tflite-runtime wheel (and numpy<2) fetched on the
-  host with `pip download --platform manylinux2014_<machine> --only-binary=:all:` and
+  host with `pip download --platform manylinux_2_<N>_<machine> ... --only-binary=:all:` (every
+  manylinux tag the base image's glibc 2.36 accepts: tflite-runtime 2.14.0 is manylinux_2_34 on
+  aarch64, manylinux2014 on x86_64) and
   installed offline (`pip install --no-index`) in a build stage; only site-packages reach
   the final stage.
 - blog (reference for bench/): python3 + pip + numpy from apt, as blog posts do.
@@ -40,6 +42,7 @@ IMAGE_REPO = "tflite-forge/runtime"
 DEFAULT_BASE = "tflite-forge/debian-base:bookworm"
 WHEELS = ("tflite-runtime==2.14.0", "numpy<2")
 WHEEL_PYTHON = "3.11"                # bookworm's python3
+WHEEL_GLIBC = (2, 36)                # bookworm's glibc: the newest manylinux tag the base image runs
 MINIMAL_LIMIT = 20 * 1000 * 1000
 SMOKE_DIR = Path(__file__).resolve().parent.parent / "smoke"
 
@@ -100,7 +103,6 @@ def runtime_closure(elves: list[Path], arch: Any) -> dict[str, Path]:
 
 def assemble_rootfs(tarball: Path, arch: Any, rootfs: Path, scratch: Path) -> dict[str, Any]:
     """Lay out rootfs/opt (-> /opt/tflite: lib, bin, share) and rootfs/runtime-libs (-> /lib)."""
-    from .package import LIB_NAME
     from .smoke import build_with_scons, unpack
     from .tflite_model import write_add_model
 
@@ -110,7 +112,8 @@ def assemble_rootfs(tarball: Path, arch: Any, rootfs: Path, scratch: Path) -> di
     for sub in ("bin", "lib", "share/licenses"):
         (opt / sub).mkdir(parents=True, exist_ok=True)
     shutil.copy2(program, opt / "bin" / "tflite-smoke")
-    libs = sorted((prefix / "lib").glob(f"{LIB_NAME}.so*"))
+    # the C library and what ships beside it (libtensorflow-lite.so in a --cxx-shared release)
+    libs = sorted((prefix / "lib").glob("lib*.so*"))
     for lib in libs:
         dest = opt / "lib" / lib.name
         if lib.is_symlink():
@@ -122,8 +125,7 @@ def assemble_rootfs(tarball: Path, arch: Any, rootfs: Path, scratch: Path) -> di
     write_add_model(opt / "share" / "add.tflite")
     shutil.copy2(SMOKE_DIR / "smoke_ctypes.py", opt / "share" / "smoke_ctypes.py")
     shutil.copy2(SMOKE_DIR / "smoke_tflite_runtime.py", opt / "share" / "smoke_tflite_runtime.py")
-    real = next(p for p in libs if not p.is_symlink())
-    closure = runtime_closure([program, real], arch)
+    closure = runtime_closure([program, *(p for p in libs if not p.is_symlink())], arch)
     runtime = rootfs / "runtime-libs"
     runtime.mkdir(parents=True, exist_ok=True)
     for name, path in sorted(closure.items()):
@@ -216,19 +218,28 @@ def wheel_platform(arch: Any) -> str:
     return f"manylinux2014_{machines[arch.name]}"
 
 
+def wheel_platforms(arch: Any, glibc: tuple[int, int] = WHEEL_GLIBC) -> list[str]:
+    """Every manylinux tag a glibc-`glibc` system accepts, newest first (pip does not expand
+    `--platform` itself): manylinux_2_36_<m> ... manylinux_2_17_<m>, manylinux2014_<m>."""
+    machine = wheel_platform(arch).removeprefix("manylinux2014_")
+    tags = [f"manylinux_{glibc[0]}_{minor}_{machine}" for minor in range(glibc[1], 16, -1)]
+    return tags + [f"manylinux2014_{machine}"]
+
+
 def download_wheels(arch: Any, dest: Path, cache_dir: Path) -> list[Path]:
     """pip download on the host (the container has no route to PyPI); cached per platform."""
-    cached = cache_dir / "wheels" / wheel_platform(arch)
+    cached = cache_dir / "wheels" / wheel_platforms(arch)[0]
     if not list(cached.glob("tflite_runtime-*.whl")):
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".wheels-", dir=cache_dir))
         try:
             argv = ["pip", "download", "--quiet", "--dest", str(tmp), "--only-binary=:all:",
-                    "--platform", wheel_platform(arch), "--python-version", WHEEL_PYTHON, *WHEELS]
+                    *(f"--platform={tag}" for tag in wheel_platforms(arch)), "--python-version", WHEEL_PYTHON,
+                    *WHEELS]
             proc = subprocess.run(argv, capture_output=True, text=True)
             if proc.returncode != 0:
                 msg = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
-                raise PackageError(f"pip download of {' '.join(WHEELS)} for {wheel_platform(arch)} failed: {msg}; "
+                raise PackageError(f"pip download of {' '.join(WHEELS)} for {wheel_platforms(arch)[0]} (and older manylinux tags) failed: {msg}; "
                                    "check PyPI access (or pre-fill the cache)")
             cached.parent.mkdir(parents=True, exist_ok=True)
             shutil.rmtree(cached, ignore_errors=True)
@@ -283,7 +294,8 @@ def build_runtime_image(engine: Any, tarball: Path, arch: Any, *, flavor: str = 
     base = base_image or default_base_image(arch)
     if flavor != "minimal" and ct.image_id(engine, base) is None:
         hint = ("`invoke image --bootstrap`" if base == DEFAULT_BASE else
-                f"a {arch.debian_arch} Debian image tagged {base} (debootstrap --arch {arch.debian_arch} + import), or --base-image")
+                f"`invoke image --bootstrap --arch {arch.name}` (debootstrap --arch={arch.debian_arch} under qemu), "
+                "or --base-image")
         raise EngineError(f"base image {base} is missing for --flavor {flavor}; make it with {hint}")
     tag = image_tag(version, arch.name, flavor)
     with tempfile.TemporaryDirectory(prefix=f"tflite-forge-image-{arch.name}-") as tmp:
