@@ -199,6 +199,25 @@ TfLiteStatus TfLiteTensorCopyToBuffer(const TfLiteTensor* t, void* p, size_t n) 
 }
 """
 
+CXX_RUNTIME_H = """#ifndef TFLITE_FORGE_FAKE_RUNTIME_H_
+#define TFLITE_FORGE_FAKE_RUNTIME_H_
+#include "tensorflow/lite/core/c/c_api_types.h"
+namespace tflite { namespace fake {
+float Triple(float x);
+class Runtime { public: explicit Runtime(int threads); int threads() const; private: int threads_; };
+} }
+#endif
+"""
+
+CXX_RUNTIME_CC = r"""
+#include "tensorflow/lite/core/fake_runtime.h"
+namespace tflite { namespace fake {
+float Triple(float x) { return x + x + x; }
+Runtime::Runtime(int threads) : threads_(threads) {}
+int Runtime::threads() const { return threads_; }
+} }
+"""
+
 VERSION_SCRIPT = "VERS_1.0 {\n  global:\n    *TfLite*;\n  local:\n    *;\n};\n"
 
 
@@ -220,7 +239,11 @@ def _cxx(arch) -> str:
 
 
 def make_fake_build(root: Path, arch_name: str = "x86_64", *, map_paths: bool = True,
-                    extra_export: bool = False, soname: bool = True, variant: str = "") -> FakeBuild:
+                    extra_export: bool = False, soname: bool = True, variant: str = "",
+                    cxx_shared: bool = False, cxx_rpath: str = "$ORIGIN") -> FakeBuild:
+    """cxx_shared: also libtensorflow-lite.so (C++ API exported, SONAME libtensorflow-lite.so as CMake
+    makes it), with the C library linked against it and RUNPATH `cxx_rpath` — what
+    `invoke build --cxx-shared` leaves behind."""
     from tflite_forge.arches import resolve_arch
 
     arch = resolve_arch(arch_name)
@@ -271,15 +294,36 @@ def make_fake_build(root: Path, arch_name: str = "x86_64", *, map_paths: bool = 
     obj = work / "obj" / cell
     obj.mkdir(parents=True, exist_ok=True)
     extra = "int helper_leaked_symbol(int x) { return x + 1; }" if extra_export else ""
+    if cxx_shared:   # a C API call that needs the C++ library, so the C library NEEDs it
+        extra += "\nfloat TfLiteFakeTriple(float x) { return tflite::fake::Triple(x); }"
     if variant:   # other code, same interface: a build with another build-id
         extra += f'\n__attribute__((used)) static const char kVariant[] = "{variant}";'
-    (obj / "c_api.cc").write_text(IMPL_CC.replace("@VERSION@", VERSION).replace("@EXTRA@", extra))
+    impl = IMPL_CC.replace("@VERSION@", VERSION).replace("@EXTRA@", extra)
+    link_cxx: list[str] = []
+    if cxx_shared:
+        impl = impl.replace('#include "tensorflow/lite/c/c_api.h"\n',
+                            '#include "tensorflow/lite/c/c_api.h"\n#include "tensorflow/lite/core/fake_runtime.h"\n')
+        header = tf / "tensorflow/lite/core/fake_runtime.h"
+        header.write_text(CXX_RUNTIME_H)
+        (tf / "tensorflow/lite/kernels").mkdir(parents=True, exist_ok=True)
+        (tf / "tensorflow/lite/kernels/fake_kernel.h").write_text(
+            '#pragma once\n#include "tensorflow/lite/core/fake_runtime.h"\n')
+        (tf / "tensorflow/lite/kernels/fake_kernel_test.h").write_text("/* a test header: not shipped */\n")
+        (obj / "runtime.cc").write_text(CXX_RUNTIME_CC)
+        cxx_argv = [_cxx(arch), "-O2", "-g", "-fPIC", "-shared", "-std=c++17", f"-I{tf}", "-o",
+                    str(lib_dir / "libtensorflow-lite.so"), str(obj / "runtime.cc"),
+                    "-Wl,-soname,libtensorflow-lite.so", "-Wl,--build-id=sha1"]
+        if map_paths:
+            cxx_argv += [f"-ffile-prefix-map={obj}=.", f"-ffile-prefix-map={tf}=."]
+        subprocess.run(cxx_argv, check=True, capture_output=True, text=True, cwd=obj)
+        link_cxx = [f"-L{lib_dir}", "-ltensorflow-lite", f"-Wl,-rpath,{cxx_rpath}", "-Wl,--enable-new-dtags"]
+    (obj / "c_api.cc").write_text(impl)
     script = obj / "version_script.lds"
     script.write_text(VERSION_SCRIPT if not extra_export else "VERS_1.0 {\n  global:\n    *;\n};\n")
     real = lib_dir / f"libtensorflowlite_c.so.{VERSION}"
     major = VERSION.split(".")[0]
     argv = [_cxx(arch), "-O2", "-g", "-fPIC", "-shared", "-std=c++17", f"-I{tf}", "-o", str(real),
-            str(obj / "c_api.cc"), f"-Wl,--version-script,{script}"]
+            str(obj / "c_api.cc"), f"-Wl,--version-script,{script}", *link_cxx]
     if soname:
         argv.append(f"-Wl,-soname,libtensorflowlite_c.so.{major}")
     if map_paths:

@@ -136,6 +136,10 @@ def merged_options(req: BuildRequest) -> dict[str, str]:
         options.setdefault("XNNPACK_ENABLE_ARM_I8MM", "OFF")
     if req.cxx_shared:
         options["BUILD_SHARED_LIBS"] = "ON"
+        # The C library then NEEDs libtensorflow-lite.so: find it beside itself ($ORIGIN), not through
+        # the build tree's RUNPATH (/build/target/..., a build-machine path verify rejects).
+        options["CMAKE_BUILD_WITH_INSTALL_RPATH"] = "ON"
+        options["CMAKE_INSTALL_RPATH"] = "$ORIGIN"
     return options
 
 

@@ -10,6 +10,13 @@ Output in `dist/`:
     libtensorflowlite_c-<v>-linux-<arch>.tar.gz        the release (one top folder, below)
     libtensorflowlite_c-<v>-linux-<arch>-dbg.tar.gz    split debug info (lib/.debug/<lib>.debug)
     SHA256SUMS [+ SHA256SUMS.asc with --sign KEYID]
+    libtensorflowlite_c-<v>-linux-<arch>-cxx.tar.gz    with `build --cxx-shared`: the C++ library
+    libtensorflowlite_c-<v>-linux-<arch>-cxx-dbg.tar.gz  (libtensorflow-lite.so), C++ headers, .pc, CMake
+                                                         config, licenses, its own manifest and SBOM
+
+With `--cxx-shared` the C library itself NEEDs libtensorflow-lite.so (one CMake configure with
+BUILD_SHARED_LIBS=ON links it dynamically; the build sets RUNPATH $ORIGIN), so the release
+tarball ships that library beside it and stays self-contained.
 
     libtensorflowlite_c-<v>-linux-<arch>/
       include/tensorflow/lite/...            C API headers, laid out as TensorFlow installs them
@@ -51,6 +58,13 @@ from .errors import PackageError
 
 LIB_NAME = "libtensorflowlite_c"
 PKG_NAME = "tensorflowlite_c"
+CXX_LIB_NAME = "libtensorflow-lite"
+CXX_PKG_NAME = "tensorflow-lite"
+CXX_VARIANT = "cxx"
+# C++ headers: everything under tensorflow/lite except tests, tools, examples and other languages.
+CXX_HEADER_ROOT = "tensorflow/lite"
+CXX_HEADER_SKIP = re.compile(r"(^|/)(testing|testdata|tools|examples|java|objc|swift|g3doc|python)(/|$)"
+                             r"|_test\.h$|_test_util\.h$|_testing\.h$")
 DEBUG_DIR = "lib/.debug"       # gdb looks for a debuglink's file in <dir of the .so>/.debug/
 HEADER_SEEDS = (               # public C API headers (facts: TF's install rule and the distro recipes)
     "tensorflow/lite/c",
@@ -178,6 +192,7 @@ class PackageInputs:
     build_info: dict
     source_date_epoch: int
     extra_build_paths: tuple[str, ...] = ()
+    variant: str = ""             # "" for the release, "cxx" for the C++ sibling
 
     @property
     def version(self) -> str:
@@ -185,11 +200,11 @@ class PackageInputs:
 
     @property
     def stem(self) -> str:
-        return artifact_stem(self.version, self.arch.name)
+        return artifact_stem(self.version, self.arch.name, self.variant)
 
 
-def artifact_stem(version: str, arch_name: str) -> str:
-    return f"{LIB_NAME}-{version}-linux-{arch_name}"
+def artifact_stem(version: str, arch_name: str, variant: str = "") -> str:
+    return f"{LIB_NAME}-{version}-linux-{arch_name}" + (f"-{variant}" if variant else "")
 
 
 def dependency_version(url: str, strip_prefix: str = "") -> str:
@@ -308,6 +323,53 @@ def library_names(version: str, soname: str | None) -> tuple[str, str, str]:
     return real, soname, f"{LIB_NAME}.so"
 
 
+def find_cxx_library(lib_dir: Path) -> Path | None:
+    """The C++ library's real file among lib/libtensorflow-lite.so* (built with --cxx-shared), or None."""
+    files = [p for p in sorted(lib_dir.glob(f"{CXX_LIB_NAME}.so*")) if p.is_file() and not p.is_symlink()]
+    if len(files) > 1:
+        raise PackageError(f"{lib_dir}: expected one {CXX_LIB_NAME}.so* file besides symlinks, found "
+                           f"{', '.join(p.name for p in files)}; clean the build output and rebuild")
+    return files[0] if files else None
+
+
+def cxx_library_names(version: str, soname: str | None) -> tuple[str, list[tuple[str, str]], list[str]]:
+    """(real file name, [(link, target)], notes) for the C++ library.
+
+    Versioned SONAME (libtensorflow-lite.so.<major>): the same treatment as the C library. Upstream
+    sets none, so usually the SONAME is plain libtensorflow-lite.so: the file keeps that name (the
+    C library's NEEDED and the dynamic loader look for exactly it) and a note says so."""
+    if soname and re.fullmatch(rf"{re.escape(CXX_LIB_NAME)}\.so\.[0-9][0-9.]*", soname):
+        real = f"{CXX_LIB_NAME}.so.{version}"
+        links = [(soname, real)] if soname != real else []
+        return real, links + [(f"{CXX_LIB_NAME}.so", soname)], []
+    if soname == f"{CXX_LIB_NAME}.so":
+        return soname, [], [f"{soname} has an unversioned SONAME (TensorFlow sets no VERSION/SOVERSION on "
+                            "tensorflow-lite; a patch set could add one)"]
+    found = f"SONAME {soname}" if soname else "no SONAME"
+    raise PackageError(f"{CXX_LIB_NAME}.so has {found}; expected {CXX_LIB_NAME}.so[.<major>]: rebuild with "
+                       "`invoke build --cxx-shared` (CMake sets the SONAME)")
+
+
+def cxx_header_entries(tf_tree: Path) -> list[Entry]:
+    """The C++ API headers: every .h under tensorflow/lite (minus tests, tools, other languages)
+    and every tensorflow/ header they include."""
+    root = tf_tree / CXX_HEADER_ROOT
+    todo = [p.relative_to(tf_tree).as_posix() for p in sorted(root.rglob("*.h"))
+            if not CXX_HEADER_SKIP.search(p.relative_to(root).as_posix())]
+    seen: dict[str, bytes] = {}
+    while todo:
+        rel = todo.pop()
+        if rel in seen:
+            continue
+        data = (tf_tree / rel).read_bytes()
+        seen[rel] = data
+        for inc in INCLUDE_RE.findall(data):
+            name = inc.decode()
+            if name.startswith("tensorflow/") and (tf_tree / name).is_file() and name not in seen:
+                todo.append(name)
+    return [Entry(f"include/{rel}", data) for rel, data in sorted(seen.items())]
+
+
 def split_debug(lib: Path, arch: Any, real_name: str) -> tuple[bytes, bytes]:
     """(stripped library with a .gnu_debuglink, debug file) using the arch's objcopy."""
     objcopy = _cross_tool(arch, "objcopy")
@@ -392,6 +454,45 @@ endif()
 """
 
 
+def cxx_pkgconfig_text(version: str, arch: Any) -> str:
+    return (
+        "# Relocatable: every path is relative to this file's folder.\n"
+        "prefix=${pcfiledir}/../..\n"
+        "libdir=${prefix}/lib\n"
+        "includedir=${prefix}/include\n"
+        "\n"
+        f"Name: {CXX_PKG_NAME}\n"
+        f"Description: TensorFlow Lite C++ library ({arch.triplet}); built with CMake BUILD_SHARED_LIBS=ON, which "
+        "TensorFlow supports for the C API only\n"
+        "URL: https://www.tensorflow.org/lite\n"
+        f"Version: {version}\n"
+        f"Libs: -L${{libdir}} -l{CXX_PKG_NAME}\n"
+        "Cflags: -I${includedir}\n"
+    )
+
+
+def cxx_cmake_config_text(version: str, real: str, soname: str) -> str:
+    return f"""# CMake package for the TensorFlow Lite C++ library {version}, written by tflite-forge.
+#   find_package(tensorflow-lite {version.split('.')[0]} REQUIRED)
+#   target_link_libraries(app PRIVATE tensorflowlite::tensorflow-lite)
+get_filename_component(_tflite_cxx_prefix "${{CMAKE_CURRENT_LIST_DIR}}/../../.." ABSOLUTE)
+if(NOT EXISTS "${{_tflite_cxx_prefix}}/lib/{real}")
+  set(tensorflow-lite_FOUND FALSE)
+  set(tensorflow-lite_NOT_FOUND_MESSAGE "${{_tflite_cxx_prefix}}/lib/{real} is missing; unpack the whole tarball")
+  return()
+endif()
+if(NOT TARGET tensorflowlite::tensorflow-lite)
+  add_library(tensorflowlite::tensorflow-lite SHARED IMPORTED)
+  set_target_properties(tensorflowlite::tensorflow-lite PROPERTIES
+    IMPORTED_LOCATION "${{_tflite_cxx_prefix}}/lib/{real}"
+    IMPORTED_SONAME "{soname}"
+    INTERFACE_INCLUDE_DIRECTORIES "${{_tflite_cxx_prefix}}/include"
+    INTERFACE_COMPILE_FEATURES cxx_std_17)
+endif()
+unset(_tflite_cxx_prefix)
+"""
+
+
 def license_files(tree: Path | None) -> list[Path]:
     if tree is None or not tree.is_dir():
         return []
@@ -420,6 +521,20 @@ class Artifact:
     tarball: Path
     debug_tarball: Path
     notes: list[str] = field(default_factory=list)
+    cxx_tarball: Path | None = None
+    cxx_debug_tarball: Path | None = None
+
+
+def _cxx_library_entries(lib: Path, inputs: PackageInputs) -> tuple[list[Entry], list[Entry], list[str], str, str]:
+    """(entries, debug entries, notes, real name, SONAME) for lib/libtensorflow-lite.so*: stripped, with
+    its debuglink, its links; shared by the release (as the C library's dependency) and the -cxx tarball."""
+    from .verify import elf_facts
+
+    facts = elf_facts(lib.read_bytes())
+    real, links, notes = cxx_library_names(inputs.version, facts.soname)
+    stripped, debug = split_debug(lib, inputs.arch, real)
+    entries = [Entry(f"lib/{real}", stripped)] + [Entry(f"lib/{name}", link=target) for name, target in links]
+    return entries, [Entry(f"{DEBUG_DIR}/{real}.debug", debug)], notes, real, facts.soname or real
 
 
 def assemble(inputs: PackageInputs) -> tuple[list[Entry], list[Entry], list[str]]:
@@ -444,12 +559,19 @@ def assemble(inputs: PackageInputs) -> tuple[list[Entry], list[Entry], list[str]
         Entry(f"lib/cmake/{PKG_NAME}/{PKG_NAME}ConfigVersion.cmake",
               cmake_version_text(inputs.version, inputs.arch.elf_class).encode()),
     ]
+    debug_entries = [Entry(f"{DEBUG_DIR}/{real}.debug", debug)]
+    # --cxx-shared: the C library NEEDs libtensorflow-lite.so; ship it beside it (RUNPATH $ORIGIN).
+    cxx = find_cxx_library(inputs.build_dir / "lib")
+    if cxx is not None and any(n.startswith(f"{CXX_LIB_NAME}.so") for n in facts.needed):
+        cxx_entries, cxx_debug, cxx_notes, _, _ = _cxx_library_entries(cxx, inputs)
+        entries += cxx_entries
+        debug_entries += cxx_debug
+        notes += cxx_notes
     entries += header_entries(inputs.tensorflow_tree)
     licenses, missing = license_entries(inputs)
     entries += licenses
     if missing:
         notes.append(f"no license file found for: {', '.join(missing)}")
-    debug_entries = [Entry(f"{DEBUG_DIR}/{real}.debug", debug)]
 
     sbom_doc = sbom.build_sbom(inputs, library_sha256=hashlib.sha256(stripped).hexdigest())
     entries.append(Entry("sbom.spdx.json", sbom.dumps(sbom_doc)))
@@ -458,38 +580,93 @@ def assemble(inputs: PackageInputs) -> tuple[list[Entry], list[Entry], list[str]
     return entries, debug_entries, notes
 
 
-def package_cell(settings: Any, recipe: Any, arch: Any, *, glibc_max: str | None = None,
-                 log=print) -> Artifact:
+def assemble_cxx(inputs: PackageInputs) -> tuple[list[Entry], list[Entry], list[str]] | None:
+    """The -cxx sibling (None without a C++ library): libtensorflow-lite.so, the C++ headers, .pc,
+    CMake config, licenses, and its own manifest and SBOM. `inputs.variant` must be "cxx"."""
+    from . import provenance, sbom
+
+    assert inputs.variant == CXX_VARIANT
+    lib = find_cxx_library(inputs.build_dir / "lib")
+    if lib is None:
+        return None
+    entries, debug_entries, notes, real, soname = _cxx_library_entries(lib, inputs)
+    entries += [
+        Entry(f"lib/pkgconfig/{CXX_PKG_NAME}.pc", cxx_pkgconfig_text(inputs.version, inputs.arch).encode()),
+        Entry(f"lib/cmake/{CXX_PKG_NAME}/{CXX_PKG_NAME}Config.cmake",
+              cxx_cmake_config_text(inputs.version, real, soname).encode()),
+        Entry(f"lib/cmake/{CXX_PKG_NAME}/{CXX_PKG_NAME}ConfigVersion.cmake",
+              cmake_version_text(inputs.version, inputs.arch.elf_class).encode()),
+    ]
+    entries += cxx_header_entries(inputs.tensorflow_tree)
+    licenses, missing = license_entries(inputs)
+    entries += licenses
+    if missing:
+        notes.append(f"no license file found for: {', '.join(missing)}")
+    sbom_doc = sbom.build_sbom(inputs, library_sha256=entries[0].sha256, library_name=CXX_LIB_NAME,
+                               library_file=f"lib/{real}")
+    entries.append(Entry("sbom.spdx.json", sbom.dumps(sbom_doc)))
+    statement = provenance.build_statement(inputs, entries, debug_entries)
+    entries.append(Entry("manifest.json", provenance.dumps(statement)))
+    return entries, debug_entries, notes
+
+
+def _verified(dist: Path, stem: str, data: bytes, debug_data: bytes, *, arch: Any, glibc_max: str | None,
+              build_paths: tuple[str, ...]):
+    """Verify a tarball and its -dbg in a temp folder beside dist/ (nothing in dist/ changes)."""
     from .verify import verify_debug_tarball, verify_tarball
 
-    inputs = collect_inputs(settings, recipe, arch)
-    entries, debug_entries, notes = assemble(inputs)
-    dist = Path(settings.dist_dir)
-    dist.mkdir(parents=True, exist_ok=True)
-    tarball = dist / f"{inputs.stem}.tar.gz"
-    debug_tarball = dist / f"{inputs.stem}-dbg.tar.gz"
-    data = gzip_bytes(tar_bytes(inputs.stem, entries, inputs.source_date_epoch))
-    debug_data = gzip_bytes(tar_bytes(inputs.stem, debug_entries, inputs.source_date_epoch))
     with tempfile.TemporaryDirectory(prefix=".verify-", dir=dist) as tmp:
-        candidate = Path(tmp) / tarball.name
+        candidate = Path(tmp) / f"{stem}.tar.gz"
         candidate.write_bytes(data)
-        report = verify_tarball(candidate, arch=arch.name, glibc_max=glibc_max,
-                                build_paths=inputs.extra_build_paths)
-        debug_candidate = Path(tmp) / debug_tarball.name
+        report = verify_tarball(candidate, arch=arch.name, glibc_max=glibc_max, build_paths=build_paths)
+        debug_candidate = Path(tmp) / f"{stem}-dbg.tar.gz"
         debug_candidate.write_bytes(debug_data)
         report.problems += verify_debug_tarball(debug_candidate, candidate).problems
-    if report.problems:
-        for line in report.problems:
-            log(f"verify: {line}")
-        raise PackageError(f"{tarball.name}: {len(report.problems)} verification problem(s) listed above; "
-                           "nothing was written to dist/")
-    write_atomic(debug_tarball, debug_data)
-    write_atomic(tarball, data)
+    return report
+
+
+def package_cell(settings: Any, recipe: Any, arch: Any, *, glibc_max: str | None = None,
+                 log=print) -> Artifact:
+    from dataclasses import replace
+
+    inputs = collect_inputs(settings, recipe, arch)
+    dist = Path(settings.dist_dir)
+    dist.mkdir(parents=True, exist_ok=True)
+    cells = [(inputs, assemble(inputs))]
+    cxx_inputs = replace(inputs, variant=CXX_VARIANT)
+    cxx = assemble_cxx(cxx_inputs)
+    if cxx is not None:
+        cells.append((cxx_inputs, cxx))
+    outputs, reports, notes = [], [], []
+    for cell_inputs, (entries, debug_entries, cell_notes) in cells:
+        data = gzip_bytes(tar_bytes(cell_inputs.stem, entries, cell_inputs.source_date_epoch))
+        debug_data = gzip_bytes(tar_bytes(cell_inputs.stem, debug_entries, cell_inputs.source_date_epoch))
+        report = _verified(dist, cell_inputs.stem, data, debug_data, arch=arch, glibc_max=glibc_max,
+                           build_paths=inputs.extra_build_paths)
+        if report.problems:
+            for line in report.problems:
+                log(f"verify: {line}")
+            raise PackageError(f"{cell_inputs.stem}.tar.gz: {len(report.problems)} verification problem(s) listed "
+                               "above; nothing was written to dist/")
+        outputs.append((dist / f"{cell_inputs.stem}.tar.gz", data, dist / f"{cell_inputs.stem}-dbg.tar.gz", debug_data))
+        reports.append(report)
+        notes += [note for note in cell_notes if note not in notes]
+    # Everything verified: only now does dist/ change (each file atomically).
+    for tarball, data, debug_tarball, debug_data in outputs:
+        write_atomic(debug_tarball, debug_data)
+        write_atomic(tarball, data)
+    if cxx is None:   # a rebuild without --cxx-shared: an old C++ sibling would no longer match
+        for stale in (dist / f"{cxx_inputs.stem}.tar.gz", dist / f"{cxx_inputs.stem}-dbg.tar.gz"):
+            stale.unlink(missing_ok=True)
     for note in notes:
         log(f"package: note: {note}")
-    for line in report.summary():
-        log(f"verify: {line}")
-    return Artifact(tarball=tarball, debug_tarball=debug_tarball, notes=notes)
+    for report in reports:
+        for line in report.summary():
+            log(f"verify: {line}")
+    artifact = Artifact(tarball=outputs[0][0], debug_tarball=outputs[0][2], notes=notes)
+    if cxx is not None:
+        artifact.cxx_tarball, artifact.cxx_debug_tarball = outputs[1][0], outputs[1][2]
+    return artifact
 
 
 # ---------------------------------------------------------------- SHA256SUMS and signing
@@ -537,8 +714,9 @@ def run_package(settings: Any, *, sign: str | None = None, glibc_max: str | None
         for arch in arches:
             ensure_built(settings, recipe, arch, log=log)
             artifact = package_cell(settings, recipe, arch, glibc_max=glibc_max, log=log)
-            log(f"package: {artifact.tarball}")
-            log(f"package: {artifact.debug_tarball}")
+            for path in (artifact.tarball, artifact.debug_tarball, artifact.cxx_tarball, artifact.cxx_debug_tarball):
+                if path is not None:
+                    log(f"package: {path}")
             artifacts.append(artifact)
     dist = Path(settings.dist_dir)
     # Matrix cells package in parallel processes: list and write under one lock, so the

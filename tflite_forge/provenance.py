@@ -149,6 +149,8 @@ def build_statement(inputs: Any, entries: Iterable[Any], debug_entries: Iterable
         "patchSets": [name for name, _ in patch_sets],
         "sourceDateEpoch": inputs.source_date_epoch,
     }
+    if getattr(inputs, "variant", ""):
+        external["variant"] = inputs.variant      # "cxx": the C++ sibling (verify applies C++ rules)
     internal: dict[str, Any] = {
         "toolchain": compilers,
         "builderImage": _pick(info, "builder_image_id", "builder_image", "builder_image_digest", default=""),

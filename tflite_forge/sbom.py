@@ -92,13 +92,15 @@ def _source_package(name: str, version: str, url: str, sha256: str, license_expr
     return pkg
 
 
-def build_sbom(inputs: Any, *, library_sha256: str) -> dict:
+def build_sbom(inputs: Any, *, library_sha256: str, library_name: str = "libtensorflowlite_c",
+               library_file: str | None = None) -> dict:
     recipe = inputs.recipe
     tf_name = recipe.source.name
-    library_id = "SPDXRef-Package-libtensorflowlite-c"
+    library_id = _spdx_id(library_name) if library_name != "libtensorflowlite_c" else "SPDXRef-Package-libtensorflowlite-c"
+    library_file = library_file or f"lib/libtensorflowlite_c.so.{recipe.version}"
     library = {
         "SPDXID": library_id,
-        "name": "libtensorflowlite_c",
+        "name": library_name,
         "versionInfo": recipe.version,
         "downloadLocation": "NOASSERTION",
         "filesAnalyzed": False,
@@ -107,7 +109,7 @@ def build_sbom(inputs: Any, *, library_sha256: str) -> dict:
         "licenseDeclared": "NOASSERTION",
         "copyrightText": "NOASSERTION",
         "primaryPackagePurpose": "LIBRARY",
-        "comment": f"{inputs.stem}: lib/libtensorflowlite_c.so.{recipe.version} built for {inputs.arch.triplet}",
+        "comment": f"{inputs.stem}: {library_file} built for {inputs.arch.triplet}",
     }
     packages = [library, _source_package(tf_name, recipe.version, recipe.source.urls[0], recipe.source.sha256,
                                          license_of(inputs.tensorflow_tree))]

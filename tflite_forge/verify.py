@@ -64,6 +64,7 @@ class ElfFacts:
     version_needs: dict[str, list[str]]        # "GLIBC_2.17" -> symbols needing it
     exported: list[str]
     debuglink: str | None = None
+    runpath: list[str] = field(default_factory=list)       # DT_RUNPATH / DT_RPATH entries
 
     def highest(self, prefix: str) -> str | None:
         names = [v for v in self.version_needs if v.startswith(prefix) and re.match(rf"^{prefix}\d", v)]
@@ -76,7 +77,7 @@ def elf_facts(data: bytes) -> ElfFacts:
         machine, elf_class = elf["e_machine"], elf.elfclass
     except ELFError as err:
         raise PackageError(f"not an ELF file ({err}); the build output is damaged, rebuild") from None
-    soname, needed = None, []
+    soname, needed, runpath = None, [], []
     for section in elf.iter_sections():
         if isinstance(section, DynamicSection):
             for tag in section.iter_tags():
@@ -84,6 +85,10 @@ def elf_facts(data: bytes) -> ElfFacts:
                     soname = tag.soname
                 elif tag.entry.d_tag == "DT_NEEDED":
                     needed.append(tag.needed)
+                elif tag.entry.d_tag == "DT_RUNPATH":
+                    runpath += [p for p in tag.runpath.split(":") if p]
+                elif tag.entry.d_tag == "DT_RPATH":
+                    runpath += [p for p in tag.rpath.split(":") if p]
     # Version index -> version name, from .gnu.version_r (what this file needs from others).
     index_name: dict[int, str] = {}
     verneed = next((s for s in elf.iter_sections() if isinstance(s, GNUVerNeedSection)), None)
@@ -119,7 +124,7 @@ def elf_facts(data: bytes) -> ElfFacts:
         debuglink = link.data().split(b"\0", 1)[0].decode(errors="replace")
     return ElfFacts(machine=machine, elf_class=elf_class, soname=soname, needed=needed,
                     version_needs={k: sorted(v) for k, v in needs.items()}, exported=sorted(set(exported)),
-                    debuglink=debuglink)
+                    debuglink=debuglink, runpath=runpath)
 
 
 def build_id(data: bytes) -> str | None:
@@ -180,6 +185,7 @@ class VerifyReport:
     facts: ElfFacts | None = None
     library: str | None = None
     files: int = 0
+    variant: str = ""        # "cxx": the C++ sibling tarball
 
     def fail(self, where: str, what: str) -> None:
         self.problems.append(f"{self.tarball.name}: {where}: {what}")
@@ -191,7 +197,8 @@ class VerifyReport:
         glibc = f.highest("GLIBC_") or "none"
         glibcxx = f.highest("GLIBCXX_") or "none"
         status = "ok" if not self.problems else f"{len(self.problems)} problem(s)"
-        return [f"{self.tarball.name}: {status}; {self.files} files; {self.library}: {f.machine} "
+        kind = " (C++ library: exports not limited to the C API)" if self.variant == "cxx" else ""
+        return [f"{self.tarball.name}: {status}{kind}; {self.files} files; {self.library}: {f.machine} "
                 f"{f.elf_class}-bit, SONAME {f.soname}, NEEDED {', '.join(f.needed) or 'none'}, "
                 f"needs {glibc} / {glibcxx}, {len(f.exported)} exported symbols"
                 f"{f' ({cxx} C++ names via the upstream *TfLite* glob)' if (cxx := sum(map(_upstream_glob, f.exported))) else ''}"]
@@ -282,11 +289,15 @@ def verify_tarball(tarball: str | Path, *, arch: str | None = None, glibc_max: s
         if want_links.get(rel) != target:
             report.fail(rel, f"symlink to {target!r} is not the one manifest.json records; re-package")
 
-    # The library.
+    # The library: the C API's, or in the -cxx sibling the C++ library's (upstream gives it no
+    # VERSION/SOVERSION, so an unversioned libtensorflow-lite.so is accepted there).
     arch_name = arch or external.get("arch")
-    libs = [rel for rel in files if re.fullmatch(r"lib/libtensorflowlite_c\.so\.[\d.]+", rel)]
+    report.variant = variant = str(external.get("variant", ""))
+    pattern = r"lib/libtensorflow-lite\.so(\.[\d.]+)?" if variant == "cxx" else r"lib/libtensorflowlite_c\.so\.[\d.]+"
+    libs = [rel for rel in files if re.fullmatch(pattern, rel)]
     if len(libs) != 1:
-        report.fail("lib/", f"expected one lib/libtensorflowlite_c.so.<version>, found {libs or 'none'}; re-package")
+        want = "lib/libtensorflow-lite.so[.<version>]" if variant == "cxx" else "lib/libtensorflowlite_c.so.<version>"
+        report.fail("lib/", f"expected one {want}, found {libs or 'none'}; re-package")
         return report
     lib = libs[0]
     report.library = lib
@@ -301,7 +312,13 @@ def verify_tarball(tarball: str | Path, *, arch: str | None = None, glibc_max: s
         if facts.machine != target.elf_machine or facts.elf_class != target.elf_class:
             report.fail(lib, f"is {facts.machine} {facts.elf_class}-bit, not {target.elf_machine} {target.elf_class}-bit "
                              f"for {target.name}; build with --arch {target.name} (the {target.triplet} toolchain)")
-    if not facts.soname or not re.fullmatch(r"libtensorflowlite_c\.so\.[0-9][0-9.]*", facts.soname):
+    if variant == "cxx":
+        if not facts.soname or not re.fullmatch(r"libtensorflow-lite\.so(\.[0-9][0-9.]*)?", facts.soname):
+            report.fail(lib, f"has {f'SONAME {facts.soname}' if facts.soname else 'no SONAME'}, not "
+                             "libtensorflow-lite.so[.<major>]; rebuild with `invoke build --cxx-shared`")
+        elif facts.soname != PurePosixPath(lib).name and links.get(f"lib/{facts.soname}") != PurePosixPath(lib).name:
+            report.fail(f"lib/{facts.soname}", f"SONAME symlink to {PurePosixPath(lib).name} is missing; re-package")
+    elif not facts.soname or not re.fullmatch(r"libtensorflowlite_c\.so\.[0-9][0-9.]*", facts.soname):
         found = f"SONAME {facts.soname}" if facts.soname else "no SONAME"
         report.fail(lib, f"has {found}, not a versioned libtensorflowlite_c.so.<major>; enable the `soname` "
                          "patch set in the recipe and rebuild")
@@ -309,7 +326,21 @@ def verify_tarball(tarball: str | Path, *, arch: str | None = None, glibc_max: s
         link_target = links.get(f"lib/{facts.soname}")
         if facts.soname != PurePosixPath(lib).name and link_target != PurePosixPath(lib).name:
             report.fail(f"lib/{facts.soname}", f"SONAME symlink to {PurePosixPath(lib).name} is missing; re-package")
+    shipped = {PurePosixPath(rel).name for rel in (*files, *links) if rel.startswith("lib/") and rel.count("/") == 1}
+    for rel, data in sorted(files.items()):
+        if rel.startswith("lib/") and rel.count("/") == 1 and data[:4] == b"\x7fELF":
+            entries = facts.runpath if rel == lib else elf_facts(data).runpath
+            bad = [p for p in entries if not p.startswith(("$ORIGIN", "${ORIGIN}"))]
+            if bad:
+                report.fail(rel, f"has RUNPATH {':'.join(bad)}, a build-machine folder; link with "
+                                 "CMAKE_BUILD_WITH_INSTALL_RPATH=ON and CMAKE_INSTALL_RPATH=$ORIGIN (the build does for "
+                                 "--cxx-shared) and rebuild")
     for needed in facts.needed:
+        if needed in shipped:
+            if not any(p.startswith(("$ORIGIN", "${ORIGIN}")) for p in facts.runpath):
+                report.fail(lib, f"needs {needed}, shipped beside it, but has no RUNPATH $ORIGIN to find it; rebuild "
+                                 "(the build sets CMAKE_INSTALL_RPATH=$ORIGIN with --cxx-shared)")
+            continue
         if not ALLOWED_NEEDED.match(needed):
             report.fail(lib, f"needs {needed}, which target systems may lack; link it statically or turn off the "
                              "feature that pulls it in (allowed: libc, libm, libdl, libpthread, librt, libstdc++, libgcc_s)")
@@ -324,8 +355,10 @@ def verify_tarball(tarball: str | Path, *, arch: str | None = None, glibc_max: s
     # TensorFlow's version script exports `*TfLite*`, which also matches C++ names that mention a
     # TfLite type (e.g. _ZN12TfLiteTensorD1Ev): reported in the summary, not a failure. Anything
     # else outside the C API is a leak.
-    bad_exports = sorted((s for s in facts.exported if not s.startswith(EXPORT_PREFIXES) and not _upstream_glob(s)),
-                         key=lambda s: (s.startswith("_Z"), s))  # plain C names first: the telling ones
+    # A C++ library exports its C++ API (and what it links in): no export rule there.
+    bad_exports = [] if variant == "cxx" else sorted(
+        (s for s in facts.exported if not s.startswith(EXPORT_PREFIXES) and not _upstream_glob(s)),
+        key=lambda s: (s.startswith("_Z"), s))  # plain C names first: the telling ones
     if bad_exports:
         report.fail(lib, f"exports {len(bad_exports)} non-C-API symbol(s) ({', '.join(bad_exports[:5])}); link with "
                          "tensorflow/lite/c/version_script.lds (-Wl,--version-script) so only TfLite* is exported")

@@ -108,6 +108,9 @@ def test_targets_c_by_default_cxx_shared_on_request(tmp_path):
     cxx = b.plan_build(request(tmp_path, cxx_shared=True))
     assert cxx.targets == ("tensorflowlite_c", "tensorflow-lite")
     assert "-DBUILD_SHARED_LIBS=ON" in step(cxx, "configure").argv
+    # the C library then NEEDs libtensorflow-lite.so: it finds it beside itself, not in /build
+    assert {"-DCMAKE_BUILD_WITH_INSTALL_RPATH=ON", "-DCMAKE_INSTALL_RPATH=$ORIGIN"} <= set(step(cxx, "configure").argv)
+    assert "-DCMAKE_INSTALL_RPATH=$ORIGIN" not in step(plan, "configure").argv
     assert ["--target", "tensorflow-lite"] == list(step(cxx, "build").argv[5:7])
     assert "libtensorflow-lite.so*" in cxx.lib_patterns
 
