@@ -61,10 +61,14 @@ def test_smoke_catches_a_library_that_computes_wrongly(tmp_path):
         run_test(settings, cmake=False, log=lambda _: None)
 
 
-def test_missing_tarball_says_to_package(tmp_path):
+def test_missing_tarball_is_packaged_first(tmp_path):
+    """invoke test pulls in what it lacks: the tarball is packaged from the build output, then tested."""
     fake = make_fake_build(tmp_path, "x86_64")
-    with pytest.raises(PackageError, match=r"run `invoke package --version 2.16.1 --arch x86_64` first"):
-        run_test(settings_for(fake, tmp_path / "dist"), log=lambda _: None)
+    lines: list[str] = []
+    results = run_test(settings_for(fake, tmp_path / "dist"), log=lines.append)
+    assert any("not packaged yet; packaging it first" in line for line in lines)
+    assert (tmp_path / "dist" / "libtensorflowlite_c-2.16.1-linux-x86_64.tar.gz").is_file()
+    assert results and all("{3, 9}" in r.output for r in results)
 
 
 def test_invoke_chain_package_test_verify(tmp_path):
