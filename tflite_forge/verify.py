@@ -214,164 +214,18 @@ def _check_gzip_header(raw: bytes, report: VerifyReport) -> None:
         report.fail("gzip header", "records a timestamp; repack with `invoke package` (gzip mtime 0)")
 
 
-def verify_tarball(tarball: str | Path, *, arch: str | None = None, glibc_max: str | None = None,
-                   build_paths: Iterable[str] = ()) -> VerifyReport:
-    """Every check above; problems are collected, not raised (the caller decides)."""
-    from . import provenance
-    from .arches import resolve_arch
-
-    tarball = Path(tarball)
-    report = VerifyReport(tarball=tarball)
-    try:
-        raw = tarball.read_bytes()
-    except OSError as err:
-        raise PackageError(f"{tarball}: cannot read ({err.strerror}); pass the path of a .tar.gz from dist/") from None
-    _check_gzip_header(raw, report)
-    try:
-        tar = tarfile.open(fileobj=io.BytesIO(gzip.decompress(raw)), mode="r:")
-        members = tar.getmembers()
-    except (tarfile.TarError, OSError, EOFError) as err:
-        raise PackageError(f"{tarball}: not a readable .tar.gz ({err}); re-download it or re-run `invoke package`") from None
-
-    tops = {PurePosixPath(m.name).parts[0] for m in members if m.name}
-    if len(tops) != 1:
-        report.fail("layout", f"expected one top folder, found {sorted(tops)}; repack with `invoke package`")
-        return report
-    top = tops.pop()
-    names = [m.name for m in members]
-    if names != sorted(names):
-        report.fail("layout", "members are not sorted by name; repack with `invoke package`")
-    files: dict[str, bytes] = {}
-    links: dict[str, str] = {}
-    for m in members:
-        rel = m.name[len(top) + 1:] if m.name != top else ""
-        if m.pax_headers:
-            report.fail(m.name, f"has pax records {sorted(m.pax_headers)}; repack with USTAR headers (`invoke package`)")
-        if m.uid or m.gid or m.uname or m.gname:
-            report.fail(m.name, f"owned by {m.uname or m.uid}:{m.gname or m.gid}; repack with owner 0:0 and no names")
-        if m.isfile():
-            files[rel] = tar.extractfile(m).read()  # type: ignore[union-attr]
-        elif m.issym():
-            links[rel] = m.linkname
-        elif not m.isdir():
-            report.fail(m.name, "is neither a file, a folder nor a symlink; repack with `invoke package`")
-    report.files = len(files)
-
-    if "manifest.json" not in files:
-        report.fail("manifest.json", "missing; this is not a tflite-forge artifact (re-run `invoke package`)")
-        return report
-    try:
-        statement = json.loads(files["manifest.json"])
-        external = statement["predicate"]["buildDefinition"]["externalParameters"]
-    except (ValueError, KeyError, TypeError):
-        report.fail("manifest.json", "not an in-toto Statement with SLSA provenance; re-run `invoke package`")
-        return report
-    epoch = external.get("sourceDateEpoch")
-    for m in members:
-        if epoch is not None and m.mtime != epoch:
-            report.fail(m.name, f"mtime {m.mtime} is not SOURCE_DATE_EPOCH {epoch}; repack with `invoke package`")
-            break
-
-    # Digests: every file listed, every listed file present and equal.
-    expected = provenance.subject_digests(statement)
-    for rel, data in sorted(files.items()):
-        if rel == "manifest.json":
-            continue
-        want = expected.get(rel)
-        if want is None:
-            report.fail(rel, "is not listed in manifest.json; the tarball was changed after packaging, rebuild it")
-        elif hashlib.sha256(data).hexdigest() != want:
-            report.fail(rel, "sha256 differs from manifest.json; the file was altered, re-download or re-package")
-    for rel in sorted(set(expected) - set(files)):
-        report.fail(rel, "listed in manifest.json but missing from the tarball; re-download or re-package")
-    want_links = provenance.symlinks(statement)
-    for rel, target in sorted(links.items()):
-        if want_links.get(rel) != target:
-            report.fail(rel, f"symlink to {target!r} is not the one manifest.json records; re-package")
-
-    # The library: the C API's, or in the -cxx sibling the C++ library's (upstream gives it no
-    # VERSION/SOVERSION, so an unversioned libtensorflow-lite.so is accepted there).
-    arch_name = arch or external.get("arch")
-    report.variant = variant = str(external.get("variant", ""))
-    pattern = r"lib/libtensorflow-lite\.so(\.[\d.]+)?" if variant == "cxx" else r"lib/libtensorflowlite_c\.so\.[\d.]+"
-    libs = [rel for rel in files if re.fullmatch(pattern, rel)]
-    if len(libs) != 1:
-        want = "lib/libtensorflow-lite.so[.<version>]" if variant == "cxx" else "lib/libtensorflowlite_c.so.<version>"
-        report.fail("lib/", f"expected one {want}, found {libs or 'none'}; re-package")
-        return report
-    lib = libs[0]
-    report.library = lib
-    try:
-        facts = elf_facts(files[lib])
-    except PackageError as err:
-        report.fail(lib, str(err))
-        return report
-    report.facts = facts
-    if arch_name:
-        target = resolve_arch(arch_name)
-        if facts.machine != target.elf_machine or facts.elf_class != target.elf_class:
-            report.fail(lib, f"is {facts.machine} {facts.elf_class}-bit, not {target.elf_machine} {target.elf_class}-bit "
-                             f"for {target.name}; build with --arch {target.name} (the {target.triplet} toolchain)")
-    if variant == "cxx":
-        if not facts.soname or not re.fullmatch(r"libtensorflow-lite\.so(\.[0-9][0-9.]*)?", facts.soname):
-            report.fail(lib, f"has {f'SONAME {facts.soname}' if facts.soname else 'no SONAME'}, not "
-                             "libtensorflow-lite.so[.<major>]; rebuild with `invoke build --cxx-shared`")
-        elif facts.soname != PurePosixPath(lib).name and links.get(f"lib/{facts.soname}") != PurePosixPath(lib).name:
-            report.fail(f"lib/{facts.soname}", f"SONAME symlink to {PurePosixPath(lib).name} is missing; re-package")
-    elif not facts.soname or not re.fullmatch(r"libtensorflowlite_c\.so\.[0-9][0-9.]*", facts.soname):
-        found = f"SONAME {facts.soname}" if facts.soname else "no SONAME"
-        report.fail(lib, f"has {found}, not a versioned libtensorflowlite_c.so.<major>; enable the `soname` "
-                         "patch set in the recipe and rebuild")
-    else:
-        link_target = links.get(f"lib/{facts.soname}")
-        if facts.soname != PurePosixPath(lib).name and link_target != PurePosixPath(lib).name:
-            report.fail(f"lib/{facts.soname}", f"SONAME symlink to {PurePosixPath(lib).name} is missing; re-package")
-    shipped = {PurePosixPath(rel).name for rel in (*files, *links) if rel.startswith("lib/") and rel.count("/") == 1}
-    for rel, data in sorted(files.items()):
-        if rel.startswith("lib/") and rel.count("/") == 1 and data[:4] == b"\x7fELF":
-            entries = facts.runpath if rel == lib else elf_facts(data).runpath
-            bad = [p for p in entries if not p.startswith(("$ORIGIN", "${ORIGIN}"))]
-            if bad:
-                report.fail(rel, f"has RUNPATH {':'.join(bad)}, a build-machine folder; link with "
-                                 "CMAKE_BUILD_WITH_INSTALL_RPATH=ON and CMAKE_INSTALL_RPATH=$ORIGIN (the build does for "
-                                 "--cxx-shared) and rebuild")
-    for needed in facts.needed:
-        if needed in shipped:
-            if not any(p.startswith(("$ORIGIN", "${ORIGIN}")) for p in facts.runpath):
-                report.fail(lib, f"needs {needed}, shipped beside it, but has no RUNPATH $ORIGIN to find it; rebuild "
-                                 "(the build sets CMAKE_INSTALL_RPATH=$ORIGIN with --cxx-shared)")
-            continue
-        if not ALLOWED_NEEDED.match(needed):
-            report.fail(lib, f"needs {needed}, which target systems may lack; link it statically or turn off the "
-                             "feature that pulls it in (allowed: libc, libm, libdl, libpthread, librt, libstdc++, libgcc_s)")
-    if glibc_max:
-        highest = facts.highest("GLIBC_")
-        if highest and version_key(highest) > version_key(glibc_max):
-            too_new = sorted(v for v in facts.version_needs
-                             if v.startswith("GLIBC_") and version_key(v) > version_key(glibc_max))
-            symbols = sorted({s for v in too_new for s in facts.version_needs[v]})
-            report.fail(lib, f"needs {highest} (> --glibc-max {glibc_max}) via {', '.join(symbols[:6]) or 'version refs'}; "
-                             f"build in an image with glibc <= {glibc_max} (an older base image)")
-    # TensorFlow's version script exports `*TfLite*`, which also matches C++ names that mention a
-    # TfLite type (e.g. _ZN12TfLiteTensorD1Ev): reported in the summary, not a failure. Anything
-    # else outside the C API is a leak.
-    # A C++ library exports its C++ API (and what it links in): no export rule there.
-    bad_exports = [] if variant == "cxx" else sorted(
-        (s for s in facts.exported if not s.startswith(EXPORT_PREFIXES) and not _upstream_glob(s)),
-        key=lambda s: (s.startswith("_Z"), s))  # plain C names first: the telling ones
-    if bad_exports:
-        report.fail(lib, f"exports {len(bad_exports)} non-C-API symbol(s) ({', '.join(bad_exports[:5])}); link with "
-                         "tensorflow/lite/c/version_script.lds (-Wl,--version-script) so only TfLite* is exported")
-    for rel, data in sorted(files.items()):
-        if rel.startswith("lib/") and data[:4] == b"\x7fELF":
-            leaks = build_path_strings(data, build_paths)
-            if leaks:
-                report.fail(rel, f"contains build-machine paths ({'; '.join(leaks[:3])}); map them out with "
-                                 "-ffile-prefix-map=<build dir>=. (the build's CMAKE_C/CXX_FLAGS) and rebuild")
-    return report
+@dataclass
+class _Tarball:
+    """What a .tar.gz holds, below its one top folder (rel paths: "lib/x.so")."""
+    top: str
+    members: list[tarfile.TarInfo]
+    files: dict[str, bytes]
+    links: dict[str, str]
 
 
-def _tar_files(tarball: Path, report: VerifyReport) -> tuple[str, dict[str, bytes], list[tarfile.TarInfo]] | None:
+def _open_tarball(tarball: Path, report: VerifyReport) -> _Tarball | None:
+    """Read, check the gzip header, and find the one top folder (None, reported, when there is not one).
+    An unreadable or corrupt file is one PackageError line naming it."""
     try:
         raw = tarball.read_bytes()
     except OSError as err:
@@ -385,10 +239,209 @@ def _tar_files(tarball: Path, report: VerifyReport) -> tuple[str, dict[str, byte
             report.fail("layout", f"expected one top folder, found {sorted(tops)}; repack with `invoke package`")
             return None
         top = tops.pop()
-        files = {m.name[len(top) + 1:]: tar.extractfile(m).read() for m in members if m.isfile()}  # type: ignore[union-attr]
-    except (tarfile.TarError, OSError, EOFError) as err:
+        files: dict[str, bytes] = {}
+        links: dict[str, str] = {}
+        for m in members:
+            rel = m.name[len(top) + 1:] if m.name != top else ""
+            if m.isfile():
+                files[rel] = tar.extractfile(m).read()  # type: ignore[union-attr]
+            elif m.issym():
+                links[rel] = m.linkname
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as err:
+        # zlib.error: a damaged deflate stream (not an OSError, unlike a bad gzip magic or CRC).
         raise PackageError(f"{tarball}: not a readable .tar.gz ({err}); re-download it or re-run `invoke package`") from None
-    return top, files, members
+    return _Tarball(top=top, members=members, files=files, links=links)
+
+
+def _check_members(tar: _Tarball, report: VerifyReport) -> None:
+    names = [m.name for m in tar.members]
+    if names != sorted(names):
+        report.fail("layout", "members are not sorted by name; repack with `invoke package`")
+    for m in tar.members:
+        if m.pax_headers:
+            report.fail(m.name, f"has pax records {sorted(m.pax_headers)}; repack with USTAR headers (`invoke package`)")
+        if m.uid or m.gid or m.uname or m.gname:
+            report.fail(m.name, f"owned by {m.uname or m.uid}:{m.gname or m.gid}; repack with owner 0:0 and no names")
+        if not (m.isfile() or m.issym() or m.isdir()):
+            report.fail(m.name, "is neither a file, a folder nor a symlink; repack with `invoke package`")
+
+
+def _read_manifest(tar: _Tarball, report: VerifyReport) -> tuple[dict, dict] | None:
+    """(in-toto statement, its externalParameters), or None (reported)."""
+    if "manifest.json" not in tar.files:
+        report.fail("manifest.json", "missing; this is not a tflite-forge artifact (re-run `invoke package`)")
+        return None
+    try:
+        statement = json.loads(tar.files["manifest.json"])
+        external = statement["predicate"]["buildDefinition"]["externalParameters"]
+    except (ValueError, KeyError, TypeError):
+        report.fail("manifest.json", "not an in-toto Statement with SLSA provenance; re-run `invoke package`")
+        return None
+    return statement, external
+
+
+def _check_mtimes(tar: _Tarball, epoch: int | None, report: VerifyReport) -> None:
+    for m in tar.members:
+        if epoch is not None and m.mtime != epoch:
+            report.fail(m.name, f"mtime {m.mtime} is not SOURCE_DATE_EPOCH {epoch}; repack with `invoke package`")
+            break
+
+
+def _check_digests(tar: _Tarball, statement: dict, report: VerifyReport) -> None:
+    """Every file listed, every listed file present and equal; symlinks as recorded."""
+    from . import provenance
+
+    expected = provenance.subject_digests(statement)
+    for rel, data in sorted(tar.files.items()):
+        if rel == "manifest.json":
+            continue
+        want = expected.get(rel)
+        if want is None:
+            report.fail(rel, "is not listed in manifest.json; the tarball was changed after packaging, rebuild it")
+        elif hashlib.sha256(data).hexdigest() != want:
+            report.fail(rel, "sha256 differs from manifest.json; the file was altered, re-download or re-package")
+    for rel in sorted(set(expected) - set(tar.files)):
+        report.fail(rel, "listed in manifest.json but missing from the tarball; re-download or re-package")
+    want_links = provenance.symlinks(statement)
+    for rel, target in sorted(tar.links.items()):
+        if want_links.get(rel) != target:
+            report.fail(rel, f"symlink to {target!r} is not the one manifest.json records; re-package")
+
+
+def _find_library(tar: _Tarball, variant: str, report: VerifyReport) -> str | None:
+    """The C API's library, or in the -cxx sibling the C++ library (upstream gives it no
+    VERSION/SOVERSION, so an unversioned libtensorflow-lite.so is accepted there)."""
+    pattern = r"lib/libtensorflow-lite\.so(\.[\d.]+)?" if variant == "cxx" else r"lib/libtensorflowlite_c\.so\.[\d.]+"
+    libs = [rel for rel in tar.files if re.fullmatch(pattern, rel)]
+    if len(libs) != 1:
+        want = "lib/libtensorflow-lite.so[.<version>]" if variant == "cxx" else "lib/libtensorflowlite_c.so.<version>"
+        report.fail("lib/", f"expected one {want}, found {libs or 'none'}; re-package")
+        return None
+    return libs[0]
+
+
+def _check_machine(facts: ElfFacts, lib: str, arch_name: str | None, report: VerifyReport) -> None:
+    from .arches import resolve_arch
+
+    if not arch_name:
+        return
+    target = resolve_arch(arch_name)
+    if facts.machine != target.elf_machine or facts.elf_class != target.elf_class:
+        report.fail(lib, f"is {facts.machine} {facts.elf_class}-bit, not {target.elf_machine} {target.elf_class}-bit "
+                         f"for {target.name}; build with --arch {target.name} (the {target.triplet} toolchain)")
+
+
+def _check_soname(tar: _Tarball, facts: ElfFacts, lib: str, variant: str, report: VerifyReport) -> None:
+    lib_name = PurePosixPath(lib).name
+    if variant == "cxx":
+        if not facts.soname or not re.fullmatch(r"libtensorflow-lite\.so(\.[0-9][0-9.]*)?", facts.soname):
+            report.fail(lib, f"has {f'SONAME {facts.soname}' if facts.soname else 'no SONAME'}, not "
+                             "libtensorflow-lite.so[.<major>]; rebuild with `invoke build --cxx-shared`")
+            return
+    elif not facts.soname or not re.fullmatch(r"libtensorflowlite_c\.so\.[0-9][0-9.]*", facts.soname):
+        found = f"SONAME {facts.soname}" if facts.soname else "no SONAME"
+        report.fail(lib, f"has {found}, not a versioned libtensorflowlite_c.so.<major>; enable the `soname` "
+                         "patch set in the recipe and rebuild")
+        return
+    if facts.soname != lib_name and tar.links.get(f"lib/{facts.soname}") != lib_name:
+        report.fail(f"lib/{facts.soname}", f"SONAME symlink to {lib_name} is missing; re-package")
+
+
+def _check_runpaths(tar: _Tarball, facts: ElfFacts, lib: str, report: VerifyReport) -> None:
+    for rel, data in sorted(tar.files.items()):
+        if rel.startswith("lib/") and rel.count("/") == 1 and data[:4] == b"\x7fELF":
+            entries = facts.runpath if rel == lib else elf_facts(data).runpath
+            bad = [p for p in entries if not p.startswith(("$ORIGIN", "${ORIGIN}"))]
+            if bad:
+                report.fail(rel, f"has RUNPATH {':'.join(bad)}, a build-machine folder; link with "
+                                 "CMAKE_BUILD_WITH_INSTALL_RPATH=ON and CMAKE_INSTALL_RPATH=$ORIGIN (the build does for "
+                                 "--cxx-shared) and rebuild")
+
+
+def _check_needed(tar: _Tarball, facts: ElfFacts, lib: str, report: VerifyReport) -> None:
+    shipped = {PurePosixPath(rel).name for rel in (*tar.files, *tar.links)
+               if rel.startswith("lib/") and rel.count("/") == 1}
+    for needed in facts.needed:
+        if needed in shipped:
+            if not any(p.startswith(("$ORIGIN", "${ORIGIN}")) for p in facts.runpath):
+                report.fail(lib, f"needs {needed}, shipped beside it, but has no RUNPATH $ORIGIN to find it; rebuild "
+                                 "(the build sets CMAKE_INSTALL_RPATH=$ORIGIN with --cxx-shared)")
+            continue
+        if not ALLOWED_NEEDED.match(needed):
+            report.fail(lib, f"needs {needed}, which target systems may lack; link it statically or turn off the "
+                             "feature that pulls it in (allowed: libc, libm, libdl, libpthread, librt, libstdc++, libgcc_s)")
+
+
+def _check_glibc(facts: ElfFacts, lib: str, glibc_max: str | None, report: VerifyReport) -> None:
+    if not glibc_max:
+        return
+    highest = facts.highest("GLIBC_")
+    if highest and version_key(highest) > version_key(glibc_max):
+        too_new = sorted(v for v in facts.version_needs
+                         if v.startswith("GLIBC_") and version_key(v) > version_key(glibc_max))
+        symbols = sorted({s for v in too_new for s in facts.version_needs[v]})
+        report.fail(lib, f"needs {highest} (> --glibc-max {glibc_max}) via {', '.join(symbols[:6]) or 'version refs'}; "
+                         f"build in an image with glibc <= {glibc_max} (an older base image)")
+
+
+def _check_exports(facts: ElfFacts, lib: str, variant: str, report: VerifyReport) -> None:
+    # TensorFlow's version script exports `*TfLite*`, which also matches C++ names that mention a
+    # TfLite type (e.g. _ZN12TfLiteTensorD1Ev): reported in the summary, not a failure. Anything
+    # else outside the C API is a leak. A C++ library exports its C++ API (and what it links in):
+    # no export rule there.
+    if variant == "cxx":
+        return
+    bad_exports = sorted((s for s in facts.exported if not s.startswith(EXPORT_PREFIXES) and not _upstream_glob(s)),
+                         key=lambda s: (s.startswith("_Z"), s))  # plain C names first: the telling ones
+    if bad_exports:
+        report.fail(lib, f"exports {len(bad_exports)} non-C-API symbol(s) ({', '.join(bad_exports[:5])}); link with "
+                         "tensorflow/lite/c/version_script.lds (-Wl,--version-script) so only TfLite* is exported")
+
+
+def _check_build_paths(tar: _Tarball, build_paths: Iterable[str], report: VerifyReport) -> None:
+    for rel, data in sorted(tar.files.items()):
+        if rel.startswith("lib/") and data[:4] == b"\x7fELF":
+            leaks = build_path_strings(data, build_paths)
+            if leaks:
+                report.fail(rel, f"contains build-machine paths ({'; '.join(leaks[:3])}); map them out with "
+                                 "-ffile-prefix-map=<build dir>=. (the build's CMAKE_C/CXX_FLAGS) and rebuild")
+
+
+def verify_tarball(tarball: str | Path, *, arch: str | None = None, glibc_max: str | None = None,
+                   build_paths: Iterable[str] = ()) -> VerifyReport:
+    """Every check above; problems are collected, not raised (the caller decides)."""
+    tarball = Path(tarball)
+    report = VerifyReport(tarball=tarball)
+    tar = _open_tarball(tarball, report)
+    if tar is None:
+        return report
+    _check_members(tar, report)
+    report.files = len(tar.files)
+    manifest = _read_manifest(tar, report)
+    if manifest is None:
+        return report
+    statement, external = manifest
+    _check_mtimes(tar, external.get("sourceDateEpoch"), report)
+    _check_digests(tar, statement, report)
+    report.variant = variant = str(external.get("variant", ""))
+    lib = _find_library(tar, variant, report)
+    if lib is None:
+        return report
+    report.library = lib
+    try:
+        facts = elf_facts(tar.files[lib])
+    except PackageError as err:
+        report.fail(lib, str(err))
+        return report
+    report.facts = facts
+    _check_machine(facts, lib, arch or external.get("arch"), report)
+    _check_soname(tar, facts, lib, variant, report)
+    _check_runpaths(tar, facts, lib, report)
+    _check_needed(tar, facts, lib, report)
+    _check_glibc(facts, lib, glibc_max, report)
+    _check_exports(facts, lib, variant, report)
+    _check_build_paths(tar, build_paths, report)
+    return report
 
 
 def debug_tarball_for(tarball: Path) -> Path:
@@ -402,16 +455,15 @@ def verify_debug_tarball(debug_tarball: str | Path, release_tarball: str | Path)
     records (gdb checks it) and its GNU build-id equals the stripped library's."""
     debug_tarball, release_tarball = Path(debug_tarball), Path(release_tarball)
     report = VerifyReport(tarball=debug_tarball)
-    debug = _tar_files(debug_tarball, report)
-    release = _tar_files(release_tarball, VerifyReport(tarball=release_tarball))
+    debug = _open_tarball(debug_tarball, report)
+    release = _open_tarball(release_tarball, VerifyReport(tarball=release_tarball))
     if debug is None or release is None:
         return report
-    debug_top, debug_files, members = debug
-    release_top, release_files, _ = release
-    if debug_top != release_top:
-        report.fail("layout", f"top folder {debug_top} is not the release's {release_top}; unpack-over would miss; "
+    debug_files, release_files = debug.files, release.files
+    if debug.top != release.top:
+        report.fail("layout", f"top folder {debug.top} is not the release's {release.top}; unpack-over would miss; "
                               "re-package both")
-    for m in members:
+    for m in debug.members:
         if m.uid or m.gid or m.uname or m.gname or m.pax_headers:
             report.fail(m.name, "owner or pax records are not normalised; repack with `invoke package`")
             break

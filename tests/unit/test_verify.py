@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import io
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -138,3 +140,30 @@ def test_not_a_tarball_is_one_clear_line(tmp_path, good):
         verify_tarball(bad)
     with pytest.raises(PackageError, match="cannot read"):
         verify_tarball(tmp_path / "missing.tar.gz")
+
+
+def _corrupt_deflate(src: Path, dest: Path) -> Path:
+    """Keep the gzip header, damage the deflate stream: gzip.decompress raises zlib.error (not OSError)."""
+    raw = bytearray(src.read_bytes())
+    for i in range(20, 60):
+        raw[i] ^= 0xFF
+    dest.write_bytes(bytes(raw))
+    return dest
+
+
+def test_corrupt_deflate_stream_is_one_line_naming_the_file(good, tmp_path):
+    _, tarball = good
+    bad = _corrupt_deflate(tarball, tmp_path / f"{STEM}.tar.gz")
+    with pytest.raises(PackageError, match=r"not a readable \.tar\.gz") as err:
+        verify_tarball(bad)
+    assert str(bad) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_invoke_verify_on_a_corrupt_tarball_prints_no_traceback(good, tmp_path):
+    _, tarball = good
+    bad = _corrupt_deflate(tarball, tmp_path / f"{STEM}.tar.gz")
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-m", "invoke", "verify", str(bad)], cwd=root,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == PackageError.exit_code, proc.stderr
+    assert "Traceback" not in proc.stderr and f"{bad}: not a readable .tar.gz" in proc.stderr
