@@ -149,6 +149,9 @@ class ChainExecutor(Executor):
 
     def _matrix_cells(self, contexts: list[ParserContext]):
         """None for a single run; else the (version, arch) cells to run one process each."""
+        takes_version = any("version" in ctx.args for ctx in contexts)
+        if not takes_version:
+            return None   # doctor, recipes, clean...: TFLITE_FORGE_VERSION=all must not multiply them
         version = self._given(contexts, "version") or os.environ.get("TFLITE_FORGE_VERSION")
         arch = self._given(contexts, "arch") or os.environ.get("TFLITE_FORGE_ARCH")
         takes_arch = any("arch" in ctx.args and getattr(self.collection[ctx.name].body, "per_arch", True)
@@ -191,7 +194,8 @@ class ChainExecutor(Executor):
         states = run_matrix(cells, cell_argv, parallel=int(parallel) if parallel else None,
                             resume=bool(self._given(contexts, "resume")), jobs=settings.jobs,
                             work_dir=Path(settings.work_dir), dist_dir=Path(settings.dist_dir),
-                            packages=any(ctx.name == "package" for ctx in contexts))
+                            # test and image package a missing cell themselves (pipeline.py)
+                            packages=any(ctx.name in ("package", "test", "image") for ctx in contexts))
         failed = [s for s in states if s.status == "failed"]
         if failed:
             names = ", ".join(s.cell.label for s in failed)

@@ -7,7 +7,6 @@ a site that reaches GitHub through a proxy is checked through that proxy).
 
 from __future__ import annotations
 
-import platform
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -69,8 +68,8 @@ def check_memory(settings: Settings) -> Iterable[Check]:
 
 
 def check_qemu(settings: Settings) -> Iterable[Check]:
-    from .arches import ARCHES, resolve_arch
-    host = resolve_arch(platform.machine()).name
+    from .arches import ARCHES, host_arch
+    host = host_arch().name
     if not (BINFMT / "register").exists():
         yield Check("binfmt_misc", FAIL, "not mounted: foreign-arch binaries and containers cannot run",
                     f"mount -t binfmt_misc binfmt_misc {BINFMT} (or {SETUP})")
@@ -133,11 +132,8 @@ def check_network(settings: Settings, timeout: float = 5.0) -> Iterable[Check]:
     if settings.offline:
         yield Check("upstream", OK, "--offline: upstream is not used")
     else:
-        url = UPSTREAM_PROBE
-        for src, dst in sorted(settings.rewrites, key=lambda r: -len(r[0])):
-            if url.startswith(src):
-                url = dst + url[len(src):]
-                break
+        from .fetch import rewrite_url
+        url = rewrite_url(UPSTREAM_PROBE, settings.rewrites)
         reason = _reachable(url, timeout)
         if reason is None:
             yield Check("upstream", OK, f"{url} answers")
@@ -146,6 +142,10 @@ def check_network(settings: Settings, timeout: float = 5.0) -> Iterable[Check]:
                         "use a mirror (--mirror URL / TFLITE_FORGE_MIRRORS; make one with `invoke mirror --dest DIR` "
                         "on a connected machine) or a proxy rewrite (--rewrite https://github.com/=https://proxy/github/)")
     for mirror in settings.mirrors:
+        if settings.offline and not mirror.startswith("file://"):
+            yield Check(f"mirror {mirror}", WARN, "not checked: --offline never opens a socket, so only "
+                        "file:// mirrors are used", "use a file:// mirror with --offline, or drop --offline")
+            continue
         reason = _reachable(mirror, timeout)
         yield Check(f"mirror {mirror}", OK if reason is None else FAIL,
                     "answers" if reason is None else f"unreachable ({reason})",

@@ -92,3 +92,9 @@ class DiskSpaceError(ForgeError):
     """Not enough free disk space for the next step."""
 
     exit_code = 13
+
+
+class SelftestError(ForgeError):
+    """`invoke selftest` found the host not ready for a real build."""
+
+    exit_code = 14

@@ -85,10 +85,12 @@ def inputs_digest(cell: Cell, chain_argv: Sequence[str]) -> str:
     h = hashlib.sha256()
     h.update(f"tflite-forge {__version__}\n{cell.arch}\n{' '.join(chain_argv)}\n".encode())
     paths = [recipe.path, recipe.lock_path]
-    for folder in ("patches", "toolchains", "tflite_forge/docker"):
+    # The tool's own code counts too: a fix in packaging must not be skipped by --resume.
+    for folder in ("patches", "toolchains", "tflite_forge"):
         base = PROJECT_ROOT / folder
         if base.is_dir():
-            paths += sorted(p for p in base.rglob("*") if p.is_file())
+            paths += sorted(p for p in base.rglob("*")
+                            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
     for p in paths:
         h.update(str(p.name).encode())
         h.update(p.read_bytes() if p.is_file() else b"<absent>")

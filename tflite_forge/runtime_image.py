@@ -339,10 +339,12 @@ def run_image(engine: Any, tag: str, arch: Any, *, timeout: float = 180) -> str:
 
 def run_runtime_image(settings: Any, *, flavor: str = "minimal", base_image: str | None = None,
                       log=print) -> list[RuntimeImage]:
-    """`invoke runtime-image`: one image per (recipe, arch) tarball in dist/, then run it once."""
+    """`invoke image`: one runtime image per (recipe, arch) tarball in dist/ (packaged first if
+    missing), then run it once."""
     from . import container as ct
     from .arches import resolve_arches_or_host
     from .package import artifact_stem
+    from .pipeline import ensure_packaged
     from .recipe import select_recipes
 
     engine = ct.resolve_engine(settings.engine)
@@ -350,9 +352,7 @@ def run_runtime_image(settings: Any, *, flavor: str = "minimal", base_image: str
     for recipe in select_recipes(version=settings.version, recipe=settings.recipe):
         for arch in resolve_arches_or_host(settings.arch):
             tarball = Path(settings.dist_dir) / f"{artifact_stem(recipe.version, arch.name)}.tar.gz"
-            if not tarball.is_file():
-                raise PackageError(f"{tarball}: not found; run `invoke package --version {recipe.version} "
-                                   f"--arch {arch.name}` first")
+            ensure_packaged(settings, recipe, arch, tarball, log=log)
             image = build_runtime_image(engine, tarball, arch, flavor=flavor, version=recipe.version,
                                         base_image=base_image, cache_dir=Path(settings.cache_dir), log=log)
             for line in run_image(engine, image.tag, arch).splitlines()[-1:]:

@@ -10,22 +10,17 @@ the user's own cache and dist/ are left alone: everything lives under <work_dir>
 from __future__ import annotations
 
 import os
-import platform
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from .errors import ForgeError
+from .errors import SelftestError
 from .settings import Settings
 
-class SelftestError(ForgeError):
-    exit_code = 14
-
-
 def selftest_arches() -> list[str]:
-    from .arches import resolve_arch
-    host = resolve_arch(platform.machine()).name
+    from .arches import host_arch
+    host = host_arch().name
     return [host] if host == "aarch64" else [host, "aarch64"]
 
 

@@ -14,6 +14,8 @@ from tflite_forge.errors import DiskSpaceError
 from tflite_forge.fetch import Fetcher
 from tflite_forge.progress import PlainProgress
 
+from tests.ci import unavailable
+
 from ..unit.faultserver import FaultServer
 
 pytestmark = pytest.mark.integration
@@ -22,9 +24,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def tiny_disk(tmp_path):
     if os.geteuid() != 0:
-        if os.environ.get("CI"):
-            pytest.fail("CI=true: this test needs root to mount a tmpfs")
-        pytest.skip("mounting a tmpfs needs root")
+        unavailable("mounting a tmpfs needs root")
     mnt = tmp_path / "tiny"
     mnt.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], check=True)

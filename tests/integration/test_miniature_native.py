@@ -19,6 +19,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
+from tests.ci import need_tools
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 
@@ -27,7 +29,6 @@ from tflite_forge.tflite_model import write_add_model
 
 pytestmark = pytest.mark.integration
 
-ON_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 SMOKE_C = r"""
 #include <stdio.h>
@@ -72,12 +73,7 @@ ARMHF = {"CMAKE_SYSTEM_NAME": "Linux", "CMAKE_SYSTEM_PROCESSOR": "armv7",
 
 
 def need(*tools: str) -> None:
-    missing = [t for t in tools if shutil.which(t) is None]
-    if missing:
-        message = f"missing {', '.join(missing)}: run ci/setup-host.sh"
-        if ON_CI:
-            pytest.fail(f"CI=true but {message}")
-        pytest.skip(message)
+    need_tools(*tools)
 
 
 class Sources:

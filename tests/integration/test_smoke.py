@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,15 +14,14 @@ from tflite_forge.errors import PackageError
 from tflite_forge.package import run_package
 from tflite_forge.smoke import run_test
 
+from tests.ci import need_tools
+
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _need(tool: str) -> None:
-    if shutil.which(tool) is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{tool} is missing: run ci/setup-host.sh")
-        pytest.skip(f"{tool} is not installed (ci/setup-host.sh installs it)")
+    need_tools(tool)
 
 
 @pytest.mark.parametrize("arch", ["aarch64", "armhf", "x86_64"])

@@ -3,7 +3,6 @@ its test stage runs the smoke program under binfmt/qemu, and the final image run
 
 from __future__ import annotations
 
-import os
 import subprocess
 
 import pytest
@@ -11,6 +10,8 @@ import pytest
 from tests.fake_build import make_fake_build, settings_for
 from tflite_forge.errors import ConfigError, EngineError
 from tflite_forge.package import run_package
+
+from tests.ci import unavailable
 
 pytestmark = pytest.mark.integration
 
@@ -21,9 +22,7 @@ def engine():
     try:
         return ct.resolve_engine(None)
     except EngineError as err:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"no container engine under CI: {err}")
-        pytest.skip(str(err))
+        unavailable(f"no container engine: {err}")
 
 
 def _inspect(engine, tag: str, fmt: str) -> str:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
 
+from tests.ci import ON_CI
 from tflite_forge.tflite_model import FILE_IDENTIFIER, add_model_bytes, write_add_model
 
-if os.environ.get("CI") == "true":  # CI installs it (pyproject [test]): missing there is a failure
+if ON_CI:  # CI installs it (pyproject [test]): missing there is a failure
     import tflite_runtime.interpreter as tflite_interpreter
 else:
     tflite_interpreter = pytest.importorskip(
