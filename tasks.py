@@ -188,16 +188,24 @@ def test(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, m
                  "with --arch, that arch's base (e.g. tflite-forge/debian-base:bookworm-arm64, under qemu)",
        base_image="Debian base image: for --builder/--bootstrap the builder's base (default "
                   "tflite-forge/debian-base:bookworm), for python/wheel the runtime base",
-       force="with --bootstrap: debootstrap again even if the image or its cached tarball exists")
+       force="with --bootstrap: debootstrap again even if the image or its cached tarball exists",
+       debian_suite="with --bootstrap/--builder: Debian suite of the base image, the glibc floor of every build "
+                    "on it (default bookworm, glibc 2.36; bullseye: 2.31); makes tflite-forge/debian-base:<suite>",
+       debian_mirror="with --bootstrap: Debian archive debootstrap downloads from, and the base image's apt "
+                     "sources (default http://deb.debian.org/debian)")
 def image(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, mirror=None, rewrite=None,
           offline=False, jobs=None, parallel=None, resume=False, flavor="minimal", builder=False, bootstrap=False,
-          base_image=None, force=False):
+          base_image=None, force=False, debian_suite=None, debian_mirror=None):
     """Build images: the runtime image for --arch (--flavor; its test stage runs the smoke program), or the builder / base image."""
     settings = _pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs)
     if builder or bootstrap:
         from tflite_forge import image as image_mod
         image_mod.run_image(settings, bootstrap=bootstrap, base_image=base_image, force=force, arch=arch,
-                            builder=builder)
+                            builder=builder, debian_suite=debian_suite, debian_mirror=debian_mirror)
+    elif debian_suite or debian_mirror:
+        from tflite_forge.errors import ConfigError
+        raise ConfigError("--debian-suite/--debian-mirror make base and builder images: add --bootstrap or --builder "
+                          "(a runtime image's base is --base-image)")
     else:
         from tflite_forge import runtime_image as runtime_mod
         runtime_mod.run_runtime_image(settings, flavor=flavor, base_image=base_image)

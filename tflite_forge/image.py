@@ -1,8 +1,11 @@
 """The builder image: Debian + compilers + the target's cross packages, one image per arch.
 
 - `bootstrap_base_image` makes the base image with no registry at all:
-  `debootstrap --variant=minbase bookworm DIR http://deb.debian.org/debian`, then the tree is
-  tarred once into the cache and imported (`docker import` / `podman import`). Idempotent.
+  `debootstrap --variant=minbase <suite> DIR <mirror>` (default bookworm from deb.debian.org), then
+  the tree is tarred once into the cache and imported (`docker import` / `podman import`) as
+  `tflite-forge/debian-base:<suite>`. Idempotent. The suite is the glibc floor of everything built
+  on it: bookworm (glibc 2.36) by default, bullseye (2.31) for older boards. The image's apt
+  sources name the mirror it was bootstrapped from, so builder images install from it too.
   For a foreign arch (`base_image_ref(arch)`: `tflite-forge/debian-base:bookworm-arm64`) it runs
   `debootstrap --arch=arm64`, whose second stage runs under binfmt + qemu-user-static, and the
   import records the platform (linux/arm64) so `--platform` builds find the image. The runtime
@@ -21,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -31,13 +35,15 @@ from typing import Callable, Mapping
 
 from . import container as ct
 from .arches import Arch
-from .errors import EngineError
+from .errors import ConfigError, EngineError
 
 DOCKERFILE = Path(__file__).resolve().parent / "docker" / "builder.Dockerfile"
 BUILDER_REPO = "tflite-forge/builder"
-DEFAULT_BASE_IMAGE = "tflite-forge/debian-base:bookworm"
+BASE_REPO = "tflite-forge/debian-base"
 DEBIAN_SUITE = "bookworm"
+DEFAULT_BASE_IMAGE = f"{BASE_REPO}:{DEBIAN_SUITE}"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
+DEBOOTSTRAP_SCRIPTS = Path("/usr/share/debootstrap/scripts")
 # Native tools every builder has; the target's cross packages come from arches.py.
 BASE_PACKAGES = ("build-essential", "cmake", "ninja-build", "ccache", "qemu-user-static", "file")
 FACTS_FILE = "/etc/tflite-forge/builder.env"
@@ -79,15 +85,43 @@ def is_foreign(arch: Arch | None) -> bool:
     return arch is not None and arch.debian_arch != host_debian_arch()
 
 
-def base_image_ref(arch: Arch | None = None) -> str:
-    """The bootstrap base image for `arch`: the default for the host's arch, `<default>-<debian arch>` otherwise."""
-    return f"{DEFAULT_BASE_IMAGE}-{arch.debian_arch}" if is_foreign(arch) else DEFAULT_BASE_IMAGE
+def base_image_ref(arch: Arch | None = None, suite: str = DEBIAN_SUITE) -> str:
+    """The bootstrap base image for `arch` and `suite`: `tflite-forge/debian-base:<suite>` for the
+    host's arch, `tflite-forge/debian-base:<suite>-<debian arch>` otherwise."""
+    return f"{BASE_REPO}:{suite}-{arch.debian_arch}" if is_foreign(arch) else f"{BASE_REPO}:{suite}"
 
 
-def base_tarball(cache_dir: Path, suite: str = DEBIAN_SUITE, debian_arch: str | None = None) -> Path:
+def parse_base_ref(ref: str) -> tuple[str, str | None] | None:
+    """(suite, debian arch or None) of a `tflite-forge/debian-base:<suite>[-<arch>]` name; None for other images."""
+    repo, sep, tag = ref.partition(":")
+    if repo != BASE_REPO or not sep or "@" in tag:
+        return None
+    suite, _, debian_arch = tag.partition("-")
+    return suite, debian_arch or None
+
+
+def check_suite(suite: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9]*", suite or ""):
+        raise ConfigError(f"--debian-suite {suite!r} is not a Debian suite name; use a codename such as bookworm "
+                          "or bullseye")
+    return suite
+
+
+def check_mirror(mirror: str) -> str:
+    if not re.match(r"(https?|file)://[^\s]+$", mirror or ""):
+        raise ConfigError(f"--debian-mirror {mirror!r} is not a URL; give the archive root, e.g. "
+                          f"{DEBIAN_MIRROR} or http://mirror.example/debian")
+    return mirror.rstrip("/")
+
+
+def base_tarball(cache_dir: Path, suite: str = DEBIAN_SUITE, debian_arch: str | None = None,
+                 mirror: str = DEBIAN_MIRROR) -> Path:
+    """The cached debootstrap tarball; another mirror gets its own (the tree's apt sources name it)."""
     foreign = debian_arch and debian_arch != host_debian_arch()
-    name = f"debian-{suite}-minbase-{debian_arch}.tar" if foreign else f"debian-{suite}-minbase.tar"
-    return Path(cache_dir) / "images" / name
+    name = f"debian-{suite}-minbase" + (f"-{debian_arch}" if foreign else "")
+    if mirror.rstrip("/") != DEBIAN_MIRROR:
+        name += "-" + hashlib.sha256(mirror.rstrip("/").encode()).hexdigest()[:12]
+    return Path(cache_dir) / "images" / f"{name}.tar"
 
 
 def _check_emulation(arch: Arch) -> None:
@@ -105,6 +139,9 @@ def debootstrap_tarball(dest: Path, *, suite: str = DEBIAN_SUITE, mirror: str = 
     if shutil.which("debootstrap") is None and not Path("/usr/sbin/debootstrap").exists():
         raise EngineError("debootstrap not found; install it (apt-get install debootstrap, or run ci/setup-host.sh) "
                           "or pass --base-image with an image your engine has")
+    if not (DEBOOTSTRAP_SCRIPTS / suite).exists():
+        raise ConfigError(f"this host's debootstrap does not know the suite {suite!r} (no {DEBOOTSTRAP_SCRIPTS / suite}); "
+                          "use a Debian codename it has a script for (bookworm, bullseye, ...) or upgrade debootstrap")
     if os.geteuid() != 0:
         raise EngineError("debootstrap needs root to make the base image; run `sudo invoke image --bootstrap` once, "
                           "or pass --base-image with an existing Debian image")
@@ -143,18 +180,21 @@ def bootstrap_base_image(engine: ct.EngineConfig, *, cache_dir: Path, ref: str |
     """Make `ref` (default `base_image_ref(arch)`) from debootstrap + import; reuse the image, or
     the cached tarball, when present. A foreign `arch` is debootstrapped under emulation and
     imported with its platform."""
-    ref = ref or base_image_ref(arch)
+    check_suite(suite)
+    mirror = check_mirror(mirror)
+    ref = ref or base_image_ref(arch, suite)
     foreign = is_foreign(arch)
     existing = ct.image_id(engine, ref)
     if existing and not force:
         return existing
-    tarball = base_tarball(cache_dir, suite, arch.debian_arch if arch else None)
+    tarball = base_tarball(cache_dir, suite, arch.debian_arch if arch else None, mirror)
     if force or not tarball.exists():
         what = f"{suite} {arch.debian_arch} (second stage under qemu: several minutes)" if foreign else suite
         _say(f"debootstrap {what} ({mirror}) -> {tarball}")
         debootstrap_tarball(tarball, suite=suite, mirror=mirror, on_line=on_line, arch=arch)
     _say(f"importing {tarball.name} into {engine.name} as {ref}")
-    changes = [f"LABEL {ct.LABEL}=1", f"LABEL io.tflite-forge.debian-suite={suite}", 'CMD ["/bin/bash"]']
+    changes = [f"LABEL {ct.LABEL}=1", f"LABEL io.tflite-forge.debian-suite={suite}",
+               f"LABEL io.tflite-forge.debian-mirror={mirror}", 'CMD ["/bin/bash"]']
     if arch is not None:
         changes.append(f"LABEL io.tflite-forge.debian-arch={arch.debian_arch}")
     return ct.import_image(engine, tarball, ref, changes=changes, platform=arch.platform if foreign else None)
@@ -192,9 +232,13 @@ def read_facts(engine: ct.EngineConfig, tag: str, image_id: str, work_dir: Path)
     """The image's builder.env, cached on the host by image ID (one probe container per new image)."""
     cache = Path(work_dir) / "images" / f"{image_id.replace(':', '-')}.json"
     if cache.exists():
-        return json.loads(cache.read_text())
+        cached = json.loads(cache.read_text())
+        if "debian_suite" in cached:      # older caches lack it: probe again
+            return cached
     spec = ct.ContainerSpec(image=tag, purpose="probe", labels=(("io.tflite-forge.image", tag),))
-    proc = ct.run_container(engine, spec, ["cat", FACTS_FILE], timeout=120)
+    # The suite's codename comes from the image's os-release (a --base-image need not carry our labels).
+    script = f'cat {FACTS_FILE} && . /etc/os-release && echo "debian_suite=${{VERSION_CODENAME:-}}"'
+    proc = ct.run_container(engine, spec, ["sh", "-c", script], timeout=120)
     if proc.returncode != 0:
         raise EngineError(f"{tag} has no readable {FACTS_FILE} ({(proc.stderr or '').strip()[-200:]}); "
                           "remove the image (invoke clean --images) and build it again")
@@ -206,15 +250,33 @@ def read_facts(engine: ct.EngineConfig, tag: str, image_id: str, work_dir: Path)
     return facts
 
 
+def bootstrap_command(ref: str) -> str:
+    """The command that makes one of our base images."""
+    parsed = parse_base_ref(ref)
+    if parsed is None:
+        return "sudo invoke image --bootstrap"
+    suite, debian_arch = parsed
+    words = ["sudo invoke image --bootstrap"]
+    if suite != DEBIAN_SUITE:
+        words.append(f"--debian-suite {suite}")
+    if debian_arch:
+        words.append(f"--arch {debian_arch}")
+    return " ".join(words)
+
+
 def resolve_base_image(engine: ct.EngineConfig, base_image: str, *, cache_dir: Path,
                        on_line: Callable[[str], None] | None = None) -> str:
-    """The base image's ID; the default one is bootstrapped when missing, others pulled."""
+    """The base image's ID; the default one is bootstrapped when missing, other suites of ours are
+    named with the command that makes them, anything else is pulled."""
     found = ct.image_id(engine, base_image)
     if found:
         return found
     if base_image == DEFAULT_BASE_IMAGE:
         _say(f"{base_image} is missing from {engine.name}; making it now (invoke image --bootstrap)")
         return bootstrap_base_image(engine, cache_dir=cache_dir, ref=base_image, on_line=on_line)
+    if parse_base_ref(base_image) is not None:
+        raise EngineError(f"base image {base_image} is missing from {engine.name}; make it once with "
+                          f"`{bootstrap_command(base_image)}` (or `docker load` it from a site that has it)")
     ct.pull_image(engine, base_image)
     found = ct.image_id(engine, base_image)
     if not found:
@@ -223,11 +285,32 @@ def resolve_base_image(engine: ct.EngineConfig, base_image: str, *, cache_dir: P
     return found
 
 
+def base_suite(engine: ct.EngineConfig, base_image: str) -> str | None:
+    """The Debian suite of a base image: its bootstrap label, else its name (debian:bullseye-slim@...)."""
+    label = ct.image_labels(engine, base_image).get("io.tflite-forge.debian-suite")
+    if label:
+        return label
+    parsed = parse_base_ref(base_image)
+    if parsed:
+        return parsed[0]
+    match = re.fullmatch(r"(?:.*/)?debian:([a-z]+)\b[^@]*(?:@.*)?", base_image)
+    return match.group(1) if match else None
+
+
+def missing_package(log_text: str) -> str | None:
+    """The package apt could not find, from a build log: a suite without one of the target's cross
+    packages (bullseye has all of arm64, armhf and riscv64's; older suites may not)."""
+    match = (re.search(r"E: Unable to locate package (\S+)", log_text)
+             or re.search(r"E: Package '([^']+)' has no installation candidate", log_text))
+    return match.group(1) if match else None
+
+
 def ensure_builder_image(engine: ct.EngineConfig, arch: Arch, *, work_dir: Path, cache_dir: Path,
                          base_image: str = DEFAULT_BASE_IMAGE,
                          on_line: Callable[[str], None] | None = None) -> BuilderImage:
     """The builder image for `arch`, built only when its inputs changed."""
     base_id = resolve_base_image(engine, base_image, cache_dir=cache_dir, on_line=on_line)
+    suite = base_suite(engine, base_image)
     text = DOCKERFILE.read_text()
     inputs = builder_inputs(arch, base_id, text)
     tag = builder_tag(arch, inputs)
@@ -251,6 +334,12 @@ def ensure_builder_image(engine: ct.EngineConfig, arch: Arch, *, work_dir: Path,
                                            "TRIPLET": arch.triplet},
                                labels=labels)
             except EngineError as err:
+                log.flush()
+                package = missing_package(log_path.read_text(errors="replace"))
+                if package:
+                    raise EngineError(f"{base_image} (Debian {suite or '?'}) has no package {package}, needed to build "
+                                      f"for {arch.name}; use a newer suite (--base-image {DEFAULT_BASE_IMAGE}) "
+                                      f"(full log: {log_path})") from None
                 raise EngineError(f"{err} (full log: {log_path})") from None
         found = ct.image_id(engine, tag)
         if not found:
@@ -264,15 +353,24 @@ def builder_images(engine: ct.EngineConfig) -> list[str]:
 
 
 def run_image(settings, *, bootstrap: bool = False, base_image: str | None = None, force: bool = False,
-              arch: str | None = None, builder: bool = False) -> None:
+              arch: str | None = None, builder: bool = False, debian_suite: str | None = None,
+              debian_mirror: str | None = None) -> None:
     # settings: tflite_forge.settings.Settings (engine, arch, cache_dir, work_dir)
     """`invoke image`: make base images (--bootstrap) and/or the builder image for --arch (--builder).
 
     `--bootstrap` alone makes the host's base image; with `--arch` it makes the base image of each
     arch (`tflite-forge/debian-base:bookworm-arm64` for aarch64: the runtime base of the python and
-    wheel flavors). Builder images are made with `--builder` (or without --bootstrap)."""
+    wheel flavors). `--debian-suite bullseye` makes `tflite-forge/debian-base:bullseye[-<arch>]`
+    instead (and is the builder's base with --builder); `--debian-mirror` is the archive debootstrap
+    (and later apt in the builder image) downloads from. Builder images are made with `--builder`
+    (or without --bootstrap)."""
     from .arches import resolve_arches
 
+    suite = check_suite(debian_suite) if debian_suite else DEBIAN_SUITE
+    mirror = check_mirror(debian_mirror) if debian_mirror else DEBIAN_MIRROR
+    if debian_mirror and not bootstrap:
+        raise ConfigError("--debian-mirror is used by debootstrap: give it with --bootstrap (the builder image's apt "
+                          "then uses the mirror its base was bootstrapped from)")
     engine = ct.resolve_engine(settings.engine)
     targets = arch or settings.arch
     if bootstrap:
@@ -280,15 +378,16 @@ def run_image(settings, *, bootstrap: bool = False, base_image: str | None = Non
         if base_image and len(bases) > 1:
             raise EngineError("--base-image names one image; give one --arch with --bootstrap --base-image")
         for target in bases:
-            ref = base_image or base_image_ref(target)
-            image = bootstrap_base_image(engine, cache_dir=settings.cache_dir, ref=ref, force=force, arch=target)
+            ref = base_image or base_image_ref(target, suite)
+            image = bootstrap_base_image(engine, cache_dir=settings.cache_dir, ref=ref, force=force, arch=target,
+                                         suite=suite, mirror=mirror)
             platform = target.platform if is_foreign(target) else None
             probe = ct.run_container(engine, ct.ContainerSpec(image=ref, purpose="probe", platform=platform),
                                      ["sh", "-c", "getconf GNU_LIBC_VERSION; dpkg --print-architecture"], timeout=300)
             words = probe.stdout.split() if probe.returncode == 0 else []
             glibc, deb_arch = (words[-2], words[-1]) if len(words) >= 3 else ("?", "?")
             print(f"{ref}  {image[:19]}  {deb_arch}  glibc {glibc}  ({engine.name})")
-    base = base_image or DEFAULT_BASE_IMAGE
+    base = base_image or base_image_ref(None, suite)
     if builder or not bootstrap:
         for target in resolve_arches(targets):
             built = ensure_builder_image(engine, target, work_dir=settings.work_dir, cache_dir=settings.cache_dir,
