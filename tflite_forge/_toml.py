@@ -26,8 +26,17 @@ def load_toml(path: Path, *, error: type[Exception] = RecipeError) -> dict[str, 
             return tomllib.load(fh)
     except FileNotFoundError:
         raise error(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a folder, not a TOML file; pass the .toml file itself "
+                    f"(e.g. {Path(path) / 'tensorflow-<version>.toml'})") from None
+    except PermissionError:
+        raise error(f"{path}: permission denied; make it readable (chmod u+r) or pass another file") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read ({exc.strerror or exc}); check the path and pass a readable .toml file") from None
     except tomllib.TOMLDecodeError as exc:
         raise error(f"{path}: not valid TOML ({exc}); fix the syntax at that line") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not UTF-8 text (byte {exc.start}); TOML files must be UTF-8, re-save it as UTF-8") from None
 
 
 def check_keys(path: Path, where: str, table: dict[str, Any], allowed: Iterable[str],

@@ -84,3 +84,50 @@ def test_recipe_and_conflicting_version(tmp_path):
     p = write(tmp_path, MINIMAL)
     with pytest.raises(RecipeError, match="is version 2.16.1 but --version 2.17.0"):
         select_recipe(recipe=p, version="2.17.0")
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_folder_or_unreadable_path_is_one_line_naming_it(tmp_path):
+    with pytest.raises(RecipeError, match=r"is a folder, not a TOML file; pass the \.toml file itself") as err:
+        load_recipe(tmp_path)
+    assert str(err.value).startswith(f"{tmp_path}: ")
+    under_a_file = write(tmp_path, MINIMAL) / "x.toml"          # NotADirectoryError: another OSError
+    with pytest.raises(RecipeError, match=r"x\.toml: cannot read \(Not a directory\)"):
+        load_recipe(under_a_file)
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes(MINIMAL.replace("tensorflow-2.16.1", "tensorflow-\xe9").encode("latin-1"))
+    with pytest.raises(RecipeError, match=r"latin1\.toml: not UTF-8 text"):
+        load_recipe(latin1)
+
+
+def test_permission_denied_is_one_line_naming_the_fix(tmp_path):
+    """A real PermissionError. As root (who may read anything) the file is read by an unprivileged
+    user in a subprocess, with the system interpreter that user can run (pyenv's lives under /root)."""
+    import os
+    import subprocess
+    import sys
+
+    recipe = write(tmp_path, MINIMAL)
+    recipe.chmod(0)
+    code = ("import sys\nfrom pathlib import Path\nfrom tflite_forge._toml import load_toml\n"
+            "from tflite_forge.errors import RecipeError\n"
+            "try:\n    load_toml(Path(sys.argv[1]))\nexcept RecipeError as e:\n    print(e)\n")
+    as_root = os.geteuid() == 0
+    python = "/usr/bin/python3" if as_root else sys.executable
+    proc = subprocess.run([python, "-c", code, str(recipe)], cwd=ROOT, capture_output=True, text=True,
+                          env={"PATH": os.environ.get("PATH", ""), "PYTHONDONTWRITEBYTECODE": "1"}, timeout=60,
+                          **({"user": 65534} if as_root else {}))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"{recipe}: permission denied; make it readable (chmod u+r) or pass another file"
+
+
+def test_invoke_with_a_recipe_folder_prints_no_traceback():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "invoke", "fetch", "--recipe", "recipes/", "--offline"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == RecipeError.exit_code and "Traceback" not in proc.stderr
+    assert "recipes: is a folder, not a TOML file" in proc.stderr
