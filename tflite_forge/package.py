@@ -722,12 +722,14 @@ def run_package(settings: Any, *, sign: str | None = None, glibc_max: str | None
     # Matrix cells package in parallel processes: list and write under one lock, so the
     # last writer's SHA256SUMS covers every tarball already in dist/.
     with FileLock(str(dist / ".SHA256SUMS.lock")):
+        # The old signature goes before the new sums are written: if gpg then fails (or we are
+        # killed), dist/ holds unsigned sums, never sums beside a signature that does not verify.
+        asc = dist / "SHA256SUMS.asc"
+        asc.unlink(missing_ok=True)
         sums = write_sha256sums(dist)
-        asc = sums.with_name("SHA256SUMS.asc")
         if sign:
             sign_file(sums, sign)
             log(f"package: {sums} (signed: {asc.name})")
         else:
-            asc.unlink(missing_ok=True)  # a stale signature would not match the new sums
             log(f"package: {sums}")
     return artifacts

@@ -172,6 +172,25 @@ def test_unknown_key_is_one_line_and_leaves_no_signature(tmp_path, monkeypatch):
     assert sorted(p.name for p in (tmp_path / "dist").iterdir() if p.name.startswith("SHA256SUMS")) == ["SHA256SUMS"]
 
 
+def test_failed_signing_leaves_no_stale_signature_beside_new_sums(tmp_path, monkeypatch):
+    home = tmp_path / "gnupg"
+    home.mkdir(mode=0o700)
+    monkeypatch.setenv("GNUPGHOME", str(home))
+    subprocess.run(["gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", "",
+                    "--quick-generate-key", "Release Test <release@example.invalid>", "ed25519", "sign", "1d"],
+                   check=True, capture_output=True)
+    fake = make_fake_build(tmp_path / "b", "x86_64")
+    dist = tmp_path / "dist"
+    run_package(settings_for(fake, dist), sign="release@example.invalid", log=lambda _: None)
+    assert (dist / "SHA256SUMS.asc").is_file()
+    (dist / "another-release.tar.gz").write_bytes(gzip_bytes(b"x"))   # the next sums differ
+    with pytest.raises(PackageError, match="gpg could not sign SHA256SUMS"):
+        run_package(settings_for(fake, dist), sign="nobody@example.invalid", log=lambda _: None)
+    assert "another-release.tar.gz" in (dist / "SHA256SUMS").read_text()
+    assert not (dist / "SHA256SUMS.asc").exists(), "a signature over the old sums was left beside the new ones"
+    assert not list(dist.glob(".SHA256SUMS.asc*")), "gpg's temp file was left behind"
+
+
 def test_missing_build_output_says_to_build(tmp_path):
     fake = make_fake_build(tmp_path, "x86_64")
     from tflite_forge.arches import resolve_arch
