@@ -17,6 +17,7 @@ A stamp of every input's digest makes a second build with nothing changed a chec
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -27,7 +28,9 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Iterator, Mapping
+
+from filelock import FileLock, Timeout
 
 from . import container as ct
 from .cache import sha256_file
@@ -281,9 +284,13 @@ def is_up_to_date(plan: BuildPlan, inputs: Mapping) -> bool:
 def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 # ---------------------------------------------------------------- running
@@ -438,23 +445,80 @@ def finish(plan: BuildPlan, info: dict) -> Path:
     return plan.out_dir
 
 
+def cell_lock_path(plan: BuildPlan) -> Path:
+    """One lock per (version, arch) cell: work/out/.<label>-<arch>.lock. Not per key: builds of the
+    same cell with other options have their own volumes and staging, but share out_dir (and the
+    .old-* folder finish() parks it in), so they must not overlap either."""
+    return plan.out_dir.with_name(f".{plan.out_dir.name}.lock")
+
+
+def remove_stale(plan: BuildPlan) -> list[Path]:
+    """Folders and temp files a killed build of this cell left behind (call under the cell lock):
+    staging folders (any options), an out_dir parked as .old-* by finish() between its two renames,
+    and stamp temps. Other cells' leftovers are not ours to judge and are left alone."""
+    cell = re.escape(plan.out_dir.name)
+    patterns = ((plan.out_dir.parent, re.compile(rf"^\.staging-{cell}-[0-9a-f]+$")),
+                (plan.out_dir.parent, re.compile(rf"^\.old-{cell}-\d+$")),
+                (plan.stamp_path.parent, re.compile(rf"^\.{cell}-[0-9a-f]+\.json\..+")))
+    removed = []
+    for folder, pattern in patterns:
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            if not pattern.match(path.name):
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _say_waiting(plan: BuildPlan) -> None:
+    print(f"tflite-forge: another build of {plan.label} for {plan.arch} is running (lock {cell_lock_path(plan)}); "
+          "waiting for it to finish", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def cell_lock(plan: BuildPlan, *, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold the cell's lock (waiting, and saying so, if another process has it); clear stale leftovers."""
+    path = cell_lock_path(plan)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0.5)
+    except Timeout:
+        (on_wait or (lambda: _say_waiting(plan)))()
+        lock.acquire()
+    try:
+        remove_stale(plan)
+        yield
+    finally:
+        lock.release()
+
+
 def run_build(plan: BuildPlan, engine: ct.EngineConfig, *, req: BuildRequest, image_id: str, info: dict,
               force: bool = False) -> tuple[Path, bool]:
-    """Run the plan unless its stamp says nothing changed. Returns (out_dir, built)."""
-    inputs = plan_inputs(plan, req, image_id)
-    if not force and is_up_to_date(plan, inputs):
-        return plan.out_dir, False
-    plan.stamp_path.unlink(missing_ok=True)
-    try:
-        execute(plan, engine)
-        out = finish(plan, info)
-    except BaseException:
-        shutil.rmtree(plan.staging_dir, ignore_errors=True)
-        raise
-    stamp = {"key": plan.key, "inputs": inputs,
-             "build_info_sha256": sha256_file(out / "build-info.json")}
-    _write_atomic(plan.stamp_path, json.dumps(stamp, indent=2, sort_keys=True) + "\n")
-    return out, True
+    """Run the plan unless its stamp says nothing changed. Returns (out_dir, built).
+
+    Two runs of the same cell would share the staging folder and the /build volume: the second
+    waits for the first under the cell lock, then (usually) finds its result up to date."""
+    with cell_lock(plan):
+        inputs = plan_inputs(plan, req, image_id)
+        if not force and is_up_to_date(plan, inputs):
+            return plan.out_dir, False
+        plan.stamp_path.unlink(missing_ok=True)
+        try:
+            execute(plan, engine)
+            out = finish(plan, info)
+        except BaseException:
+            shutil.rmtree(plan.staging_dir, ignore_errors=True)
+            raise
+        stamp = {"key": plan.key, "inputs": inputs,
+                 "build_info_sha256": sha256_file(out / "build-info.json")}
+        _write_atomic(plan.stamp_path, json.dumps(stamp, indent=2, sort_keys=True) + "\n")
+        return out, True
 
 
 # ---------------------------------------------------------------- the task

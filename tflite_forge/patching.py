@@ -493,6 +493,20 @@ def _rmtree(path: Path) -> None:
         shutil.rmtree(path, onerror=onerror)
 
 
+def _remove_stale_copies(root: Path) -> None:
+    """What a killed prepare_sources left under root (call holding root/.lock): half-made copies
+    (.tmp-*), a previous copy parked as .old-* between two renames, and stamp temps."""
+    for folder in (root, root / "deps"):
+        if folder.is_dir():
+            for path in folder.iterdir():
+                if path.name.startswith((".tmp-", ".old-")) and path.is_dir() and not path.is_symlink():
+                    _rmtree(path)
+    stamps = root / ".stamps"
+    if stamps.is_dir():
+        for path in stamps.glob(".*.tmp"):
+            path.unlink(missing_ok=True)
+
+
 def _copy_tree(src: Path, dest: Path) -> None:
     shutil.copytree(src, dest, symlinks=True)
     for dirpath, _dirs, _files in os.walk(dest):  # the copy is ours to patch, even if the cache is read-only
@@ -537,6 +551,7 @@ def prepare_sources(settings, sources, arch, backend: str = "cmake") -> Prepared
     root.mkdir(parents=True, exist_ok=True)
     set_ids = [(ps.name, ps.digest) for ps in sets]
     with FileLock(str(root / ".lock")):
+        _remove_stale_copies(root)
         # Evaluate against the cache: cheap (only named files are read) and decides everything.
         st, results = evaluate(cache_trees, sets, version=version, arch=arch_name, backend=backend)
         err = _drift_error(results, sets, version)

@@ -189,6 +189,7 @@ def unpack_archive(archive: Path, cache: Cache, sha256: str, strip_prefix: str) 
     with cache.locked(f"tree-{sha256}"):
         if dest.is_dir():
             return dest
+        remove_stale_temps(cache, sha256)   # a killed unpack of this archive (we hold its lock)
         tmp = cache.trees / f".tmp-{sha256[:16]}-{unique_suffix()}"
         tmp.mkdir()
         try:
@@ -206,9 +207,12 @@ def unpack_archive(archive: Path, cache: Cache, sha256: str, strip_prefix: str) 
     return dest
 
 
-def remove_stale_temps(cache: Cache) -> None:
-    """Remove temp folders left by a killed unpack (they are never used as trees)."""
+def remove_stale_temps(cache: Cache, sha256: str | None = None) -> None:
+    """Remove temp folders left by a killed unpack (they are never used as trees).
+
+    With sha256, only that archive's (call it holding the archive's tree lock: another process may
+    be unpacking a different archive right now); without, every one (only when nothing else runs)."""
     if cache.trees.is_dir():
-        for p in cache.trees.glob(".tmp-*"):
+        for p in cache.trees.glob(f".tmp-{sha256[:16]}-*" if sha256 else ".tmp-*"):
             with contextlib.suppress(OSError):
                 shutil.rmtree(p)

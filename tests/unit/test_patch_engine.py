@@ -163,6 +163,22 @@ def test_tampered_patched_file_is_detected_by_its_hash(project):
     assert "-O3" in (second.tensorflow / "flags/BUILD").read_text()
 
 
+def test_leftovers_of_a_killed_prepare_are_removed(project):
+    first = prepare_sources(project.settings, project.make(), "aarch64")
+    root = first.root
+    stale = [root / ".tmp-tensorflow-k1ll3d", root / ".old-tensorflow-4242", root / "deps" / ".tmp-deps-dep-x",
+             root / "deps" / ".old-dep-4242"]
+    for path in stale:
+        write_tree(path, {"sub/half.c": "int"})
+        (path / "sub").chmod(0o500)                # copies of the read-only cache can be read-only
+    stamp_temp = root / ".stamps" / ".tensorflow.json.abc.tmp"
+    stamp_temp.write_text("{")
+    second = prepare_sources(project.settings, project.make(), "aarch64")
+    assert second.reused
+    assert [p for p in (*stale, stamp_temp) if p.exists()] == []
+    assert sorted(p.name for p in root.iterdir()) == [".lock", ".stamps", "deps", "tensorflow"]
+
+
 def test_drift_fails_naming_everything_and_leaves_the_working_copy_unchanged(project):
     good = prepare_sources(project.settings, project.make(), "aarch64")
     work_before = snapshot(good.root)

@@ -87,6 +87,20 @@ def test_second_unpack_is_skipped(sandbox):
     assert (tree / "marker").exists()
 
 
+def test_killed_unpack_leftovers_of_this_archive_are_removed_under_its_lock(sandbox):
+    cache, root = sandbox
+    cache.ensure_dirs()
+    killed = cache.trees / f".tmp-{HEX[:16]}-999-1"          # what a killed unpack of HEX leaves
+    (killed / "src").mkdir(parents=True)
+    (killed / "src" / "half.c").write_text("int")
+    running = cache.trees / f".tmp-{'cd' * 8}-1000-2"         # another archive, maybe being unpacked now
+    running.mkdir()
+    tree = unpack_archive(make_tar(root / "good.tar.gz", good_members()), cache, HEX, "proj-1.0")
+    assert not killed.exists()
+    assert running.is_dir()
+    assert sorted(p.name for p in cache.trees.iterdir()) == sorted([HEX, running.name]) and tree.is_dir()
+
+
 def test_top_folder_of_tar_and_zip(sandbox):
     cache, root = sandbox
     assert top_folder(make_tar(root / "g.tar.gz", good_members())) == "proj-1.0"
