@@ -18,6 +18,7 @@ Public API: `prepare_sources`, `apply_in_place`, `plan_diff`, `check_recipes`,
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import json
@@ -367,23 +368,50 @@ def _sha256_text(text: str) -> str:
 
 
 def _write_all(changes: Mapping[Path, str]) -> None:
-    """Write every file via temp + rename; if any temp write fails, nothing is replaced."""
+    """All or nothing: write every temp, keep a hard link to every original, then rename all; if
+    anything fails, put back what was already replaced, remove what was created, unlink the temps."""
     temps: list[tuple[Path, Path]] = []
+    backups: dict[Path, Path | None] = {}          # dest -> hard link of its original (None: new file)
+    replaced: list[Path] = []
     try:
         for dest, text in changes.items():
             mode = dest.stat().st_mode & 0o7777 if dest.exists() else 0o644
             dest.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+            temps.append((Path(tmp), dest))
             with os.fdopen(fd, "wb") as fh:
                 fh.write(text.encode("utf-8", errors="surrogateescape"))
             os.chmod(tmp, mode | 0o200)
-            temps.append((Path(tmp), dest))
+        for tmp, dest in temps:
+            if os.path.lexists(dest):
+                if dest.is_dir() and not dest.is_symlink():
+                    raise PatchError(f"{dest}: is a folder, a patch cannot replace it with a file; fix the patch "
+                                     "set's `files` (nothing was changed)")
+                backup = dest.with_name(f".{dest.name}.{os.getpid()}.orig")
+                backup.unlink(missing_ok=True)
+                os.link(dest, backup, follow_symlinks=False)
+                backups[dest] = backup
+            else:
+                backups[dest] = None
+        for tmp, dest in temps:
+            os.replace(tmp, dest)
+            replaced.append(dest)
     except BaseException:
+        for dest in reversed(replaced):
+            with contextlib.suppress(OSError):
+                if backups[dest] is not None:
+                    os.replace(backups.pop(dest), dest)
+                else:
+                    dest.unlink()
         for tmp, _ in temps:
             tmp.unlink(missing_ok=True)
+        for backup in backups.values():
+            if backup is not None:
+                backup.unlink(missing_ok=True)
         raise
-    for tmp, dest in temps:
-        os.replace(tmp, dest)
+    for backup in backups.values():
+        if backup is not None:
+            backup.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -465,10 +493,14 @@ def _read_stamp(path: Path) -> dict | None:
 def _write_json_atomic(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _stamp_is_current(stamp: dict | None, key: dict, dest: Path) -> bool:

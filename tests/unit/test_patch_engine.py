@@ -228,6 +228,39 @@ def test_in_place_is_all_or_nothing_across_edits(tmp_path):
     assert snapshot(tree) == before
 
 
+def test_write_all_fails_before_replacing_anything(tmp_path):
+    """A failure on the last of several files (here: its path is a folder) leaves every file as it was
+    and no temp or backup file behind; before, the files ahead of it were already replaced."""
+    from tflite_forge.patching import _write_all
+
+    tree = write_tree(tmp_path / "t", TF_FILES)
+    before = snapshot(tree)
+    changes = {tree / "cmake/CMakeLists.txt": "patched\n", tree / "docs/new.txt": "created\n",
+               tree / "flags": "a folder cannot take this\n"}
+    with pytest.raises(PatchError, match=r"flags: is a folder, a patch cannot replace it"):
+        _write_all(changes)
+    assert snapshot(tree) == before
+
+
+def test_write_all_writes_every_file_and_keeps_modes(tmp_path):
+    from tflite_forge.patching import _write_all
+
+    tree = write_tree(tmp_path / "t", TF_FILES)
+    (tree / "untouched.c").chmod(0o755)
+    _write_all({tree / "untouched.c": "int main;\n", tree / "docs/new.txt": "created\n"})
+    assert (tree / "untouched.c").read_text() == "int main;\n" and (tree / "untouched.c").stat().st_mode & 0o777 == 0o755
+    assert (tree / "docs/new.txt").read_text() == "created\n"
+    assert not [p for p in tree.rglob(".*")], "a temp or backup file was left behind"
+
+
+def test_json_stamp_write_leaves_no_temp_on_error(tmp_path):
+    from tflite_forge.patching import _write_json_atomic
+
+    with pytest.raises(TypeError):
+        _write_json_atomic(tmp_path / "s" / "stamp.json", {"bad": object()})
+    assert list((tmp_path / "s").iterdir()) == []
+
+
 def test_missing_file_is_drift_not_success(tmp_path):
     tree = write_tree(tmp_path / "t", TF_FILES)
     path = write_set(tmp_path / "p", "gone", """
