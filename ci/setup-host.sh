@@ -17,6 +17,16 @@ PACKAGES=(
   cmake ninja-build ccache scons   # host-side builds in the toolchain and smoke tests
   gnupg binutils file             # signing SHA256SUMS, objcopy for debug info
 )
+# A host whose docker already answers (GitHub runners: Docker's moby packages) keeps its engine:
+# Debian's docker.io and runc would conflict with moby's and replace them.
+if docker info >/dev/null 2>&1; then
+  log "docker already answers: not installing docker.io (nor runc, when one is on PATH)"
+  keep=()
+  for p in "${PACKAGES[@]}"; do
+    case $p in docker.io) ;; runc) command -v runc >/dev/null 2>&1 || keep+=("$p") ;; *) keep+=("$p") ;; esac
+  done
+  PACKAGES=("${keep[@]}")
+fi
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
