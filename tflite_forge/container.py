@@ -310,8 +310,16 @@ class Container:
                                         stderr=subprocess.PIPE, start_new_session=True)
         deadline = time.monotonic() + self.ready_timeout
         while True:
-            probe = subprocess.run(self.engine.argv("exec", self.name, "true"), capture_output=True, text=True)
-            if probe.returncode == 0:
+            # Each probe is bounded too: a hung engine must not hang us past ready_timeout (+ one probe).
+            probe_timeout = min(30.0, max(1.0, deadline - time.monotonic()))
+            try:
+                probe = subprocess.run(self.engine.argv("exec", self.name, "true"), capture_output=True, text=True,
+                                       timeout=probe_timeout)
+            except FileNotFoundError:
+                raise EngineError(f"{self.engine.binary} not found; {INSTALL_HINT}") from None
+            except subprocess.TimeoutExpired:
+                probe = None
+            if probe is not None and probe.returncode == 0:
                 return
             if self._keeper.poll() is not None:
                 err = self._keeper.stderr.read().decode(errors="replace") if self._keeper.stderr else ""
@@ -496,7 +504,7 @@ def rootfs_image_config(layer_sha256: str, *, changes: Sequence[str], platform: 
 
 
 def load_rootfs(engine: EngineConfig, tarball: Path, ref: str, *, changes: Sequence[str] = (),
-                platform: str) -> str:
+                platform: str, timeout: float = 900) -> str:
     """`docker import --platform` needs an experimental daemon (it is ignored otherwise, and the image
     claims the host's arch): write a docker-archive (manifest.json, config with the platform, the
     rootfs tar as its one layer) straight into `docker load` instead."""
@@ -539,8 +547,20 @@ def load_rootfs(engine: EngineConfig, tarball: Path, ref: str, *, changes: Seque
             except BrokenPipeError:
                 pass
     assert proc.stderr is not None
-    err = proc.stderr.read()
-    proc.wait(timeout=900)
+    # stderr is read beside the wait, so an engine that never finishes cannot block us on the read.
+    chunks: list[bytes] = []
+    reader = threading.Thread(target=lambda: chunks.append(proc.stderr.read()), daemon=True)
+    reader.start()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise EngineError(f"{engine.name} load of {tarball} as {ref} did not finish within {timeout:.0f} s; stopped it. "
+                          f"Check the engine's health (`{engine.name} info`) and run again") from None
+    finally:
+        reader.join(timeout=10)
+    err = b"".join(chunks)
     if proc.returncode != 0:
         raise EngineError(f"{engine.name} load of {tarball} as {ref} ({platform}) failed: "
                           f"{_last_line(err.decode(errors='replace'))}")
@@ -568,14 +588,30 @@ def pull_image(engine: EngineConfig, ref: str) -> None:
                           "default base image with `invoke image --bootstrap`")
 
 
+GONE = re.compile(r"no such image|image not known|image not found", re.IGNORECASE)
+
+
+def _refused(engine: EngineConfig, what: str, proc: subprocess.CompletedProcess) -> EngineError:
+    return EngineError(f"{engine.name} refused to {what}: {_last_line(proc.stderr)}; check `{engine.name} info` "
+                       f"(daemon running, permission to use it) and run again")
+
+
 def remove_images(engine: EngineConfig, refs: Sequence[str]) -> None:
-    if refs:
-        _run(engine.argv("rmi", "-f", *refs), timeout=300)
+    """`rmi -f`; an image already gone is fine, anything else the engine refuses is an EngineError."""
+    if not refs:
+        return
+    proc = _run(engine.argv("rmi", "-f", *refs), timeout=300)
+    if proc.returncode != 0:
+        problems = [line for line in proc.stderr.splitlines() if line.strip() and not GONE.search(line)]
+        if problems or not proc.stderr.strip():
+            raise _refused(engine, f"remove image(s) {', '.join(refs)}", proc)
 
 
 def list_images(engine: EngineConfig, label: str = LABEL) -> list[str]:
     """repo:tag of every local image carrying `label` (those we made)."""
     proc = _run(engine.argv("images", "--filter", f"label={label}", "--format", "{{.Repository}}:{{.Tag}}"), timeout=60)
+    if proc.returncode != 0:
+        raise _refused(engine, "list images", proc)
     return sorted({line.strip() for line in proc.stdout.splitlines() if line.strip() and "<none>" not in line})
 
 
@@ -591,6 +627,8 @@ def list_volumes(engine: EngineConfig, labels: Sequence[tuple[str, str]] = ()) -
     for key, value in labels:
         flags += ["--filter", f"label={key}={value}"]
     proc = _run(engine.argv("volume", "ls", "-q", *flags), timeout=60)
+    if proc.returncode != 0:
+        raise _refused(engine, "list volumes", proc)
     return sorted(line.strip() for line in proc.stdout.splitlines() if line.strip())
 
 
@@ -602,6 +640,8 @@ def remove_volumes(engine: EngineConfig, names: Sequence[str]) -> None:
 def list_containers(engine: EngineConfig) -> list[str]:
     """Names of every container (running or not) carrying our label."""
     proc = _run(engine.argv("ps", "-a", "--filter", f"label={LABEL}=1", "--format", "{{.Names}}"), timeout=60)
+    if proc.returncode != 0:
+        raise _refused(engine, "list containers", proc)
     return sorted(line.strip() for line in proc.stdout.splitlines() if line.strip())
 
 
