@@ -3,10 +3,12 @@
     --arch      triplet               Debian  platform       qemu                 ELF
     aarch64     aarch64-linux-gnu     arm64   linux/arm64    qemu-aarch64-static  EM_AARCH64, 64-bit
     armhf       arm-linux-gnueabihf   armhf   linux/arm/v7   qemu-arm-static      EM_ARM, 32-bit, hard-float
-    x86_64      x86_64-linux-gnu      amd64   linux/amd64    (native)             EM_X86_64, 64-bit
+    x86_64      x86_64-linux-gnu      amd64   linux/amd64    qemu-x86_64-static   EM_X86_64, 64-bit
     riscv64     riscv64-linux-gnu     riscv64 linux/riscv64  qemu-riscv64-static  EM_RISCV, 64-bit, lp64d
 
-Aliases (arm64, armv7l, armv7, amd64, x64, riscv) resolve to these names. The compiler
+Whether a target is native is a question about the host, not the row: `Arch.runs_natively()`
+compares it with `host_arch()` (an aarch64 host runs aarch64 natively and x86_64 under
+qemu-x86_64-static). Aliases (arm64, armv7l, armv7, amd64, x64, riscv) resolve to these names. The compiler
 flags live in the toolchain files (`toolchains/<triplet>.cmake`), not here, so a
 CMake user can take a toolchain file without this package. Known-bad combinations
 carry the upstream issue that documents them; `check_combination` reports the ones a
@@ -58,8 +60,9 @@ class Arch:
     debian_arch: str
     platform: str                          # container platform (docker/podman --platform)
     cmake_system_processor: str            # what XNNPACK's processor detection expects
-    qemu_binary: str | None                # None: runs natively on an x86_64 host
-    cross_packages: tuple[str, ...]        # Debian packages the builder image needs for this target
+    qemu_binary: str                       # qemu-user (static) that runs this target on any other host
+    cross_packages: tuple[str, ...]        # Debian packages the builder image needs for this target (x86_64 host)
+    foreign_packages: tuple[str, ...] = () # on a host of another arch, if not cross_packages (x86_64's own row)
     elf_machine: str                       # pyelftools e_machine name
     elf_class: int                         # 32 or 64
     elf_flags_set: int = 0                 # e_flags bits every output must carry
@@ -77,9 +80,21 @@ class Arch:
         """Where Debian's cross packages put the target's libc (qemu -L uses it)."""
         return Path("/usr") / self.triplet
 
-    def qemu_command(self) -> list[str]:
-        """argv prefix that runs one of this target's dynamically linked programs on the host."""
-        if self.qemu_binary is None:
+    def runs_natively(self, host: "str | Arch | None" = None) -> bool:
+        """Does `host` (default: this machine) run this target's programs without emulation?
+        False means a cross build (host tools first) and qemu-user to run what it made."""
+        return self.name == (resolve_arch(host) if host else host_arch()).name
+
+    def toolchain_packages(self, host: "str | Arch | None" = None) -> tuple[str, ...]:
+        """Debian packages that give `host` this target's <triplet>-gcc/g++: the native compilers
+        for the host's own arch, Debian's cross packages for any other."""
+        if self.runs_natively(host):
+            return ("build-essential",)
+        return self.foreign_packages or self.cross_packages
+
+    def qemu_command(self, host: "str | Arch | None" = None) -> list[str]:
+        """argv prefix that runs one of this target's dynamically linked programs on `host`."""
+        if self.runs_natively(host):
             return []
         return [self.qemu_binary, "-L", str(self.sysroot)]
 
@@ -145,8 +160,9 @@ ARCHES: tuple[Arch, ...] = (
         debian_arch="amd64",
         platform="linux/amd64",
         cmake_system_processor="x86_64",
-        qemu_binary=None,
+        qemu_binary="qemu-x86_64-static",         # on a non-x86_64 host (e.g. an aarch64 runner)
         cross_packages=("build-essential",),
+        foreign_packages=("crossbuild-essential-amd64",),
         elf_machine="EM_X86_64",
         elf_class=64,
     ),
@@ -253,7 +269,12 @@ def default_cmake_options(arch: str | Arch, version: str, gcc_major: int | None 
 def host_arch() -> Arch:
     """The arch this machine runs natively: the default --arch of build, package and test."""
     import platform
-    return resolve_arch(platform.machine())
+    machine = platform.machine()
+    try:
+        return resolve_arch(machine)
+    except ConfigError:
+        raise ConfigError(f"this machine is {machine!r}, which tflite-forge cannot build on natively; "
+                          f"run it on one of: {', '.join(arch_names())}") from None
 
 
 def resolve_arches_or_host(spec: str | None) -> list[Arch]:

@@ -82,6 +82,7 @@ class BuildRequest:
     user: str = "1000:1000"
     userns: str | None = None
     engine: str = "docker"
+    host_arch: str = ""                          # the builder's own arch; "" = this machine's (arches.host_arch)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -172,7 +173,9 @@ def _fetchcontent_defines(req: BuildRequest) -> list[str]:
 def plan_build(req: BuildRequest) -> BuildPlan:
     """The whole build as data. Unit-tested without an engine."""
     arch = req.arch
-    cross = arch.name != "x86_64"
+    # Cross means "not the host's own arch" (an aarch64 runner builds aarch64 natively and x86_64
+    # with host tools first), never "not x86_64".
+    cross = not arch.runs_natively(req.host_arch or None)
     options = merged_options(req)
     key = f"{req.label}-{arch.name}-{options_digest(req)}"
     jobs = str(max(1, req.jobs))

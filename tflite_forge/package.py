@@ -296,7 +296,7 @@ def _cross_tool(arch: Any, tool: str) -> str:
     name = f"{arch.triplet}-{tool}"
     if shutil.which(name):
         return name
-    if arch.qemu_binary is None and shutil.which(tool):  # native target: the host binutils
+    if arch.runs_natively() and shutil.which(tool):  # the host's own arch: the host binutils
         return tool
     packages = " ".join(getattr(arch, "cross_packages", ()) or ("binutils",))
     raise PackageError(f"{name} not found: it splits debug info for {arch.name}; apt-get install {packages} "

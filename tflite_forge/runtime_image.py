@@ -67,7 +67,7 @@ def default_base_image(arch: Any) -> str:
 
 def _search_dirs(arch: Any) -> list[Path]:
     dirs = [arch.sysroot / "lib", arch.sysroot / "lib64"]
-    if arch.qemu_binary is None:   # the host's own libraries are the target's
+    if arch.runs_natively():   # the host's own libraries are the target's
         dirs += [Path(f"/lib/{arch.triplet}"), Path(f"/usr/lib/{arch.triplet}"), Path("/lib64")]
     return [d for d in dirs if d.is_dir()]
 

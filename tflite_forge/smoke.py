@@ -60,9 +60,9 @@ def compiler(arch: Any) -> str:
     name = f"{arch.triplet}-gcc"
     if shutil.which(name):
         return name
-    if arch.qemu_binary is None and shutil.which("cc"):
+    if arch.runs_natively() and shutil.which("cc"):
         return "cc"
-    packages = " ".join(arch.cross_packages)
+    packages = " ".join(arch.toolchain_packages())
     raise PackageError(f"{name} not found: the smoke test cross-compiles for {arch.name}; apt-get install {packages} "
                        "(ci/setup-host.sh does)")
 
@@ -86,7 +86,7 @@ def build_with_scons(prefix: Path, arch: Any, build_dir: Path) -> Path:
 def build_with_cmake(prefix: Path, arch: Any, build_dir: Path) -> Path:
     cmake = _tool("cmake", "apt-get install cmake")
     argv = [cmake, "-S", str(SMOKE_DIR / "cmake"), "-B", str(build_dir), "-DCMAKE_BUILD_TYPE=Release"]
-    if arch.qemu_binary is None:
+    if arch.runs_natively():
         argv.append(f"-DCMAKE_PREFIX_PATH={prefix}")           # discovery through the prefix
     else:
         toolchain = Path(arch.toolchain_file)
@@ -115,7 +115,7 @@ def run_program(program: Path, prefix: Path, arch: Any, model: Path, *, timeout:
                            "the library may hang on this target") from None
     output = (proc.stdout + proc.stderr).strip()
     if proc.returncode != 0 or OK_LINE not in proc.stdout:
-        how = "under " + arch.qemu_binary if arch.qemu_binary else "natively"
+        how = "natively" if arch.runs_natively() else f"under {arch.qemu_binary}"
         raise PackageError(f"{program.name} failed {how} for {arch.name} (exit {proc.returncode}): {_last(output)}")
     return output
 
@@ -149,7 +149,7 @@ def run_test(settings: Any, *, cmake: bool = True, log=print) -> list[SmokeResul
             ensure_packaged(settings, recipe, arch, tarball, log=log)
             with tempfile.TemporaryDirectory(prefix=f"tflite-forge-smoke-{arch.name}-") as tmp:
                 for result in smoke_test_tarball(tarball, arch, Path(tmp), cmake=cmake):
-                    how = f"qemu ({arch.qemu_binary})" if arch.qemu_binary else "native"
+                    how = "native" if arch.runs_natively() else f"qemu ({arch.qemu_binary})"
                     log(f"test: {tarball.name}: {result.consumer} consumer, {how}: {result.output.splitlines()[-1]}")
                     results.append(result)
     return results

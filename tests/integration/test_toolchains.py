@@ -83,7 +83,7 @@ def _need(tool: str) -> str:
 def _build(tmp: Path, arch_name: str, *options: str) -> Path:
     arch = resolve_arch(arch_name)
     _need(f"{arch.triplet}-g++")
-    if arch.qemu_binary:
+    if not arch.runs_natively():
         _need(arch.qemu_binary)
     src = tmp / "src"
     src.mkdir(exist_ok=True)
@@ -122,7 +122,7 @@ def test_toolchain_cross_compiles_and_runs(tmp_path, arch_name):
     # ctest runs the test through CMAKE_CROSSCOMPILING_EMULATOR (qemu-user) for cross targets.
     ctest = subprocess.run(["ctest", "--output-on-failure"], cwd=build, capture_output=True, text=True)
     assert ctest.returncode == 0, ctest.stdout + ctest.stderr
-    if arch.qemu_binary:
+    if not arch.runs_natively():
         run = subprocess.run([*arch.qemu_command(), str(build / "probe_main"), "5"],
                              capture_output=True, text=True, env={**os.environ, "LD_LIBRARY_PATH": str(build)})
         assert run.returncode == 0, run.stderr

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from tflite_forge.arches import (ARCHES, EF_ARM_ABI_FLOAT_HARD, arch_names, check_combination,
-                                 default_cmake_options, resolve_arch, resolve_arches)
+                                 default_cmake_options, host_arch, resolve_arch, resolve_arches)
 from tflite_forge.errors import ConfigError
 
 
@@ -75,3 +75,33 @@ def test_known_bad_bf16_i8mm_only_with_old_gcc():
     assert check_combination("aarch64", "2.16.1", {"XNNPACK_ENABLE_ARM_BF16": "OFF", "XNNPACK_ENABLE_ARM_I8MM": "OFF"},
                              gcc_major=8) == []
     assert default_cmake_options("aarch64", "2.16.1", gcc_major=12) == {}
+
+
+def test_native_is_a_function_of_the_host_not_of_x86_64():
+    x86, arm64 = resolve_arch("x86_64"), resolve_arch("aarch64")
+    assert x86.runs_natively("x86_64") and not x86.runs_natively("aarch64")
+    assert arm64.runs_natively("arm64") and not arm64.runs_natively("amd64")
+    assert x86.qemu_command("x86_64") == []
+    assert x86.qemu_command("aarch64") == ["qemu-x86_64-static", "-L", "/usr/x86_64-linux-gnu"]
+    assert arm64.qemu_command("aarch64") == []
+    assert arm64.qemu_command("x86_64")[0] == "qemu-aarch64-static"
+    # Compilers: the host's own arch uses build-essential, every other one Debian's cross packages.
+    assert x86.toolchain_packages("x86_64") == ("build-essential",)
+    assert x86.toolchain_packages("aarch64") == ("crossbuild-essential-amd64",)
+    assert arm64.toolchain_packages("aarch64") == ("build-essential",)
+    assert arm64.toolchain_packages("x86_64") == ("crossbuild-essential-arm64",)
+    assert all(a.qemu_binary and a.qemu_binary.startswith("qemu-") for a in ARCHES)
+
+
+def test_this_hosts_arch_runs_natively_and_the_others_through_a_real_qemu():
+    import shutil
+    import subprocess
+
+    host = host_arch()
+    assert host.runs_natively() and host.qemu_command() == []
+    # Every row's qemu binary is a real program: on this host it runs a host program as its arch would
+    # be run from another host (qemu-x86_64-static on an aarch64 runner, qemu-aarch64-static here).
+    qemu = shutil.which(host.qemu_binary)
+    assert qemu, f"{host.qemu_binary} missing: apt-get install qemu-user-static (ci/setup-host.sh does)"
+    proc = subprocess.run([qemu, "/bin/echo", "emulated"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout == "emulated\n", proc.stderr

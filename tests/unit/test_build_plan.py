@@ -17,7 +17,7 @@ def request(tmp_path, arch="aarch64", **kw):
         dependencies=(b.Dependency(name="xnnpack", cmake_variable="FETCHCONTENT_SOURCE_DIR_XNNPACK", path=tmp_path / "d/x"),
                       b.Dependency(name="fp16", cmake_variable="FP16_SOURCE_DIR", path=tmp_path / "d/f")),
         cmake_options=(("TFLITE_ENABLE_XNNPACK", "ON"),), source_date_epoch=1709856000,
-        work_dir=tmp_path / "work", jobs=3)
+        work_dir=tmp_path / "work", jobs=3, host_arch="x86_64")   # the same plans on any runner
     base.update(kw)
     return b.BuildRequest(**base)
 
@@ -42,6 +42,15 @@ def test_native_build_skips_host_tools(tmp_path):
     plan = b.plan_build(request(tmp_path, arch="x86_64"))
     assert [s.name for s in plan.steps] == ["configure", "build", "collect"]
     assert not any("TFLITE_HOST_TOOLS_DIR" in a for a in step(plan, "configure").argv)
+
+
+def test_cross_is_decided_by_the_host_arch_not_by_x86_64(tmp_path):
+    on_arm = b.plan_build(request(tmp_path, arch="aarch64", host_arch="aarch64"))
+    assert not on_arm.cross and [s.name for s in on_arm.steps] == ["configure", "build", "collect"]
+    x86_on_arm = b.plan_build(request(tmp_path, arch="x86_64", host_arch="aarch64"))
+    assert x86_on_arm.cross and [s.name for s in x86_on_arm.steps][:3] == ["host-configure", "host-flatc", "host-tools"]
+    assert f"-DTFLITE_HOST_TOOLS_DIR={b.HOST_TOOLS}" in step(x86_on_arm, "configure").argv
+    assert not b.plan_build(request(tmp_path, arch="x86_64", host_arch="x86_64")).cross
 
 
 def test_every_locked_tree_is_passed_and_fetching_is_off(tmp_path):
