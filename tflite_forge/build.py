@@ -121,23 +121,10 @@ class BuildPlan:
 
 # ---------------------------------------------------------------- planning (pure)
 
-def gcc_major(version: str) -> int | None:
-    head = (version or "").split(".")[0]
-    return int(head) if head.isdigit() else None
-
-
-def _on(value: str | None) -> bool:
-    return (value or "").strip().upper() in ("ON", "TRUE", "YES", "1", "Y")
-
-
 def merged_options(req: BuildRequest) -> dict[str, str]:
-    """Recipe options, plus the knobs old compilers need (XNNPACK bf16/i8mm need GCC >= 10)."""
+    """The request's options (recipe over arches.default_cmake_options, which already holds the
+    compiler rules such as "GCC < 10: XNNPACK bf16/i8mm OFF"), plus what --cxx-shared needs."""
     options = dict(req.cmake_options)
-    xnnpack = _on(options.get("TFLITE_ENABLE_XNNPACK", "ON"))
-    major = gcc_major(req.gcc_version)
-    if xnnpack and major is not None and major < 10 and req.arch.name == "aarch64":
-        options.setdefault("XNNPACK_ENABLE_ARM_BF16", "OFF")
-        options.setdefault("XNNPACK_ENABLE_ARM_I8MM", "OFF")
     if req.cxx_shared:
         options["BUILD_SHARED_LIBS"] = "ON"
         # The C library then NEEDs libtensorflow-lite.so: find it beside itself ($ORIGIN), not through
@@ -148,13 +135,13 @@ def merged_options(req: BuildRequest) -> dict[str, str]:
 
 
 def compiler_flags(req: BuildRequest, options: Mapping[str, str]) -> dict[str, str]:
-    """CFLAGS/CXXFLAGS/LDFLAGS for configure: reproducible paths and ids, plus arch needs.
+    """CFLAGS/CXXFLAGS/LDFLAGS for configure: reproducible paths and build ids only.
 
     Given through the environment, CMake combines them with the toolchain file's *_INIT flags.
+    Arch flags (e.g. armhf's -mfp16-format=ieee when XNNPACK is on) belong to the toolchain
+    files, which see -DTFLITE_ENABLE_XNNPACK themselves, so a CMake user gets them too.
     """
     common = [f"-ffile-prefix-map={SRC}=.", f"-ffile-prefix-map={DEPS}=deps", f"-ffile-prefix-map={BUILD}=build"]
-    if req.arch.name == "armhf" and _on(options.get("TFLITE_ENABLE_XNNPACK", "ON")):
-        common.append("-mfp16-format=ieee")   # XNNPACK's fp16 code on 32-bit ARM (#54337)
     flags = " ".join(common)
     return {"CFLAGS": flags, "CXXFLAGS": flags, "LDFLAGS": "-Wl,--build-id=sha1"}
 

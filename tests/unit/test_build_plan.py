@@ -94,20 +94,31 @@ def test_reproducibility_flags(tmp_path):
     assert "-Wl,--build-id=sha1" in env["LDFLAGS"]
 
 
-def test_armhf_xnnpack_gets_fp16_format_but_host_tools_do_not(tmp_path):
+def test_fp16_format_is_the_toolchain_files_not_the_builds(tmp_path):
+    """One place: the armhf toolchain file adds -mfp16-format=ieee when XNNPACK is on (it sees the
+    -D the configure step passes); the build's own CFLAGS carry only path maps."""
     plan = b.plan_build(request(tmp_path, arch="armhf"))
-    assert "-mfp16-format=ieee" in dict(step(plan, "configure").env)["CFLAGS"]
-    assert "-mfp16-format=ieee" not in dict(step(plan, "host-configure").env)["CFLAGS"]
-    off = b.plan_build(request(tmp_path, arch="armhf", cmake_options=(("TFLITE_ENABLE_XNNPACK", "OFF"),)))
-    assert "-mfp16-format=ieee" not in dict(step(off, "configure").env)["CFLAGS"]
+    configure = step(plan, "configure")
+    assert "-DTFLITE_ENABLE_XNNPACK=ON" in configure.argv
+    assert "-DCMAKE_TOOLCHAIN_FILE=/toolchains/arm-linux-gnueabihf.cmake" in configure.argv
+    for name in ("configure", "host-configure"):
+        assert "-mfp16-format=ieee" not in dict(step(plan, name).env)["CFLAGS"]
+    toolchain = resolve_arch("armhf").toolchain_file.read_text()
+    assert "if(NOT DEFINED TFLITE_ENABLE_XNNPACK OR TFLITE_ENABLE_XNNPACK)" in toolchain
+    assert "-mfp16-format=ieee" in toolchain
 
 
-def test_old_gcc_turns_off_bf16_and_i8mm(tmp_path):
-    old = b.plan_build(request(tmp_path, gcc_version="8.3.0"))
+def test_old_gcc_rule_comes_from_the_arch_table_only(tmp_path):
+    from tflite_forge.arches import default_cmake_options
+
+    table = default_cmake_options("aarch64", "2.16.1", gcc_major=8)
+    assert {table["XNNPACK_ENABLE_ARM_BF16"], table["XNNPACK_ENABLE_ARM_I8MM"]} == {"OFF"}
+    old = b.plan_build(request(tmp_path, gcc_version="8.3.0", cmake_options=tuple(sorted(table.items()))))
     assert "-DXNNPACK_ENABLE_ARM_BF16=OFF" in step(old, "configure").argv
     assert "-DXNNPACK_ENABLE_ARM_I8MM=OFF" in step(old, "configure").argv
-    new = b.plan_build(request(tmp_path))
-    assert not any("BF16" in a for a in step(new, "configure").argv)
+    # The plan adds no compiler rule of its own: what build_cell got from the table is what runs.
+    bare = b.plan_build(request(tmp_path, gcc_version="8.3.0"))
+    assert not any("BF16" in a or "I8MM" in a for a in step(bare, "configure").argv)
 
 
 def test_targets_c_by_default_cxx_shared_on_request(tmp_path):
