@@ -122,7 +122,7 @@ def bench(c, only=None):
     spec = importlib.util.spec_from_file_location("bench_run_all", Path(__file__).parent / "bench" / "run_all.py")
     runner = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(runner)
-    runner.run(only or None)
+    runner.main(only or None)   # fails (non-zero exit) when a benchmark crashed
 
 
 @forge_task(help=_help("engine", "jobs", keep="keep the scratch release (artifacts stay in <work_dir>/selftest/dist either way)"))

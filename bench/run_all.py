@@ -3,6 +3,8 @@
 Each benchmark module has `main() -> list[dict]`: one row per measurement, each with at least
 `benchmark` and `ratio` (ours vs a reference measured in the same run, medians of several
 runs) and usually `ours`, `reference`, `target`. Speed targets live here, never in timed tests.
+A benchmark that crashes becomes a row with ratio "error" (the others still run), and then
+`main` / `invoke bench` fail with one line naming it.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 
 
-def discover(only: list[str] | None = None) -> list[Path]:
-    scripts = sorted(BENCH_DIR.glob("bench_*.py"))
+def discover(only: list[str] | None = None, bench_dir: Path = BENCH_DIR) -> list[Path]:
+    scripts = sorted(Path(bench_dir).glob("bench_*.py"))
     if only:
         scripts = [s for s in scripts if any(o in s.stem for o in only)]
     return scripts
@@ -30,12 +32,13 @@ def load(path: Path):
     return module
 
 
-def run(only: list[str] | None = None, stream=None) -> list[dict]:
+def run(only: list[str] | None = None, stream=None, bench_dir: Path = BENCH_DIR) -> list[dict]:
+    """Run the benchmarks, print the table, return its rows (errored ones included)."""
     from rich.console import Console
     from rich.table import Table
     console = Console(file=stream or sys.stdout)
     rows: list[dict] = []
-    for script in discover(only):
+    for script in discover(only, bench_dir):
         started = time.monotonic()
         console.print(f"bench: running {script.name} ...", highlight=False)
         try:
@@ -57,6 +60,28 @@ def run(only: list[str] | None = None, stream=None) -> list[dict]:
     return rows
 
 
+def errored(rows: list[dict]) -> list[dict]:
+    return [row for row in rows if row.get("ratio") == "error"]
+
+
+def check(rows: list[dict]) -> None:
+    """Fail (ForgeError, one line) when any benchmark crashed: its row alone must not pass."""
+    from tflite_forge.errors import ForgeError
+
+    bad = errored(rows)
+    if bad:
+        names = "; ".join(f"{row.get('script', row.get('benchmark'))} ({row.get('note', 'no message')})" for row in bad)
+        raise ForgeError(f"{len(bad)} benchmark(s) crashed: {names}; fix them (run `python bench/<name>.py` for "
+                         "the traceback) before reading the table")
+
+
+def main(only: list[str] | None = None, stream=None, bench_dir: Path = BENCH_DIR) -> list[dict]:
+    """`invoke bench`: run, print, and fail when a benchmark crashed."""
+    rows = run(only, stream=stream, bench_dir=bench_dir)
+    check(rows)
+    return rows
+
+
 def _fmt(value) -> str:
     if isinstance(value, float):
         return f"{value:.3g}"
@@ -64,4 +89,10 @@ def _fmt(value) -> str:
 
 
 if __name__ == "__main__":
-    run(sys.argv[1:] or None)
+    sys.path.insert(0, str(BENCH_DIR.parent))
+    from tflite_forge.errors import ForgeError
+    try:
+        main(sys.argv[1:] or None)
+    except ForgeError as err:
+        print(f"tflite-forge: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
