@@ -133,7 +133,9 @@ def selftest(c, engine=None, jobs=None, keep=False):
 
 
 @stage(base_image="base image of the builder (default tflite-forge/debian-base:bookworm, made by "
-                  "`invoke image --bootstrap`; with a registry, pin one by digest: debian:bookworm@sha256:...)",
+                  "`invoke image --bootstrap`); its glibc is the oldest the library runs on: for older boards "
+                  "use tflite-forge/debian-base:bullseye (glibc 2.31, `invoke image --bootstrap --debian-suite "
+                  "bullseye`); with a registry, pin one by digest: debian:bookworm@sha256:...",
        cxx_shared="also build the C++ shared library libtensorflow-lite.so (-DBUILD_SHARED_LIBS=ON)",
        force="build even when the stamp says nothing changed")
 def build(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, mirror=None, rewrite=None,

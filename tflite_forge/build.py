@@ -207,7 +207,10 @@ def plan_build(req: BuildRequest) -> BuildPlan:
     work = Path(req.work_dir)
     cell_labels = (("io.tflite-forge.version", req.version), ("io.tflite-forge.arch", arch.name),
                    ("io.tflite-forge.key", key))
-    build_volume = f"tflite-forge-build-{key}"
+    # The build tree belongs to one builder image: another base (bullseye vs bookworm) or toolchain
+    # must never link objects left by the other. ccache may be shared: it hashes the compiler itself.
+    image_key = hashlib.sha256(req.image.encode()).hexdigest()[:8]
+    build_volume = f"tflite-forge-build-{key}-{image_key}"
     ccache_volume = f"tflite-forge-ccache-{key}"
     staging = work / "out" / f".staging-{key}"
     mounts = [ct.Mount(source=str(Path(req.tensorflow).resolve()), target=SRC, read_only=True)]
@@ -593,7 +596,7 @@ def build_cell(settings, recipe, arch: Arch, engine: ct.EngineConfig, *, base_im
                    "cmake_source_dir": recipe.build.cmake_source_dir},
         "arch": {"name": arch.name, "triplet": arch.triplet, "toolchain_file": f"toolchains/{arch.toolchain_file.name}"},
         "engine": engine.name,
-        "builder_image": {"tag": builder.tag, "id": builder.id},
+        "builder_image": {"tag": builder.tag, "id": builder.id, "debian_suite": builder.facts.get("debian_suite")},
         "base_image": {"ref": builder.base_image, "id": builder.base_id},
         "glibc_floor": builder.glibc_floor,
         "compilers": {k: builder.facts.get(k, "") for k in ("gcc", "gxx", "host_gcc", "cmake", "ninja", "ccache")},

@@ -59,11 +59,12 @@ def check_disk(settings: Settings) -> Iterable[Check]:
 
 
 def check_memory(settings: Settings) -> Iterable[Check]:
-    from .matrix import GIB, memory_bytes
-    mem = memory_bytes() / GIB
-    jobs = max(1, int(mem // 2))
+    from .jobs import MEMORY_PER_JOB, host_memory_bytes, jobs_by_memory
+    mem_bytes = host_memory_bytes()
+    mem = mem_bytes / 2**30
+    jobs = jobs_by_memory(mem_bytes)
     status = OK if mem >= MIN_MEM_GIB else WARN
-    yield Check("memory", status, f"{mem:.1f} GiB: up to {jobs} compile jobs at ~2 GiB each",
+    yield Check("memory", status, f"{mem:.1f} GiB: up to {jobs} compile jobs at ~{MEMORY_PER_JOB / 2**30:.0f} GiB each",
                 "" if status == OK else "expect slow builds; pass --jobs 1 to stay clear of the OOM killer")
 
 
@@ -97,7 +98,7 @@ def check_cross_compilers(settings: Settings) -> Iterable[Check]:
         if found:
             yield Check(f"compiler ({arch.name})", OK, found)
         else:
-            pkgs = " ".join(arch.cross_packages) or cc
+            pkgs = " ".join(arch.toolchain_packages()) or cc
             yield Check(f"compiler ({arch.name})", WARN, f"{cc} not on the host (needed for `invoke test` smoke builds)",
                         f"apt-get install {pkgs}")
 

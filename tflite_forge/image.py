@@ -208,7 +208,7 @@ def builder_inputs(arch: Arch, base_id: str, dockerfile_text: str | None = None)
     return {
         "dockerfile_sha256": hashlib.sha256(text.encode()).hexdigest(),
         "base_packages": " ".join(BASE_PACKAGES),
-        "cross_packages": " ".join(arch.cross_packages),
+        "cross_packages": " ".join(arch.toolchain_packages()),
         "triplet": arch.triplet,
         "base_id": base_id,
     }

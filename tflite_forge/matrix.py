@@ -2,7 +2,7 @@
 
 Each cell runs the same task chain for one (version, arch) in its own `invoke` process
 (isolation: one failing cell cannot take the others down; each has its own log), up to
-`--parallel N` at once within the memory budget (about 2 GiB per compile job). A live
+`--parallel N` at once within the memory budget (jobs.py: about 2 GiB per compile job). A live
 board (rich) shows each cell's stage and elapsed time; a summary table closes the run.
 Cells report their stage through a status file (TFLITE_FORGE_STATUS_FILE), written by
 `cli.forge_task` as each task starts.
@@ -23,9 +23,8 @@ from typing import Callable, Sequence
 
 from . import __version__
 from .errors import ConfigError
+from .jobs import default_jobs, host_memory_bytes
 
-GIB = 1024 ** 3
-GIB_PER_JOB = 2
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -61,19 +60,11 @@ class CellState:
         return (self.ended or now or time.monotonic()) - self.started
 
 
-def memory_bytes() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError):  # pragma: no cover
-        return 8 * GIB
-
-
 def plan_parallelism(cells: int, requested: int | None, cpus: int | None = None,
                      mem: int | None = None) -> tuple[int, int]:
     """(cells at once, compile jobs per cell): never more jobs in total than memory allows."""
     cpus = cpus or os.cpu_count() or 1
-    mem = mem if mem is not None else memory_bytes()
-    job_budget = max(1, min(cpus, int(mem // (GIB_PER_JOB * GIB))))
+    job_budget = default_jobs(cpus, mem if mem is not None else host_memory_bytes())
     parallel = max(1, min(requested or 1, cells, job_budget))
     return parallel, max(1, job_budget // parallel)
 

@@ -776,12 +776,12 @@ def run_patch(settings, *, backend: str = "cmake", dry_run: bool = False, out=No
     import sys
 
     from . import fetch
-    from .arches import resolve_arch
+    from .arches import host_arch, resolve_arch
     from .recipe import select_recipe
 
     out = out or sys.stdout
     recipe = select_recipe(version=settings.version, recipe=settings.recipe)
-    arch = resolve_arch(settings.arch or "aarch64")
+    arch = resolve_arch(settings.arch) if settings.arch else host_arch()
     sources = fetch.ensure_sources(settings, recipe)
     if dry_run:
         diff = plan_diff(sources, arch, backend)

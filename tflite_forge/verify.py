@@ -381,7 +381,8 @@ def _check_glibc(facts: ElfFacts, lib: str, glibc_max: str | None, report: Verif
                          if v.startswith("GLIBC_") and version_key(v) > version_key(glibc_max))
         symbols = sorted({s for v in too_new for s in facts.version_needs[v]})
         report.fail(lib, f"needs {highest} (> --glibc-max {glibc_max}) via {', '.join(symbols[:6]) or 'version refs'}; "
-                         f"build in an image with glibc <= {glibc_max} (an older base image)")
+                         f"build on an older base image, e.g. `invoke image --bootstrap --debian-suite bullseye` "
+                         f"(glibc 2.31) then `invoke build --base-image tflite-forge/debian-base:bullseye`")
 
 
 def _check_exports(facts: ElfFacts, lib: str, variant: str, report: VerifyReport) -> None:
