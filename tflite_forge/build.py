@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ from .cache import sha256_file
 from .download import ensure_free_space
 from .arches import Arch
 from .errors import BuildError, ConfigError
+from .fsutil import write_json_atomic
 
 SRC = "/src/tensorflow"
 DEPS = "/deps"
@@ -274,18 +274,6 @@ def is_up_to_date(plan: BuildPlan, inputs: Mapping) -> bool:
     return bool(libs) and all((plan.out_dir / "lib" / lib["name"]).exists() for lib in libs)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 # ---------------------------------------------------------------- running
 
 class _Progress:
@@ -510,7 +498,7 @@ def run_build(plan: BuildPlan, engine: ct.EngineConfig, *, req: BuildRequest, im
             raise
         stamp = {"key": plan.key, "inputs": inputs,
                  "build_info_sha256": sha256_file(out / "build-info.json")}
-        _write_atomic(plan.stamp_path, json.dumps(stamp, indent=2, sort_keys=True) + "\n")
+        write_json_atomic(plan.stamp_path, stamp)
         return out, True
 
 

@@ -18,7 +18,6 @@ downloads (TEST_ONLY) are skipped: TFLite turns its dependencies' tests and benc
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from . import __version__
 from ._toml import check_keys, expect, load_toml, require
 from .cmake_scan import Declaration, declarations
 from .errors import ChecksumError, LockError
+from .fsutil import write_atomic
 from .recipe import SHA256_RE, select_recipes
 
 if TYPE_CHECKING:
@@ -128,17 +128,7 @@ def dump_lock(lock: Lock) -> str:
 
 def write_lock(lock: Lock) -> Path:
     """Write atomically: a temp file beside the lock, fsync, rename."""
-    tmp = lock.path.with_name(f".{lock.path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(dump_lock(lock))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, lock.path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return lock.path
+    return write_atomic(lock.path, dump_lock(lock))
 
 
 def _lock_flag(recipe: "Recipe") -> str:

@@ -55,6 +55,7 @@ from filelock import FileLock
 
 from .cache import sha256_file
 from .errors import PackageError
+from .fsutil import write_atomic
 
 LIB_NAME = "libtensorflowlite_c"
 PKG_NAME = "tensorflowlite_c"
@@ -154,19 +155,6 @@ def gzip_bytes(data: bytes) -> bytes:
     with gzip.GzipFile(filename="", mode="wb", fileobj=out, compresslevel=9, mtime=0) as gz:
         gz.write(data)
     return out.getvalue()
-
-
-def write_atomic(dest: Path, data: bytes) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ---------------------------------------------------------------- inputs
@@ -278,6 +266,12 @@ def header_entries(tf_tree: Path) -> list[Entry]:
     if not any(t.endswith("/c_api.h") for t in todo):
         raise PackageError(f"{tf_tree}: no tensorflow/lite/c/c_api.h or tensorflow/lite/core/c/c_api.h; "
                            "is this a TensorFlow tree? (rebuild to recreate the working copy)")
+    return _header_closure(tf_tree, todo)
+
+
+def _header_closure(tf_tree: Path, seeds: list[str]) -> list[Entry]:
+    """The seed headers plus every tensorflow/ header they include, transitively, as include/ entries."""
+    todo = list(seeds)
     seen: dict[str, bytes] = {}
     while todo:
         rel = todo.pop()
@@ -356,18 +350,7 @@ def cxx_header_entries(tf_tree: Path) -> list[Entry]:
     root = tf_tree / CXX_HEADER_ROOT
     todo = [p.relative_to(tf_tree).as_posix() for p in sorted(root.rglob("*.h"))
             if not CXX_HEADER_SKIP.search(p.relative_to(root).as_posix())]
-    seen: dict[str, bytes] = {}
-    while todo:
-        rel = todo.pop()
-        if rel in seen:
-            continue
-        data = (tf_tree / rel).read_bytes()
-        seen[rel] = data
-        for inc in INCLUDE_RE.findall(data):
-            name = inc.decode()
-            if name.startswith("tensorflow/") and (tf_tree / name).is_file() and name not in seen:
-                todo.append(name)
-    return [Entry(f"include/{rel}", data) for rel, data in sorted(seen.items())]
+    return _header_closure(tf_tree, todo)
 
 
 def split_debug(lib: Path, arch: Any, real_name: str) -> tuple[bytes, bytes]:

@@ -31,6 +31,7 @@ from pathlib import Path, PurePosixPath
 from typing import Iterable, Mapping
 
 from .errors import PatchError
+from .fsutil import write_json_atomic
 from .patchset import DiffPatch, Edit, PatchSet, load_recipe_sets
 
 STAMP_FORMAT = 1
@@ -490,19 +491,6 @@ def _read_stamp(path: Path) -> dict | None:
         return None
 
 
-def _write_json_atomic(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _stamp_is_current(stamp: dict | None, key: dict, dest: Path) -> bool:
     if not stamp or stamp.get("key") != key or not dest.is_dir():
         return False
@@ -618,7 +606,7 @@ def prepare_sources(settings, sources, arch, backend: str = "cmake") -> Prepared
                 raise
             if old is not None:
                 _rmtree(old)
-            _write_json_atomic(stamp_path, {
+            write_json_atomic(stamp_path, {
                 "key": key,
                 "cache_tree": str(src),
                 "files": {rel: _sha256_text(text) for rel, text in sorted(tree_changes.items())},

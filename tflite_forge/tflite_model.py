@@ -14,10 +14,11 @@ Field slots below are the schema's field order (0-based), which is the wire cont
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import flatbuffers
+
+from .fsutil import write_atomic
 
 FILE_IDENTIFIER = b"TFL3"
 SCHEMA_VERSION = 3
@@ -117,15 +118,4 @@ def add_model_bytes() -> bytes:
 
 def write_add_model(dest: str | os.PathLike[str]) -> Path:
     """Write the add model to `dest` atomically (temp file + rename); return the path."""
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(add_model_bytes())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return dest
+    return write_atomic(dest, add_model_bytes())

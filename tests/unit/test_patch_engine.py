@@ -254,11 +254,16 @@ def test_write_all_writes_every_file_and_keeps_modes(tmp_path):
 
 
 def test_json_stamp_write_leaves_no_temp_on_error(tmp_path):
-    from tflite_forge.patching import _write_json_atomic
+    from tflite_forge.fsutil import write_json_atomic
 
-    with pytest.raises(TypeError):
-        _write_json_atomic(tmp_path / "s" / "stamp.json", {"bad": object()})
-    assert list((tmp_path / "s").iterdir()) == []
+    with pytest.raises(TypeError):   # not serialisable: nothing touches the disk
+        write_json_atomic(tmp_path / "s" / "stamp.json", {"bad": object()})
+    assert not (tmp_path / "s").exists()
+    blocker = tmp_path / "s" / "stamp.json"
+    (blocker / "inside").mkdir(parents=True)      # the rename onto a non-empty folder fails
+    with pytest.raises(OSError):
+        write_json_atomic(blocker, {"ok": 1})
+    assert [p.name for p in (tmp_path / "s").iterdir()] == ["stamp.json"]   # the temp file is gone
 
 
 def test_missing_file_is_drift_not_success(tmp_path):
