@@ -87,9 +87,9 @@ def mirror(c, dest, cache_dir=None):
 def patch(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, mirror=None, rewrite=None,
           offline=False, jobs=None, parallel=None, resume=False, backend="cmake", dry_run=False):
     """Copy the unpacked trees to <work_dir>/src/<recipe>-<arch>/ and apply the recipe's patch sets, all or nothing."""
-    from tflite_forge import patching
-    patching.run_patch(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs),
-                       backend=backend, dry_run=dry_run)
+    from tflite_forge import patch_report
+    patch_report.run_patch(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs),
+                           backend=backend, dry_run=dry_run)
 
 
 @forge_task(help=_help("version", "recipe", "cache-dir",
@@ -98,8 +98,8 @@ def patch(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, 
             auto_shortflags=False, handles_matrix=True)
 def patches(c, version=None, recipe=None, cache_dir=None, check=False):
     """List the patch sets in patches/, or (--check) report per recipe which edits apply, drifted or are upstream."""
-    from tflite_forge import patching
-    patching.run_patches(_settings(c, version=version, recipe=recipe, cache_dir=cache_dir), check=check)
+    from tflite_forge import patch_report
+    patch_report.run_patches(_settings(c, version=version, recipe=recipe, cache_dir=cache_dir), check=check)
 
 
 @forge_task(help=_help("engine", "cache-dir", "mirror", "rewrite", "offline"), iterable=SHARED_ITERABLE)

@@ -12,8 +12,9 @@
 - Idempotent: a stamp records the source, the sets' digests and the patched files'
   hashes. Same inputs and untouched files: no-op. Anything else: a fresh copy.
 
-Public API: `prepare_sources`, `apply_in_place`, `plan_diff`, `check_recipes`,
-`run_patch`, `run_patches` (the invoke tasks), `parse_unified_diff` / `apply_hunks`.
+Public API: `prepare_sources`, `apply_in_place`, `plan_diff`, `check_recipes`.
+Unified diffs are parsed and applied by difftools.py; the `patch`/`patches` task bodies
+and their tables live in patch_report.py.
 """
 
 from __future__ import annotations
@@ -27,123 +28,16 @@ import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Iterable, Mapping
 
+from .difftools import apply_hunks, parse_unified_diff
 from .errors import PatchError
 from .fsutil import write_json_atomic
 from .patchset import DiffPatch, Edit, PatchSet, load_recipe_sets
 
 STAMP_FORMAT = 1
 TREE_TF = "tensorflow"
-
-
-# --- unified diffs (pure Python, so a patch is staged like an edit: all or nothing) ---
-
-@dataclass(frozen=True)
-class Hunk:
-    old_start: int
-    old_lines: tuple[str, ...]     # context + removed, without the leading marker
-    new_lines: tuple[str, ...]     # context + added
-
-
-@dataclass(frozen=True)
-class FileDiff:
-    path: str                      # relative to the tree root (a/ b/ prefix stripped)
-    new_file: bool
-    hunks: tuple[Hunk, ...]
-
-
-_HUNK_RE = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
-
-
-def _strip_prefix(name: str) -> str:
-    name = name.split("\t")[0].strip()
-    if name == "/dev/null":
-        return name
-    parts = PurePosixPath(name).parts
-    return str(PurePosixPath(*parts[1:])) if len(parts) > 1 and parts[0] in ("a", "b") else name
-
-
-def parse_unified_diff(text: str, *, source: str = "<patch>") -> tuple[FileDiff, ...]:
-    """Parse a -p1 unified diff (git or diff -u). Raises PatchError naming the line."""
-    lines = text.splitlines()
-    files: list[FileDiff] = []
-    i = 0
-    while i < len(lines):
-        if not lines[i].startswith("--- "):
-            i += 1
-            continue
-        if i + 1 >= len(lines) or not lines[i + 1].startswith("+++ "):
-            raise PatchError(f"{source}:{i + 1}: '---' line not followed by '+++'; not a unified diff")
-        old, new = _strip_prefix(lines[i][4:]), _strip_prefix(lines[i + 1][4:])
-        if new == "/dev/null":
-            raise PatchError(f"{source}:{i + 2}: deleting files is not supported; delete with an edit instead")
-        i += 2
-        hunks: list[Hunk] = []
-        while i < len(lines) and lines[i].startswith("@@"):
-            m = _HUNK_RE.match(lines[i])
-            if not m:
-                raise PatchError(f"{source}:{i + 1}: malformed hunk header {lines[i]!r}")
-            n_old = int(m.group(2)) if m.group(2) is not None else 1
-            n_new = int(m.group(4)) if m.group(4) is not None else 1
-            start = int(m.group(1))
-            i += 1
-            old_l: list[str] = []
-            new_l: list[str] = []
-            while len(old_l) < n_old or len(new_l) < n_new:
-                if i >= len(lines):
-                    raise PatchError(f"{source}: hunk at line {start} ends early (expected -{n_old} +{n_new} lines)")
-                line = lines[i]
-                if line.startswith("\\"):
-                    i += 1
-                    continue
-                tag, body = (line[:1], line[1:]) if line else (" ", "")
-                if tag == " ":
-                    old_l.append(body)
-                    new_l.append(body)
-                elif tag == "-":
-                    old_l.append(body)
-                elif tag == "+":
-                    new_l.append(body)
-                else:
-                    raise PatchError(f"{source}:{i + 1}: unexpected line in hunk: {line!r}")
-                i += 1
-            while i < len(lines) and lines[i].startswith("\\"):
-                i += 1
-            hunks.append(Hunk(start, tuple(old_l), tuple(new_l)))
-        if not hunks:
-            raise PatchError(f"{source}: {new} has no hunks")
-        files.append(FileDiff(path=new, new_file=(old == "/dev/null"), hunks=tuple(hunks)))
-    if not files:
-        raise PatchError(f"{source}: no '--- a/...' / '+++ b/...' file headers; not a unified diff")
-    return tuple(files)
-
-
-def apply_hunks(text: str, diff: FileDiff, *, reverse: bool = False) -> str | None:
-    """Apply every hunk exactly (context must match; the position may move). None if any hunk fails."""
-    lines = text.splitlines(keepends=True)
-    trailing_nl = text.endswith("\n") or not text
-    bare = [l.rstrip("\n").rstrip("\r") for l in lines]
-    offset = 0
-    out_bare = list(bare)
-    for h in diff.hunks:
-        old, new = (h.new_lines, h.old_lines) if reverse else (h.old_lines, h.new_lines)
-        want = max(h.old_start - 1 + offset, 0)
-        pos = None
-        for delta in range(0, len(out_bare) + 1):  # nearest position first
-            for cand in (want - delta, want + delta) if delta else (want,):
-                if 0 <= cand <= len(out_bare) - len(old) and out_bare[cand:cand + len(old)] == list(old):
-                    pos = cand
-                    break
-            if pos is not None:
-                break
-        if pos is None:
-            return None
-        out_bare[pos:pos + len(old)] = list(new)
-        offset += len(new) - len(old)
-    result = "\n".join(out_bare)
-    return result + "\n" if (trailing_nl and out_bare) else result
 
 
 # --- evaluation: what each entry would do to a set of trees -----------------------------
@@ -683,103 +577,3 @@ def check_recipe(cache_dir: Path, recipe, sets: list[PatchSet] | None = None) ->
 
 def check_recipes(cache_dir: Path, recipes) -> list[RecipeCheck]:
     return [check_recipe(cache_dir, r) for r in recipes]
-
-
-# --- task bodies ----------------------------------------------------------------------
-
-_STATUS_STYLE = {"applies": "green", "drift": "bold red", "upstream": "yellow", "n/a": "dim", "no-tree": "magenta"}
-_STATUS_TEXT = {"applies": "applies", "drift": "DRIFT", "upstream": "already upstream", "n/a": "n/a",
-                "no-tree": "tree not fetched"}
-
-
-def _scope(entry) -> str:
-    a = entry.applies
-    parts = [a.versions or "all versions", ",".join(a.arches) if a.arches else "all arches",
-             ",".join(a.backends) if a.backends else "cmake+bazel"]
-    return "; ".join(parts)
-
-
-def render_checks(checks: list[RecipeCheck], console=None) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = console or Console()
-    for chk in checks:
-        r = chk.recipe
-        title = f"{r.label}  ({', '.join(r.build.patch_sets) or 'no patch sets'})"
-        if not chk.fetched:
-            console.print(f"[bold]{title}[/bold]: [dim]{chk.note}[/dim]")
-            continue
-        entries = {(ps.name, e.id): e for ps in load_recipe_sets(r) for e in ps.entries}
-        table = Table(title=title, caption=chk.note or None, title_justify="left")
-        for col in ("set", "entry", "tree", "files", "applies to", "expected", "found", "status"):
-            table.add_column(col, overflow="fold")
-        for res in chk.results:
-            style = _STATUS_STYLE.get(res.status, "")
-            status = _STATUS_TEXT.get(res.status, res.status)
-            if res.detail and res.status != "applies":
-                status += f": {res.detail}"
-            table.add_row(res.set_name, res.entry_id, res.tree, "\n".join(res.files),
-                          _scope(entries[(res.set_name, res.entry_id)]), res.expected,
-                          "" if res.found is None else str(res.found), f"[{style}]{status}[/{style}]" if style else status)
-        if not chk.results:
-            table.add_row("-", "-", "-", "-", "-", "-", "-", "no patch sets")
-        console.print(table)
-
-
-def run_patches(settings, *, check: bool = False, console=None) -> list[RecipeCheck] | None:
-    """`invoke patches`: list the bundled sets, or (--check) check every selected recipe."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from .patchset import available_sets
-    from .recipe import select_recipes
-
-    console = console or Console()
-    if not check:
-        for ps in available_sets():
-            table = Table(title=f"{ps.name}: {ps.description}", caption=f"{ps.path.name}  sha256 {ps.digest[:16]}",
-                          title_justify="left", caption_justify="left")
-            for col in ("entry", "tree", "files", "applies to", "expected", "upstream"):
-                table.add_column(col, overflow="fold")
-            for e in ps.entries:
-                files = "\n".join(e.files) if isinstance(e, Edit) else e.id
-                table.add_row(e.id, e.tree, files, _scope(e), getattr(e, "expected", "all hunks"), e.upstream)
-            console.print(table)
-        return None
-    recipes = select_recipes(version=settings.version or (None if settings.recipe else "all"), recipe=settings.recipe)
-    checks = check_recipes(settings.cache_dir, recipes)
-    render_checks(checks, console)
-    drifted = [(c.recipe.version, r) for c in checks for r in c.drifted]
-    if drifted:
-        first_v, first = drifted[0]
-        raise PatchError(f"{len(drifted)} patch entr{'y' if len(drifted) == 1 else 'ies'} drifted (first: "
-                         f"{first.set_name}/{first.entry_id} on TensorFlow {first_v}: expected {first.expected}, "
-                         f"found {first.found}); fix the patch set before building")
-    return checks
-
-
-def run_patch(settings, *, backend: str = "cmake", dry_run: bool = False, out=None) -> PreparedSources | str:
-    """`invoke patch`: prepare working copies (or print the diff with --dry-run)."""
-    import sys
-
-    from . import fetch
-    from .arches import host_arch, resolve_arch
-    from .recipe import select_recipe
-
-    out = out or sys.stdout
-    recipe = select_recipe(version=settings.version, recipe=settings.recipe)
-    arch = resolve_arch(settings.arch) if settings.arch else host_arch()
-    sources = fetch.ensure_sources(settings, recipe)
-    if dry_run:
-        diff = plan_diff(sources, arch, backend)
-        out.write(diff if diff else f"# {recipe.label} for {arch.name} ({backend}): no changes\n")
-        return diff
-    prepared = prepare_sources(settings, sources, arch, backend)
-    state = "up to date" if prepared.reused else "prepared"
-    counts = {}
-    for r in prepared.results:
-        counts[r.status] = counts.get(r.status, 0) + 1
-    summary = ", ".join(f"{n} {_STATUS_TEXT.get(s, s)}" for s, n in sorted(counts.items()))
-    out.write(f"{recipe.label} for {arch.name} ({backend}): {state} in {prepared.root} ({summary or 'no entries'})\n")
-    return prepared

@@ -381,7 +381,7 @@ def _parse_patch(path: Path, set_name: str, i: int, p: dict[str, Any], seen: set
     why, upstream = parse_patch_header(ppath, text)
     tree = _trees_ok(path, f"{where}.tree", require(path, where, p, "tree", str, "'tensorflow' or a dependency name",
                                                     error=PatchError))
-    from .patching import parse_unified_diff  # validate now: a broken diff is a schema error
+    from .difftools import parse_unified_diff  # validate now: a broken diff is a schema error
     parse_unified_diff(text, source=str(ppath))
     return DiffPatch(set_name=set_name, id=rel, path=ppath, description=why, upstream=upstream, tree=tree,
                      text=text, applies=_applicability(path, where, p))

@@ -11,8 +11,8 @@ from types import SimpleNamespace
 import pytest
 
 from tflite_forge.errors import PatchError
-from tflite_forge.patching import (apply_hunks, apply_in_place, check_recipe, evaluate, parse_unified_diff,
-                                   plan_diff, prepare_sources, unified_diff)
+from tflite_forge.difftools import apply_hunks, parse_unified_diff
+from tflite_forge.patching import apply_in_place, check_recipe, evaluate, plan_diff, prepare_sources, unified_diff
 from tflite_forge.patchset import load_patch_set
 from tflite_forge.recipe import parse_recipe
 from tflite_forge.settings import Settings

@@ -1,0 +1,108 @@
+"""The `patch` and `patches` task bodies: rich tables of what each patch entry does.
+
+The engine and the working copies live in patching.py; this module only calls them and renders.
+"""
+
+from __future__ import annotations
+
+from .errors import PatchError
+from .patching import PreparedSources, RecipeCheck, check_recipes, plan_diff, prepare_sources
+from .patchset import Edit, load_recipe_sets
+
+
+_STATUS_STYLE = {"applies": "green", "drift": "bold red", "upstream": "yellow", "n/a": "dim", "no-tree": "magenta"}
+_STATUS_TEXT = {"applies": "applies", "drift": "DRIFT", "upstream": "already upstream", "n/a": "n/a",
+                "no-tree": "tree not fetched"}
+
+
+def _scope(entry) -> str:
+    a = entry.applies
+    parts = [a.versions or "all versions", ",".join(a.arches) if a.arches else "all arches",
+             ",".join(a.backends) if a.backends else "cmake+bazel"]
+    return "; ".join(parts)
+
+
+def render_checks(checks: list[RecipeCheck], console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    for chk in checks:
+        r = chk.recipe
+        title = f"{r.label}  ({', '.join(r.build.patch_sets) or 'no patch sets'})"
+        if not chk.fetched:
+            console.print(f"[bold]{title}[/bold]: [dim]{chk.note}[/dim]")
+            continue
+        entries = {(ps.name, e.id): e for ps in load_recipe_sets(r) for e in ps.entries}
+        table = Table(title=title, caption=chk.note or None, title_justify="left")
+        for col in ("set", "entry", "tree", "files", "applies to", "expected", "found", "status"):
+            table.add_column(col, overflow="fold")
+        for res in chk.results:
+            style = _STATUS_STYLE.get(res.status, "")
+            status = _STATUS_TEXT.get(res.status, res.status)
+            if res.detail and res.status != "applies":
+                status += f": {res.detail}"
+            table.add_row(res.set_name, res.entry_id, res.tree, "\n".join(res.files),
+                          _scope(entries[(res.set_name, res.entry_id)]), res.expected,
+                          "" if res.found is None else str(res.found), f"[{style}]{status}[/{style}]" if style else status)
+        if not chk.results:
+            table.add_row("-", "-", "-", "-", "-", "-", "-", "no patch sets")
+        console.print(table)
+
+
+def run_patches(settings, *, check: bool = False, console=None) -> list[RecipeCheck] | None:
+    """`invoke patches`: list the bundled sets, or (--check) check every selected recipe."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .patchset import available_sets
+    from .recipe import select_recipes
+
+    console = console or Console()
+    if not check:
+        for ps in available_sets():
+            table = Table(title=f"{ps.name}: {ps.description}", caption=f"{ps.path.name}  sha256 {ps.digest[:16]}",
+                          title_justify="left", caption_justify="left")
+            for col in ("entry", "tree", "files", "applies to", "expected", "upstream"):
+                table.add_column(col, overflow="fold")
+            for e in ps.entries:
+                files = "\n".join(e.files) if isinstance(e, Edit) else e.id
+                table.add_row(e.id, e.tree, files, _scope(e), getattr(e, "expected", "all hunks"), e.upstream)
+            console.print(table)
+        return None
+    recipes = select_recipes(version=settings.version or (None if settings.recipe else "all"), recipe=settings.recipe)
+    checks = check_recipes(settings.cache_dir, recipes)
+    render_checks(checks, console)
+    drifted = [(c.recipe.version, r) for c in checks for r in c.drifted]
+    if drifted:
+        first_v, first = drifted[0]
+        raise PatchError(f"{len(drifted)} patch entr{'y' if len(drifted) == 1 else 'ies'} drifted (first: "
+                         f"{first.set_name}/{first.entry_id} on TensorFlow {first_v}: expected {first.expected}, "
+                         f"found {first.found}); fix the patch set before building")
+    return checks
+
+
+def run_patch(settings, *, backend: str = "cmake", dry_run: bool = False, out=None) -> PreparedSources | str:
+    """`invoke patch`: prepare working copies (or print the diff with --dry-run)."""
+    import sys
+
+    from . import fetch
+    from .arches import host_arch, resolve_arch
+    from .recipe import select_recipe
+
+    out = out or sys.stdout
+    recipe = select_recipe(version=settings.version, recipe=settings.recipe)
+    arch = resolve_arch(settings.arch) if settings.arch else host_arch()
+    sources = fetch.ensure_sources(settings, recipe)
+    if dry_run:
+        diff = plan_diff(sources, arch, backend)
+        out.write(diff if diff else f"# {recipe.label} for {arch.name} ({backend}): no changes\n")
+        return diff
+    prepared = prepare_sources(settings, sources, arch, backend)
+    state = "up to date" if prepared.reused else "prepared"
+    counts = {}
+    for r in prepared.results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    summary = ", ".join(f"{n} {_STATUS_TEXT.get(s, s)}" for s, n in sorted(counts.items()))
+    out.write(f"{recipe.label} for {arch.name} ({backend}): {state} in {prepared.root} ({summary or 'no entries'})\n")
+    return prepared
