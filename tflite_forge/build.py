@@ -540,10 +540,37 @@ def min_build_free_bytes() -> int:
         raise ConfigError(f"TFLITE_FORGE_MIN_FREE_GIB={raw!r}: expected a number of GiB, e.g. 2") from None
 
 
+def build_info(recipe, arch: Arch, builder, plan: BuildPlan, *, engine: str, patch_sets, deps,
+               lock_sha256: str | None) -> dict:
+    """The build-info.json of a cell, from values only (no clock, no filesystem): it is embedded in the
+    reproducible tarball, so the same inputs give the same bytes."""
+    from . import __version__ as forge_version
+
+    return {
+        "format": BUILD_INFO_FORMAT, "tflite_forge": forge_version,
+        "recipe": {"label": recipe.label, "version": recipe.version, "archive_sha256": recipe.source.sha256,
+                   "cmake_source_dir": recipe.build.cmake_source_dir},
+        "arch": {"name": arch.name, "triplet": arch.triplet, "toolchain_file": f"toolchains/{arch.toolchain_file.name}"},
+        "engine": engine,
+        "builder_image": {"tag": builder.tag, "id": builder.id, "debian_suite": builder.facts.get("debian_suite")},
+        "base_image": {"ref": builder.base_image, "id": builder.base_id},
+        "glibc_floor": builder.glibc_floor,
+        "compilers": {k: builder.facts.get(k, "") for k in ("gcc", "gxx", "host_gcc", "cmake", "ninja", "ccache")},
+        "cmake_options": dict(plan.cmake_options),
+        "targets": list(plan.targets),
+        "source_date_epoch": plan.source_date_epoch,
+        "patch_sets": list(patch_sets),
+        "dependencies": [{"name": d.name, "sha256": d.sha256, "cmake_variable": d.cmake_variable} for d in deps],
+        "lock_sha256": lock_sha256,
+        # Container paths that must not leak into the binaries (-ffile-prefix-map removes them).
+        "build_paths": [SRC, f"{BUILD}/target", f"{BUILD}/host"],
+        "jobs": plan.jobs,
+    }
+
+
 def build_cell(settings, recipe, arch: Arch, engine: ct.EngineConfig, *, base_image: str | None = None,
                cxx_shared: bool = False, force: bool = False) -> CellResult:
     """Fetch and patch if needed, ensure the builder image, plan, run."""
-    from . import __version__ as forge_version
     from . import fetch, image, patching
     from .arches import check_combination, default_cmake_options
     from .jobs import choose_jobs
@@ -578,26 +605,9 @@ def build_cell(settings, recipe, arch: Arch, engine: ct.EngineConfig, *, base_im
         work_dir=Path(settings.work_dir), jobs=choose_jobs(settings.jobs, resources.cpus, resources.memory_bytes),
         cxx_shared=cxx_shared, user=user, userns=userns, engine=engine.name)
     plan = plan_build(req)
-    info = {
-        "format": BUILD_INFO_FORMAT, "tflite_forge": forge_version,
-        "recipe": {"label": recipe.label, "version": recipe.version, "archive_sha256": recipe.source.sha256,
-                   "cmake_source_dir": recipe.build.cmake_source_dir},
-        "arch": {"name": arch.name, "triplet": arch.triplet, "toolchain_file": f"toolchains/{arch.toolchain_file.name}"},
-        "engine": engine.name,
-        "builder_image": {"tag": builder.tag, "id": builder.id, "debian_suite": builder.facts.get("debian_suite")},
-        "base_image": {"ref": builder.base_image, "id": builder.base_id},
-        "glibc_floor": builder.glibc_floor,
-        "compilers": {k: builder.facts.get(k, "") for k in ("gcc", "gxx", "host_gcc", "cmake", "ninja", "ccache")},
-        "cmake_options": dict(plan.cmake_options),
-        "targets": list(plan.targets),
-        "source_date_epoch": plan.source_date_epoch,
-        "patch_sets": prepared.stamp_summary()["sets"],
-        "dependencies": [{"name": d.name, "sha256": d.sha256, "cmake_variable": d.cmake_variable} for d in deps],
-        "lock_sha256": sha256_file(recipe.lock_path) if recipe.lock_path.exists() else None,
-        # Container paths that must not leak into the binaries (-ffile-prefix-map removes them).
-        "build_paths": [SRC, f"{BUILD}/target", f"{BUILD}/host"],
-        "jobs": plan.jobs,
-    }
+    info = build_info(recipe, arch, builder, plan, engine=engine.name,
+                      patch_sets=prepared.stamp_summary()["sets"], deps=deps,
+                      lock_sha256=sha256_file(recipe.lock_path) if recipe.lock_path.exists() else None)
     out, built = run_build(plan, engine, req=req, image_id=builder.id, info=info, force=force)
     return CellResult(out_dir=out, built=built, plan=plan, info=info)
 

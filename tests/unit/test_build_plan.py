@@ -201,3 +201,32 @@ def test_facts_parsing():
 def test_ninja_progress_lines(line, expected):
     m = b.NINJA_PROGRESS.match(line)
     assert (m and (int(m.group(1)), int(m.group(2)))) == expected or (m is None and expected is None)
+
+
+def test_build_info_has_every_key_and_no_clock(tmp_path):
+    import re
+    import time
+
+    from tflite_forge.recipe import load_recipe
+
+    recipe = load_recipe(Path(__file__).resolve().parents[2] / "recipes" / "tensorflow-2.16.1.toml")
+    plan = b.plan_build(request(tmp_path))
+    builder = image.BuilderImage(tag="tflite-forge/builder:x-1", id="sha256:b", arch="aarch64",
+                                 base_image="debian:bookworm", base_id="sha256:d",
+                                 facts={"glibc": "2.36", "gcc": "12.2.0", "cmake": "3.25.1", "debian_suite": "bookworm"})
+    deps = request(tmp_path).dependencies
+    args = dict(engine="docker", patch_sets=[{"name": "core", "sha256": "ab"}], deps=deps, lock_sha256="cd")
+    info = b.build_info(recipe, resolve_arch("aarch64"), builder, plan, **args)
+    assert set(info) == {"format", "tflite_forge", "recipe", "arch", "engine", "builder_image", "base_image",
+                         "glibc_floor", "compilers", "cmake_options", "targets", "source_date_epoch", "patch_sets",
+                         "dependencies", "lock_sha256", "build_paths", "jobs"}
+    assert info["source_date_epoch"] == 1709856000 and info["glibc_floor"] == "2.36"
+    assert info["arch"]["toolchain_file"] == "toolchains/aarch64-linux-gnu.cmake"
+    assert [d["name"] for d in info["dependencies"]] == ["xnnpack", "fp16"]
+    # Embedded in a reproducible tarball: same inputs, same bytes; nothing taken from the clock.
+    text = json.dumps(info, sort_keys=True)
+    assert text == json.dumps(b.build_info(recipe, resolve_arch("aarch64"), builder, plan, **args), sort_keys=True)
+    now = time.time()
+    numbers = [int(n) for n in re.findall(r"\b\d{9,}\b", text)]
+    assert not [n for n in numbers if abs(n - now) < 86400], "a value looks like the build's clock"
+    assert not re.search(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}", text)
