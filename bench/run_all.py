@@ -51,12 +51,19 @@ def run(only: list[str] | None = None, stream=None, bench_dir: Path = BENCH_DIR)
     columns: list[str] = []
     for row in rows:
         columns += [k for k in row if k not in columns]
-    table = Table(title="tflite-forge benchmarks (ratios against a reference measured in the same run)")
-    for col in columns:
-        table.add_column(col, overflow="fold")
-    for row in rows:
-        table.add_row(*(_fmt(row.get(col, "")) for col in columns))
-    console.print(table)
+    title = "tflite-forge benchmarks (ratios against a reference measured in the same run)"
+    if console.is_terminal:
+        table = Table(title=title)
+        for col in columns:
+            table.add_column(col, overflow="fold")
+        for row in rows:
+            table.add_row(*(_fmt(row.get(col, "")) for col in columns))
+        console.print(table)
+    else:  # logs and CI: one readable line per row instead of a table folded into 80 columns
+        console.print(title, highlight=False)
+        for row in rows:
+            console.print(" | ".join(f"{col}={_fmt(row[col])}" for col in columns if row.get(col, "") != ""),
+                          highlight=False, soft_wrap=True)
     return rows
 
 
