@@ -39,10 +39,10 @@ APACHE = """
 """
 BSD = """BSD License
 
-Copyright (c) Facebook, Inc. and its affiliates.
+Copyright (c) The Example Fixture Authors.
 Redistribution and use in source and binary forms, with or without modification,
 are permitted provided that the following conditions are met:
- * Neither the name Facebook nor the names of its contributors may be used to
+ * Neither the name of the copyright holder nor the names of its contributors may be used to
    endorse or promote products derived from this software without specific prior
    written permission.
 """
