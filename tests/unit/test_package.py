@@ -140,13 +140,26 @@ def test_sha256sums_checks_with_coreutils(packaged):
     subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=dist, check=True, capture_output=True)
 
 
-def test_sign_makes_a_detached_signature_gpg_verifies(tmp_path, monkeypatch):
+@pytest.fixture
+def gnupg_home(tmp_path, monkeypatch):
+    """A throwaway GNUPGHOME with no keys."""
     home = tmp_path / "gnupg"
     home.mkdir(mode=0o700)
     monkeypatch.setenv("GNUPGHOME", str(home))
+    return home
+
+
+@pytest.fixture
+def release_key(gnupg_home) -> str:
+    """A throwaway signing key in gnupg_home; returns its user id."""
+    uid = "release@example.invalid"
     subprocess.run(["gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", "",
-                    "--quick-generate-key", "Release Test <release@example.invalid>", "ed25519", "sign", "1d"],
+                    "--quick-generate-key", f"Release Test <{uid}>", "ed25519", "sign", "1d"],
                    check=True, capture_output=True)
+    return uid
+
+
+def test_sign_makes_a_detached_signature_gpg_verifies(tmp_path, release_key):
     fake = make_fake_build(tmp_path / "b", "x86_64")
     dist = tmp_path / "dist"
     run_package(settings_for(fake, dist), sign="release@example.invalid", log=lambda _: None)
@@ -161,10 +174,7 @@ def test_sign_makes_a_detached_signature_gpg_verifies(tmp_path, monkeypatch):
     assert not (dist / "SHA256SUMS.asc").exists()
 
 
-def test_unknown_key_is_one_line_and_leaves_no_signature(tmp_path, monkeypatch):
-    home = tmp_path / "gnupg"
-    home.mkdir(mode=0o700)
-    monkeypatch.setenv("GNUPGHOME", str(home))
+def test_unknown_key_is_one_line_and_leaves_no_signature(tmp_path, gnupg_home):
     fake = make_fake_build(tmp_path / "b", "x86_64")
     with pytest.raises(PackageError, match="gpg could not sign SHA256SUMS with key 'nobody@example.invalid'") as err:
         run_package(settings_for(fake, tmp_path / "dist"), sign="nobody@example.invalid", log=lambda _: None)
@@ -172,13 +182,7 @@ def test_unknown_key_is_one_line_and_leaves_no_signature(tmp_path, monkeypatch):
     assert sorted(p.name for p in (tmp_path / "dist").iterdir() if p.name.startswith("SHA256SUMS")) == ["SHA256SUMS"]
 
 
-def test_failed_signing_leaves_no_stale_signature_beside_new_sums(tmp_path, monkeypatch):
-    home = tmp_path / "gnupg"
-    home.mkdir(mode=0o700)
-    monkeypatch.setenv("GNUPGHOME", str(home))
-    subprocess.run(["gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", "",
-                    "--quick-generate-key", "Release Test <release@example.invalid>", "ed25519", "sign", "1d"],
-                   check=True, capture_output=True)
+def test_failed_signing_leaves_no_stale_signature_beside_new_sums(tmp_path, release_key):
     fake = make_fake_build(tmp_path / "b", "x86_64")
     dist = tmp_path / "dist"
     run_package(settings_for(fake, dist), sign="release@example.invalid", log=lambda _: None)
