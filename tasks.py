@@ -174,13 +174,28 @@ def verify(c, tarball, arch=None, glibc_max=None):
     verify_mod.run_verify(_settings(c), tarball, glibc_max=glibc_max, arch=arch)
 
 
-@stage(no_cmake="skip the CMake find_package consumer (SCons smoke only)")
+@stage(no_cmake="skip the CMake find_package consumer (SCons smoke only)",
+       model="run this .tflite model instead of the smoke test: print its input and output names, types and "
+             "shapes, the first output values and the median invoke time, on the target arch",
+       input="with --model: a .npy file to feed input 0 (comma-separated list: inputs 0, 1, ... in order); "
+             "default: zeros. The array's dtype and shape must match the input's",
+       runs="with --model: how many times to invoke (default 10); the report gives the median time",
+       resize="with --model --input: resize each input to its array's shape first (for models with dynamic dims)",
+       interpreter="with --model: c-api (default: the packaged library, through a C program built against the "
+                   "tarball) or tflite-runtime (the real interpreter from PyPI, in the arch's wheel runtime image)")
 def test(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, mirror=None, rewrite=None,
-         offline=False, jobs=None, parallel=None, resume=False, no_cmake=False):
-    """Smoke-test dist/'s tarballs on their target arch (natively or under qemu-user): {1, 3} -> {3, 9}; packages first if needed."""
-    from tflite_forge import smoke
-    smoke.run_test(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs),
-                   cmake=not no_cmake)
+         offline=False, jobs=None, parallel=None, resume=False, no_cmake=False, model=None, input=None, runs=10,
+         resize=False, interpreter="c-api"):
+    """Smoke-test dist/'s tarballs on their target arch (natively or under qemu-user): {1, 3} -> {3, 9}; packages first if needed.
+    With --model FILE: run that model through the packaged library instead and print what it computed."""
+    settings = _pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs)
+    if model is None:
+        from tflite_forge import smoke
+        smoke.run_test(settings, cmake=not no_cmake)
+    else:
+        from tflite_forge import model_run
+        model_run.run_model_test(settings, model_run.make_request(model, inputs=input, runs=runs, resize=resize,
+                                                                  interpreter=interpreter))
 
 
 @stage(flavor="runtime image from dist/'s tarball: minimal (<= 20 MB, FROM scratch, the default), "

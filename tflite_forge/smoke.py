@@ -72,15 +72,18 @@ def _last(text: str) -> str:
     return lines[-1].strip() if lines else "(no output)"
 
 
-def build_with_scons(prefix: Path, arch: Any, build_dir: Path) -> Path:
+def build_with_scons(prefix: Path, arch: Any, build_dir: Path, *, main: str = "smoke.c",
+                     program: str = "tflite-smoke") -> Path:
+    """Build `smoke/<main>` against the unpacked artifact with SCons and the arch's C compiler."""
     scons = _tool("scons", "pip install scons (or apt-get install scons)")
     build_dir.mkdir(parents=True, exist_ok=True)
-    argv = [scons, "-Q", "-f", str(SMOKE_DIR / "SConstruct"), f"PREFIX={prefix}", f"CC={compiler(arch)}"]
+    argv = [scons, "-Q", "-f", str(SMOKE_DIR / "SConstruct"), f"PREFIX={prefix}", f"CC={compiler(arch)}",
+            f"MAIN={main}", f"PROGRAM={program}"]
     proc = subprocess.run(argv, cwd=build_dir, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise PackageError(f"smoke build with SCons for {arch.name} failed: {_last(proc.stderr or proc.stdout)}; "
+        raise PackageError(f"{main} build with SCons for {arch.name} failed: {_last(proc.stderr or proc.stdout)}; "
                            f"check the packaged headers and .pc file under {prefix}")
-    return build_dir / "tflite-smoke"
+    return build_dir / program
 
 
 def build_with_cmake(prefix: Path, arch: Any, build_dir: Path) -> Path:
@@ -102,21 +105,31 @@ def build_with_cmake(prefix: Path, arch: Any, build_dir: Path) -> Path:
     return build_dir / "tflite-smoke-cmake"
 
 
-def run_program(program: Path, prefix: Path, arch: Any, model: Path, *, timeout: float = 120) -> str:
-    """Run the smoke program natively or under qemu-user; return its output or raise."""
-    argv = [*arch.qemu_command(), str(program), str(model)]
+def run_on_target(program: Path, args: list[str], prefix: Path, arch: Any, *,
+                  timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run a program built against the artifact natively or under qemu-user, with the artifact's lib/."""
+    argv = [*arch.qemu_command(), str(program), *args]
     if argv[0] != str(program):
         _tool(argv[0], "apt-get install qemu-user-static (ci/setup-host.sh does)")
     env = dict(os.environ, LD_LIBRARY_PATH=str(prefix / "lib"))
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout)
+        return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise PackageError(f"{program.name} on {arch.name} did not finish within {timeout:.0f} s; "
                            "the library may hang on this target") from None
+
+
+def how_it_runs(arch: Any) -> str:
+    return "natively" if arch.runs_natively() else f"under {arch.qemu_binary}"
+
+
+def run_program(program: Path, prefix: Path, arch: Any, model: Path, *, timeout: float = 120) -> str:
+    """Run the smoke program natively or under qemu-user; return its output or raise."""
+    proc = run_on_target(program, [str(model)], prefix, arch, timeout=timeout)
     output = (proc.stdout + proc.stderr).strip()
     if proc.returncode != 0 or OK_LINE not in proc.stdout:
-        how = "natively" if arch.runs_natively() else f"under {arch.qemu_binary}"
-        raise PackageError(f"{program.name} failed {how} for {arch.name} (exit {proc.returncode}): {_last(output)}")
+        raise PackageError(f"{program.name} failed {how_it_runs(arch)} for {arch.name} (exit {proc.returncode}): "
+                           f"{_last(output)}")
     return output
 
 

@@ -13,11 +13,14 @@ Field slots below are the schema's field order (0-based), which is the wire cont
 
 from __future__ import annotations
 
+import ast
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import flatbuffers
 
+from .errors import ConfigError, PackageError
 from .fsutil import write_atomic
 
 FILE_IDENTIFIER = b"TFL3"
@@ -119,3 +122,110 @@ def add_model_bytes() -> bytes:
 def write_add_model(dest: str | os.PathLike[str]) -> Path:
     """Write the add model to `dest` atomically (temp file + rename); return the path."""
     return write_atomic(dest, add_model_bytes())
+
+
+# ---------------------------------------------------------------- any model file (invoke test --model)
+
+# TfLiteType (c_api_types.h) -> (name, .npy descr without byte order, itemsize). The C API's enum
+# values are the wire contract between the run-model programs and this side.
+TENSOR_TYPES: dict[int, tuple[str, str | None, int]] = {
+    0: ("notype", None, 0), 1: ("float32", "f4", 4), 2: ("int32", "i4", 4), 3: ("uint8", "u1", 1),
+    4: ("int64", "i8", 8), 5: ("string", None, 0), 6: ("bool", "b1", 1), 7: ("int16", "i2", 2),
+    8: ("complex64", "c8", 8), 9: ("int8", "i1", 1), 10: ("float16", "f2", 2), 11: ("float64", "f8", 8),
+    12: ("complex128", "c16", 16), 13: ("uint64", "u8", 8), 14: ("resource", None, 0), 15: ("variant", None, 0),
+    16: ("uint32", "u4", 4), 17: ("uint16", "u2", 2), 18: ("int4", None, 0),
+}
+TYPE_BY_DESCR = {descr: code for code, (_, descr, _) in TENSOR_TYPES.items() if descr}
+MIN_MODEL_SIZE = 16        # root offset, "TFL3", and at least a vtable offset and a field
+
+
+def type_name(code: int) -> str:
+    return TENSOR_TYPES.get(code, (f"type {code}", None, 0))[0]
+
+
+def check_model_file(path: str | os.PathLike[str]) -> Path:
+    """The file is there and looks like a TFLite flatbuffer ("TFL3" at bytes 4..8, root table inside
+    the file); otherwise one line saying so. Cheap: runs before anything is built or packaged."""
+    path = Path(path)
+    if not path.is_file():
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise ConfigError(f"--model {path} {what}; give the path of a .tflite file")
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(8)
+        size = path.stat().st_size
+    except OSError as err:
+        raise ConfigError(f"--model {path}: cannot read it ({err.strerror}); check its permissions") from None
+    if len(head) < 8 or head[4:8] != FILE_IDENTIFIER:
+        found = "the file is empty" if not head else \
+            f"bytes 4..8 are {head[4:8]!r}" if len(head) == 8 else f"it is only {size} bytes long"
+        raise PackageError(f"{path} is not a TensorFlow Lite model (no {FILE_IDENTIFIER.decode()} identifier: {found}); "
+                           "give a .tflite flatbuffer (as written by the TFLite converter)")
+    root = int.from_bytes(head[:4], "little")
+    if size < MIN_MODEL_SIZE or root + 4 > size:
+        raise PackageError(f"{path} is not a TensorFlow Lite model (it has the {FILE_IDENTIFIER.decode()} identifier, "
+                           f"but its root table at byte {root} lies outside its {size} bytes: truncated?); "
+                           "copy the .tflite file again")
+    return path
+
+
+# ---------------------------------------------------------------- .npy inputs (the NumPy format, read without NumPy)
+
+NPY_MAGIC = b"\x93NUMPY"
+
+
+@dataclass(frozen=True)
+class NpyArray:
+    path: Path
+    type_code: int               # TfLiteType of its dtype
+    shape: tuple[int, ...]
+    data: bytes                  # little-endian, C order
+
+    @property
+    def type_name(self) -> str:
+        return type_name(self.type_code)
+
+
+def read_npy(path: str | os.PathLike[str]) -> NpyArray:
+    """A .npy file (format versions 1-3, as numpy.save writes) as a TfLiteType, a shape and raw
+    little-endian C-order bytes, or one line saying what is wrong with it."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise ConfigError(f"--input {path}: cannot read it ({err.strerror or err}); give a .npy file "
+                          "(numpy.save(path, array))") from None
+    bad = f"--input {path} is not a .npy file"
+    if not raw.startswith(NPY_MAGIC) or len(raw) < 10 or raw[6] not in (1, 2, 3):
+        raise ConfigError(f"{bad} (no NumPy format header); write it with numpy.save(path, array)")
+    if raw[6] == 1:
+        start, length = 10, int.from_bytes(raw[8:10], "little")
+    else:
+        start, length = 12, int.from_bytes(raw[8:12], "little")
+    try:
+        header = ast.literal_eval(raw[start:start + length].decode("latin1" if raw[6] < 3 else "utf-8"))
+        descr, fortran, shape = header["descr"], header["fortran_order"], tuple(header["shape"])
+        if not isinstance(descr, str) or not all(isinstance(d, int) and d >= 0 for d in shape):
+            raise ValueError(descr)
+    except (ValueError, SyntaxError, KeyError, TypeError, UnicodeDecodeError):
+        raise ConfigError(f"{bad} (its header is not a NumPy array header); write it with numpy.save(path, array)") \
+            from None
+    order, kind = (descr[0], descr[1:]) if descr[:1] in "<>|=" else ("=", descr)
+    if kind not in TYPE_BY_DESCR:
+        raise ConfigError(f"--input {path}: dtype {descr!r} has no TensorFlow Lite tensor type; save a numeric "
+                          "array (e.g. array.astype('float32'))")
+    code = TYPE_BY_DESCR[kind]
+    itemsize = TENSOR_TYPES[code][2]
+    if order == ">" and itemsize > 1:
+        raise ConfigError(f"--input {path}: the array is big-endian ({descr}); save it little-endian: "
+                          f"array.astype('<{kind}')")
+    if fortran and sum(1 for d in shape if d > 1) > 1:
+        raise ConfigError(f"--input {path}: the array is in Fortran order; save numpy.ascontiguousarray(array)")
+    count = 1
+    for d in shape:
+        count *= d
+    data = raw[start + length:]
+    if len(data) != count * itemsize:
+        raise ConfigError(f"--input {path}: shape {list(shape)} of {type_name(code)} needs {count * itemsize} bytes, "
+                          f"the file holds {len(data)}; write it again with numpy.save")
+    return NpyArray(path=path, type_code=code, shape=shape, data=data)
