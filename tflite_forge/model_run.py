@@ -215,8 +215,9 @@ def _value(v: Any) -> str:
 
 def render(report: ModelReport, *, source: str) -> list[str]:
     """The report as lines for a terminal or a log: one header, one line per tensor, one timing line."""
-    engine = "TfLiteVersion" if report.interpreter == "c-api" else "tflite-runtime"
-    lines = [f"test: {report.model.name} on {report.arch} through {source} ({engine} {report.version}), {report.where}"]
+    via = f"{source} (TfLiteVersion {report.version})" if report.interpreter == "c-api" else \
+        f"tflite-runtime {report.version} (the PyPI wheel)"
+    lines = [f"test: {report.model.name} on {report.arch} through {via}, {report.where}"]
     tensors = [*report.inputs, *report.outputs]
     name_w = max((len(t.name) for t in tensors), default=4)
     spec_w = max((len(f"{t.type}{_shape(t.shape)}") for t in tensors), default=4)
@@ -267,7 +268,8 @@ def run_tflite_runtime(request: ModelRequest, engine: Any, tag: str, arch: Any, 
         path.chmod(0o755 if path.is_dir() else 0o644)
     spec = ct.ContainerSpec(image=tag, purpose="run-model", platform=arch.platform,
                             mounts=(ct.Mount(source=str(folder), target=IN_CONTAINER, read_only=True),))
-    argv = ["python3", f"{IN_CONTAINER}/{RUNTIME_SCRIPT}", f"{IN_CONTAINER}/model.tflite", str(request.runs),
+    # The wheel image's entrypoint is python3: these are its arguments.
+    argv = [f"{IN_CONTAINER}/{RUNTIME_SCRIPT}", f"{IN_CONTAINER}/model.tflite", str(request.runs),
             *request.feeds(IN_CONTAINER)]
     proc = ct.run_container(engine, spec, argv, timeout=RUN_TIMEOUT)
     where = f"in {tag}" + ("" if arch.runs_natively() else f" ({arch.platform}, emulated)")

@@ -203,7 +203,10 @@ RUN {wheel_smoke}, "/tmp/smoke.passed"]
 FROM runtime
 COPY --from=test /tmp/smoke.passed {PREFIX}/share/smoke.passed
 USER {USER}
-ENTRYPOINT {wheel_smoke}]
+# python3 is the entrypoint so other scripts can run here too (invoke test --model --interpreter
+# tflite-runtime); with no arguments the image runs the smoke script.
+ENTRYPOINT ["python3"]
+CMD {wheel_smoke.replace('"python3", ', '')}]
 """
     raise ConfigError(f"--flavor {flavor!r}: expected one of {', '.join(FLAVORS[:3])}")
 
