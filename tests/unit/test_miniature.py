@@ -161,8 +161,13 @@ def test_every_tree_carries_a_license(miniature_release):
 def test_flag_lines_sit_where_the_patch_sets_expect_them(miniature_release):
     xnnpack = miniature_release.dependency("xnnpack")
     cmake = text(xnnpack.archive, f"{xnnpack.strip_prefix}/CMakeLists.txt")
-    assert cmake.count('"$<$<NOT:$<CONFIG:Debug>>:-O2>"') == 1
-    assert 'TARGET_COMPILE_OPTIONS(microkernels-prod PRIVATE "$<$<NOT:$<CONFIG:Debug>>:-O2>")' in cmake
+    # Real XNNPACK (b9d4073, TFLite 2.14's pin) has nine -O2 targets in its GCC branch, -Os ones, and
+    # MSVC's /O2 lines: the o3 edit must raise exactly the nine.
+    assert cmake.count('"$<$<NOT:$<CONFIG:Debug>>:-O2>"') == 9
+    for target in ("microkernels-all", "microkernels-prod", "hardware-config", "indirection", "microparams-init",
+                   "packing", "microkernel-utils", "operator-run", "operator-utils"):
+        assert f'TARGET_COMPILE_OPTIONS({target} PRIVATE "$<$<NOT:$<CONFIG:Debug>>:-O2>")' in cmake
+    assert cmake.count('"$<$<NOT:$<CONFIG:Debug>>:/O2>"') == 2
     assert 'TARGET_COMPILE_OPTIONS(XNNPACK PRIVATE "$<$<NOT:$<CONFIG:Debug>>:-Os>")' in cmake
     # -mfpu=neon only inside the 32-bit ARM branch (CMAKE_SYSTEM_PROCESSOR ^armv[5-8]).
     arm_branch = re.search(r'IF\(XNNPACK_TARGET_PROCESSOR STREQUAL "arm"\)\n(.*?)ENDIF\(\)', cmake, re.S)
@@ -173,6 +178,19 @@ def test_flag_lines_sit_where_the_patch_sets_expect_them(miniature_release):
     for name, data in members(miniature_release.tensorflow_archive).items():
         if name.endswith((".cmake", "CMakeLists.txt")):
             assert b"-O2" not in data and b"-mfpu" not in data, name
+
+
+def test_tflite_modules_write_into_dependency_source_trees_at_configure_time(miniature_release):
+    # Real eigen.cmake writes cmake/language_support.cmake and blanks three CMakeLists in eigen's tree;
+    # the miniature does the same to two other trees, so a rule for eigen alone would fail.
+    modules = "tensorflow/lite/tools/cmake/modules"
+    xnnpack = tf_file(miniature_release, f"{modules}/xnnpack.cmake")
+    flatbuffers = tf_file(miniature_release, f"{modules}/flatbuffers.cmake")
+    assert 'file(WRITE "${xnnpack_SOURCE_DIR}/cmake/tflite-configure.cmake"' in xnnpack
+    assert 'file(WRITE "${xnnpack_SOURCE_DIR}/bench/CMakeLists.txt" "")' in xnnpack
+    assert 'file(WRITE "${flatbuffers_SOURCE_DIR}/CMake/tflite-version.cmake"' in flatbuffers
+    dep = miniature_release.dependency("xnnpack")
+    assert b"FATAL_ERROR" in members(dep.archive)[f"{dep.strip_prefix}/bench/CMakeLists.txt"]
 
 
 def test_c_api_contract_files_are_at_tensorflows_paths(miniature_release):

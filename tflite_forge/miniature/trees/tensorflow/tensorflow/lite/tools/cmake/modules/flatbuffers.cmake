@@ -18,6 +18,10 @@ if(NOT flatbuffers_POPULATED)
   OverridableFetchContent_Populate(flatbuffers)
 endif()
 
+# Written into the fetched tree at configure time (TFLite modules do this to their dependencies).
+file(WRITE "${flatbuffers_SOURCE_DIR}/CMake/tflite-version.cmake"
+  "set(FLATBUFFERS_CONFIGURED_FOR_TFLITE {{FLATBUFFERS_TAG}})\n")
+
 # The target build needs only the headers; flatc runs on the build host.
 set(FLATBUFFERS_BUILD_FLATC OFF CACHE BOOL "Build flatc for the target (the host flatc is separate)")
 add_subdirectory("${flatbuffers_SOURCE_DIR}" "${flatbuffers_BINARY_DIR}" EXCLUDE_FROM_ALL)

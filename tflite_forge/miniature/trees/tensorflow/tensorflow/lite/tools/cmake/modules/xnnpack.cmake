@@ -18,6 +18,11 @@ if(NOT xnnpack_POPULATED)
   OverridableFetchContent_Populate(xnnpack)
 endif()
 
+# Like the real eigen.cmake, this module writes into the fetched source tree at configure time: a
+# settings file the tree's CMakeLists includes, and a blanked benchmark CMakeLists.
+file(WRITE "${xnnpack_SOURCE_DIR}/cmake/tflite-configure.cmake"
+  "# Written by TensorFlow Lite's xnnpack.cmake\nset(XNNPACK_CONFIGURED_BY_TFLITE ON)\n")
+file(WRITE "${xnnpack_SOURCE_DIR}/bench/CMakeLists.txt" "")
 set(XNNPACK_BUILD_TESTS OFF CACHE BOOL "Disable XNNPACK tests inside TensorFlow Lite")
 set(XNNPACK_BUILD_BENCHMARKS OFF CACHE BOOL "Disable XNNPACK benchmarks inside TensorFlow Lite")
 add_subdirectory("${xnnpack_SOURCE_DIR}" "${xnnpack_BINARY_DIR}" EXCLUDE_FROM_ALL)
