@@ -4,14 +4,24 @@
 argv lists and environments, the mounts, the volumes and where results go. `run_build(plan, engine)`
 executes it in one hermetic container:
 
-    /src/tensorflow   patched working copy (read-only)
-    /deps/<name>      every locked dependency's working copy (read-only)
+    /src/tensorflow   patched working copy of TensorFlow (read-only)
+    /src/deps/<name>  every locked dependency's patched working copy (read-only)
+    /deps/<name>      the build's own writable copies of those (TFLite's CMake writes into
+                      dependency source trees at configure time: eigen.cmake, for one), made by
+                      `rsync --delete` from /src/deps at the start of every run, owned by the
+                      build user; a volume of the build key
     /toolchains       toolchains/*.cmake (read-only)
-    /build, /ccache   named volumes keyed by (version, arch, options)
+    /build            the build tree: a volume keyed by every input CMake cannot track itself
+                      (archives, lock, patch sets, options, toolchain file, builder image)
+    /host             host tools (flatc), a volume keyed by the flatbuffers tree and the host
+                      compiler only, so every cross cell of the same flatbuffers shares one flatc
+    /ccache           the compiler cache of the cell
     /out              a staging folder on the host, renamed into <work_dir>/out/<label>-<arch> on success
 
 with `--network=none --cap-drop=ALL --security-opt no-new-privileges --user uid:gid`.
-Cross builds first build the host `flatc` natively and hand it over with -DTFLITE_HOST_TOOLS_DIR.
+Cross builds first build the host `flatc` natively from the flatbuffers tree and hand it over with
+-DTFLITE_HOST_TOOLS_DIR. The libraries collected are exactly the artifacts CMake's file API names
+for the targets built. Every compile command is checked against the patch sets' compile checks.
 A stamp of every input's digest makes a second build with nothing changed a check only.
 """
 
@@ -22,29 +32,42 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Iterator, Mapping
+from pathlib import Path, PurePosixPath
+from typing import Callable, Iterator, Mapping, Sequence
 
 from filelock import FileLock, Timeout
 
+from . import compile_checks
 from . import container as ct
 from .cache import sha256_file
 from .download import ensure_free_space
 from .arches import Arch
 from .errors import BuildError, ConfigError
 from .fsutil import write_json_atomic
+from .patchset import load_recipe_sets
 
 SRC = "/src/tensorflow"
+SRC_DEPS = "/src/deps"
 DEPS = "/deps"
 BUILD = "/build"
+HOST = "/host"
 CCACHE = "/ccache"
 OUT = "/out"
 TOOLCHAINS = "/toolchains"
-HOST_TOOLS = f"{BUILD}/host-tools"
+HOST_TOOLS = f"{HOST}/bin"
+META = f"{OUT}/.meta"            # file-API reply and compile_commands.json, read on the host, never shipped
+# TFLite's host-tool ExternalProject -> (the dependency tree it builds, that tree's own target, and the
+# cache options TFLite's flatbuffers.cmake gives it). Built straight from the tree, it depends on that
+# tree and the host compiler only, not on TensorFlow's configuration.
+HOST_TOOL_PROJECTS = {
+    "flatbuffers-flatc": ("flatbuffers", "flatc", ("-DFLATBUFFERS_BUILD_TESTS=OFF", "-DFLATBUFFERS_BUILD_FLATLIB=OFF",
+                                                   "-DFLATBUFFERS_STATIC_FLATC=OFF", "-DFLATBUFFERS_BUILD_FLATHASH=OFF")),
+}
 C_TARGET = "tensorflowlite_c"
 CXX_TARGET = "tensorflow-lite"
 LIB_PATTERNS = ("libtensorflowlite_c.so*",)
@@ -59,7 +82,8 @@ class Dependency:
     name: str
     cmake_variable: str          # FETCHCONTENT_SOURCE_DIR_<NAME> or <NAME>_SOURCE_DIR
     path: Path                   # host path of the (patched) working copy
-    sha256: str = ""
+    sha256: str = ""             # of the locked archive
+    patches: tuple[str, ...] = ()   # "<set>:<digest>" of every patch set with an entry applied to this tree
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,6 +107,12 @@ class BuildRequest:
     userns: str | None = None
     engine: str = "docker"
     host_arch: str = ""                          # the builder's own arch; "" = this machine's (arches.host_arch)
+    # Identities of inputs CMake cannot track (they key the build and host-tools volumes):
+    source_sha256: str = ""                      # the TensorFlow archive
+    patch_sets: tuple[str, ...] = ()             # "<set>:<digest>" in recipe order
+    lock_sha256: str = ""
+    toolchain_sha256: str = ""                   # content of the arch's toolchain file
+    host_compiler: str = ""                      # what builds host tools: base image id, host gcc, cmake, ninja
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,6 +121,7 @@ class Step:
     argv: tuple[str, ...]
     env: tuple[tuple[str, str], ...] = ()
     progress: bool = False       # ninja prints [n/N]
+    collect: bool = False        # after argv: read the file-API reply and copy the targets' artifacts to /out/lib
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,6 +136,7 @@ class BuildPlan:
     cmake_options: tuple[tuple[str, str], ...]
     targets: tuple[str, ...]
     lib_patterns: tuple[str, ...]
+    compile_checks: tuple = ()                   # patchset.CompileCheck rows that apply to this cell
     out_dir: Path
     staging_dir: Path
     log_path: Path
@@ -141,15 +173,38 @@ def compiler_flags(req: BuildRequest, options: Mapping[str, str]) -> dict[str, s
     Arch flags (e.g. armhf's -mfp16-format=ieee when XNNPACK is on) belong to the toolchain
     files, which see -DTFLITE_ENABLE_XNNPACK themselves, so a CMake user gets them too.
     """
-    common = [f"-ffile-prefix-map={SRC}=.", f"-ffile-prefix-map={DEPS}=deps", f"-ffile-prefix-map={BUILD}=build"]
-    flags = " ".join(common)
+    maps = [f"-ffile-prefix-map={SRC}=.", f"-ffile-prefix-map={DEPS}=deps", f"-ffile-prefix-map={BUILD}=build",
+            f"-ffile-prefix-map={HOST}=host"]
+    flags = " ".join(maps)
     return {"CFLAGS": flags, "CXXFLAGS": flags, "LDFLAGS": "-Wl,--build-id=sha1"}
+
+
+def _digest(data: object, length: int = 12) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:length]
 
 
 def options_digest(req: BuildRequest) -> str:
     data = {"label": req.label, "arch": req.arch.name, "options": sorted(merged_options(req).items()),
             "cxx_shared": req.cxx_shared, "source_dir": req.cmake_source_dir}
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
+    return _digest(data, 10)
+
+
+def inputs_digest(req: BuildRequest) -> str:
+    """Every input of the target build that CMake and ninja cannot track themselves: a changed one gets
+    a fresh build tree (ccache keeps that fast). A tree's files are tracked by ninja only while their
+    mtimes move forward; a new archive or patch set can bring older files, and removed options stay in
+    CMakeCache.txt, so these go into the volume's name rather than into ninja's hands."""
+    return _digest({
+        "options": options_digest(req), "image": req.image, "toolchain": req.toolchain_sha256,
+        "source": req.source_sha256, "patch_sets": list(req.patch_sets), "lock": req.lock_sha256,
+        "dependencies": sorted([d.name, d.cmake_variable, d.sha256, list(d.patches)] for d in req.dependencies),
+    })
+
+
+def host_tools_digest(req: BuildRequest, dependency: Dependency, target: str) -> str:
+    """The host-tools tree's own inputs: the tree it builds (archive and patches) and the host compiler."""
+    return _digest({"tree": [dependency.name, dependency.sha256, list(dependency.patches)], "target": target,
+                    "compiler": req.host_compiler})
 
 
 def _fetchcontent_defines(req: BuildRequest) -> list[str]:
@@ -157,7 +212,32 @@ def _fetchcontent_defines(req: BuildRequest) -> list[str]:
     return defines + ["-DFETCHCONTENT_FULLY_DISCONNECTED=ON"]
 
 
-def plan_build(req: BuildRequest) -> BuildPlan:
+def _host_tools_step(req: BuildRequest, jobs: str, launcher: list[str], flags: str) -> tuple[Step, str, str]:
+    """One step, under a lock on the shared /host volume: configure the host-tool tree natively, build its
+    target, install the binary into /host/bin. Returns (step, the tree's dependency name, its target)."""
+    if req.host_tools_target not in HOST_TOOL_PROJECTS:
+        raise ConfigError(f"[build].host_tools_target = {req.host_tools_target!r}: tflite-forge builds "
+                          f"{', '.join(sorted(HOST_TOOL_PROJECTS))} (flatc from the locked flatbuffers tree); "
+                          "remove the key or use that value")
+    tree, target, defines = HOST_TOOL_PROJECTS[req.host_tools_target]
+    if not any(d.name == tree for d in req.dependencies):
+        raise ConfigError(f"{req.label} for {req.arch.name}: a cross build needs the host {target} from the "
+                          f"'{tree}' dependency, and the lock has none; run `invoke lock` again")
+    configure = ["cmake", "-S", f"{DEPS}/{tree}", "-B", f"{HOST}/build", "-G", "Ninja",
+                 "-DCMAKE_BUILD_TYPE=Release", *launcher, *defines]
+    script = (f"{_sh(configure)} && {_sh(['cmake', '--build', f'{HOST}/build', '--target', target, '--', '-j', jobs])}"
+              f" && mkdir -p {HOST_TOOLS} && cp -p {HOST}/build/{target} {HOST_TOOLS}/.{target}.tmp"
+              f" && mv -f {HOST_TOOLS}/.{target}.tmp {HOST_TOOLS}/{target} && {HOST_TOOLS}/{target} --version")
+    env = (("CFLAGS", flags), ("CXXFLAGS", flags))
+    return Step(name="host-tools", env=env, progress=True,
+                argv=("flock", f"{HOST}/.lock", "sh", "-ec", script)), tree, target
+
+
+def _sh(argv: list[str]) -> str:
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+def plan_build(req: BuildRequest, compile_checks: tuple = ()) -> BuildPlan:
     """The whole build as data. Unit-tested without an engine."""
     arch = req.arch
     # Cross means "not the host's own arch" (an aarch64 runner builds aarch64 natively and x86_64
@@ -172,22 +252,26 @@ def plan_build(req: BuildRequest) -> BuildPlan:
                 ("CCACHE_BASEDIR", "/"), ("HOME", "/tmp"), ("LC_ALL", "C.UTF-8"), ("TZ", "UTC"))
     flags_env = tuple(sorted(compiler_flags(req, options).items()))
     steps: list[Step] = []
+    # The build's own writable copies of the dependency trees: exactly /src/deps, every run (files a
+    # previous configure wrote are put back or removed), mtimes kept so ninja stays incremental.
+    rsync = ["rsync", "--recursive", "--links", "--times", "--perms", "--chmod=u+rwX", "--delete", "--",
+             f"{SRC_DEPS}/", f"{DEPS}/"]
+    # A shared stateless file-API query: configure then writes the code model (every target's artifacts).
+    query = f"{BUILD}/target/.cmake/api/v1/query"
+    steps.append(Step(name="sources", argv=(
+        "sh", "-ec", f"{_sh(rsync)} && mkdir -p {query} && touch {query}/codemodel-v2")))
+    host_volume = None
     if cross:
         host_flags = " ".join(f for f in dict(flags_env)["CFLAGS"].split() if f.startswith("-ffile-prefix-map="))
-        steps.append(Step(name="host-configure", env=(("CFLAGS", host_flags), ("CXXFLAGS", host_flags)), argv=(
-            "cmake", "-S", source, "-B", f"{BUILD}/host", "-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release",
-            *launcher, *_fetchcontent_defines(req))))
-        steps.append(Step(name="host-flatc", progress=True, argv=(
-            "cmake", "--build", f"{BUILD}/host", "--target", req.host_tools_target, "--", "-j", jobs)))
-        steps.append(Step(name="host-tools", argv=(
-            "sh", "-ec",
-            f'f=$(find {BUILD}/host -type f -name flatc -perm -u+x | head -n1); '
-            f'[ -n "$f" ] || {{ echo "no flatc under {BUILD}/host after building {req.host_tools_target}" >&2; exit 1; }}; '
-            f'mkdir -p {HOST_TOOLS}; cp -p "$f" {HOST_TOOLS}/flatc; {HOST_TOOLS}/flatc --version')))
+        step, tree, target = _host_tools_step(req, jobs, launcher, host_flags)
+        steps.append(step)
+        dependency = next(d for d in req.dependencies if d.name == tree)
+        host_volume = f"tflite-forge-host-{host_tools_digest(req, dependency, target)}"
     defines = [f"-D{k}={v}" for k, v in sorted(options.items())]
     configure = ["cmake", "-S", source, "-B", f"{BUILD}/target", "-G", "Ninja",
                  f"-DCMAKE_TOOLCHAIN_FILE={TOOLCHAINS}/{arch.toolchain_file.name}",
-                 "-DCMAKE_BUILD_TYPE=Release", *launcher, *_fetchcontent_defines(req), *defines]
+                 "-DCMAKE_BUILD_TYPE=Release", "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON",
+                 *launcher, *_fetchcontent_defines(req), *defines]
     if cross:
         configure.append(f"-DTFLITE_HOST_TOOLS_DIR={HOST_TOOLS}")
     steps.append(Step(name="configure", argv=tuple(configure), env=flags_env))
@@ -197,38 +281,41 @@ def plan_build(req: BuildRequest) -> BuildPlan:
         build += ["--target", target]
     steps.append(Step(name="build", progress=True, argv=(*build, "--", "-j", jobs)))
     patterns = LIB_PATTERNS + (CXX_LIB_PATTERNS if req.cxx_shared else ())
-    names = " -o ".join(f"-name '{p}'" for p in patterns)
-    steps.append(Step(name="collect", argv=(
-        "sh", "-ec",
-        f"mkdir -p {OUT}/lib; find {BUILD}/target -path '*/_deps' -prune -o \\( {names} \\) -print "
-        f"| while read -r f; do cp -P \"$f\" {OUT}/lib/; done; ls -l {OUT}/lib; "
-        f"ls {OUT}/lib | grep -q . || {{ echo 'the build made no library' >&2; exit 1; }}")))
+    # The host reads the reply and compile_commands.json from /out/.meta, then copies the artifacts.
+    steps.append(Step(name="collect", collect=True, argv=(
+        "sh", "-ec", f"rm -rf {META} && mkdir -p {META} {OUT}/lib && cp -R {BUILD}/target/.cmake/api/v1/reply "
+                     f"{META}/reply && cp {BUILD}/target/compile_commands.json {META}/")))
 
     work = Path(req.work_dir)
     cell_labels = (("io.tflite-forge.version", req.version), ("io.tflite-forge.arch", arch.name),
                    ("io.tflite-forge.key", key))
-    # The build tree belongs to one builder image: another base (bullseye vs bookworm) or toolchain
-    # must never link objects left by the other. ccache may be shared: it hashes the compiler itself.
-    image_key = hashlib.sha256(req.image.encode()).hexdigest()[:8]
-    build_volume = f"tflite-forge-build-{key}-{image_key}"
+    build_volume = f"tflite-forge-build-{key}-{inputs_digest(req)}"
+    deps_volume = f"tflite-forge-deps-{key}-{inputs_digest(req)}"
     ccache_volume = f"tflite-forge-ccache-{key}"
     staging = work / "out" / f".staging-{key}"
     mounts = [ct.Mount(source=str(Path(req.tensorflow).resolve()), target=SRC, read_only=True)]
     for dep in sorted(req.dependencies, key=lambda d: d.name):
-        mounts.append(ct.Mount(source=str(Path(dep.path).resolve()), target=f"{DEPS}/{dep.name}", read_only=True))
+        mounts.append(ct.Mount(source=str(Path(dep.path).resolve()), target=f"{SRC_DEPS}/{dep.name}", read_only=True))
     mounts += [
         ct.Mount(source=str(arch.toolchain_file.parent.resolve()), target=TOOLCHAINS, read_only=True),
         ct.Mount(source=build_volume, target=BUILD, volume=True),
+        ct.Mount(source=deps_volume, target=DEPS, volume=True),
         ct.Mount(source=ccache_volume, target=CCACHE, volume=True),
         ct.Mount(source=str(staging.resolve()), target=OUT),
     ]
+    volumes = [(build_volume, cell_labels + (("io.tflite-forge.kind", "build"),)),
+               (deps_volume, cell_labels + (("io.tflite-forge.kind", "build"),)),
+               (ccache_volume, cell_labels + (("io.tflite-forge.kind", "ccache"),))]
+    if host_volume:
+        mounts.append(ct.Mount(source=host_volume, target=HOST, volume=True))
+        volumes.append((host_volume, (("io.tflite-forge.kind", "build"), ("io.tflite-forge.host-tools", "1"))))
     spec = ct.ContainerSpec(image=req.image, purpose=f"build-{arch.name}", mounts=tuple(mounts), env=base_env,
                             workdir=BUILD, user=req.user, userns=req.userns, network="none", labels=cell_labels)
     return BuildPlan(
         key=key, label=req.label, arch=arch.name, image=req.image, spec=spec, steps=tuple(steps),
-        volumes=((build_volume, cell_labels + (("io.tflite-forge.kind", "build"),)),
-                 (ccache_volume, cell_labels + (("io.tflite-forge.kind", "ccache"),))),
+        volumes=tuple(volumes),
         cmake_options=tuple(sorted(options.items())), targets=targets, lib_patterns=patterns,
+        compile_checks=tuple(compile_checks),
         out_dir=work / "out" / f"{req.label}-{arch.name}", staging_dir=staging,
         log_path=work / "logs" / f"build-{req.label}-{arch.name}.log",
         stamp_path=work / "stamps" / f"{key}.json",
@@ -244,7 +331,7 @@ def tree_digest(root: Path) -> str:
     root = Path(root)
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
-        for name in sorted(filenames):
+        for name in sorted(filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]):
             path = os.path.join(dirpath, name)
             st = os.lstat(path)
             h.update(f"{os.path.relpath(path, root)}\0{st.st_size}\0{st.st_mode}\0{st.st_mtime_ns}\n".encode())
@@ -252,13 +339,18 @@ def tree_digest(root: Path) -> str:
 
 
 def plan_inputs(plan: BuildPlan, req: BuildRequest, image_id: str) -> dict:
-    """What the stamp compares: the plan, the image, every mounted tree and the toolchain file."""
+    """What the stamp compares: the plan (steps, mounts, volumes named by the inputs' digest, compile
+    checks), the image, every mounted tree (TensorFlow, each dependency, the toolchains), the toolchain
+    file, the patch sets and the lock."""
     toolchain = req.arch.toolchain_file
     return {
-        "plan": hashlib.sha256(repr((plan.steps, plan.spec)).encode()).hexdigest(),
+        "plan": hashlib.sha256(repr((plan.steps, plan.spec, plan.compile_checks)).encode()).hexdigest(),
         "image_id": image_id,
         "toolchain": hashlib.sha256(toolchain.read_bytes()).hexdigest() if toolchain.exists() else "",
         "trees": {m.target: tree_digest(Path(m.source)) for m in plan.spec.mounts if m.read_only},
+        "patch_sets": list(req.patch_sets),
+        "dependencies": [[d.name, d.sha256, list(d.patches)] for d in req.dependencies],
+        "lock": req.lock_sha256,
     }
 
 
@@ -337,41 +429,100 @@ def _own(path: Path) -> None:
             os.lchown(name, 0, 0)
 
 
-def execute(plan: BuildPlan, engine: ct.EngineConfig, *, log_line: Callable[[str], None] | None = None) -> None:
-    """Run the plan's steps in one container; the staging folder holds the libraries afterwards."""
+def execute(plan: BuildPlan, engine: ct.EngineConfig, *, log_line: Callable[[str], None] | None = None) -> dict:
+    """Run the plan's steps in one container; the staging folder holds the libraries afterwards.
+    Returns what the build proved about itself (the compile checks) for build-info.json."""
     for name, labels in plan.volumes:
         ct.ensure_volume(engine, name, labels)
     _prepare_staging(plan, plan.spec.user or "")
     plan.log_path.parent.mkdir(parents=True, exist_ok=True)
     tail: list[str] = []
+    proven: dict = {}
     with open(plan.log_path, "w") as log, _Progress(f"{plan.label} {plan.arch}") as progress, \
             ct.Container(engine, plan.spec) as box:
         log.write(f"# {plan.describe()}\n# engine {engine.name} {engine.version}, container {box.name}\n")
-        for step in plan.steps:
-            progress.step(step.name)
-            log.write(f"\n# step {step.name}: {' '.join(step.argv)}\n")
+
+        def on_line(text: str) -> None:
+            nonlocal tail
+            log.write(text + "\n")
+            tail.append(text)
+            if len(tail) > 4 * TAIL_LINES:
+                tail = tail[-TAIL_LINES:]
+            progress.line(text)
+            if log_line:
+                log_line(text)
+
+        def run(name: str, argv: Sequence[str], env: Mapping[str, str]) -> None:
+            log.write(f"\n# step {name}: {' '.join(argv)}\n")
             log.flush()
-
-            def on_line(text: str) -> None:
-                nonlocal tail
-                log.write(text + "\n")
-                tail.append(text)
-                if len(tail) > 4 * TAIL_LINES:
-                    tail = tail[-TAIL_LINES:]
-                progress.line(text)
-                if log_line:
-                    log_line(text)
-
             started = time.monotonic()
-            result = box.call(list(step.argv), env=dict(step.env), on_line=on_line)
-            log.write(f"# step {step.name} took {time.monotonic() - started:.2f}s (exit {result.returncode})\n")
+            result = box.call(list(argv), env=dict(env), on_line=on_line)
+            log.write(f"# step {name} took {time.monotonic() - started:.2f}s (exit {result.returncode})\n")
             log.flush()
             if result.returncode != 0:
                 sys.stderr.write("\n".join(tail[-TAIL_LINES:]) + "\n")
-                raise BuildError(f"{plan.label} for {plan.arch}: step {step.name} failed (exit {result.returncode}); "
+                raise BuildError(f"{plan.label} for {plan.arch}: step {name} failed (exit {result.returncode}); "
                                  f"the last {TAIL_LINES} lines are above, the full log is {plan.log_path}")
+
+        for step in plan.steps:
+            progress.step(step.name)
+            run(step.name, step.argv, dict(step.env))
+            if step.collect:
+                proven = _collect(plan, lambda argv: run("collect-artifacts", argv, {}))
             progress.done()
     _own(plan.staging_dir)
+    return proven
+
+
+def _collect(plan: BuildPlan, run: Callable[[Sequence[str]], None]) -> dict:
+    """Copy exactly the built targets' artifacts (CMake's file API) into /out/lib, add the SONAME and
+    development links a shared library's users expect, and check every compile command."""
+    meta = plan.staging_dir / ".meta"
+    try:
+        artifacts = target_artifacts(meta / "reply", plan.targets)
+        commands = json.loads((meta / "compile_commands.json").read_text())
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+        raise BuildError(f"{plan.label} for {plan.arch}: CMake's file-API reply or compile_commands.json is "
+                         f"unreadable ({exc}); run `invoke clean --build` and build again") from None
+    run(["cp", "--", *(f"{BUILD}/target/{a}" for a in artifacts), f"{OUT}/lib/"])
+    lib = plan.staging_dir / "lib"
+    for artifact in artifacts:
+        _library_links(lib / PurePosixPath(artifact).name)
+    plan.log_path.with_suffix(".compile_commands.json").write_text(json.dumps(commands, indent=1) + "\n")
+    shutil.rmtree(meta, ignore_errors=True)
+    report = compile_checks.run(commands, plan.compile_checks, trees={"tensorflow": SRC}, deps_root=DEPS)
+    failed = next((r for r in report if r["failed"]), None)
+    if failed:
+        raise BuildError(f"{plan.label} for {plan.arch}: compile check {failed['id']} failed: {failed['failed']}; "
+                         f"the patch set {failed['set']} did not reach the compiler (all commands: "
+                         f"{plan.log_path.with_suffix('.compile_commands.json')})")
+    return {"compile_checks": [{k: v for k, v in r.items() if k != "failed"} for r in report],
+            "compile_commands": len(commands)}
+
+
+def target_artifacts(reply: Path, targets: Sequence[str]) -> list[str]:
+    """The artifact paths (relative to the build tree) of `targets`, from a file-API codemodel-v2 reply."""
+    index = json.loads(sorted(reply.glob("index-*.json"))[-1].read_text())
+    model = next(o["jsonFile"] for o in index["objects"] if o["kind"] == "codemodel")
+    config = json.loads((reply / model).read_text())["configurations"][0]
+    by_name = {t["name"]: t["jsonFile"] for t in config["targets"]}
+    found = []
+    for name in targets:
+        if name not in by_name:
+            raise BuildError(f"the build tree has no CMake target {name}; is [build].cmake_source_dir the C API project?")
+        target = json.loads((reply / by_name[name]).read_text())
+        found += [a["path"] for a in target.get("artifacts", []) if ".so" in PurePosixPath(a["path"]).name]
+    return found
+
+
+def _library_links(real: Path) -> None:
+    """lib<name>.so.<major> (its SONAME) and lib<name>.so beside a versioned shared library."""
+    soname = _soname(real)
+    dev = real.name.split(".so", 1)[0] + ".so"
+    if soname and soname != real.name:
+        (real.parent / soname).symlink_to(real.name)
+    if dev not in (real.name, soname):
+        (real.parent / dev).symlink_to(soname or real.name)
 
 
 STEP_TIME = re.compile(r"^# step (\S+) took ([0-9.]+)s")
@@ -491,8 +642,8 @@ def run_build(plan: BuildPlan, engine: ct.EngineConfig, *, req: BuildRequest, im
             return plan.out_dir, False
         plan.stamp_path.unlink(missing_ok=True)
         try:
-            execute(plan, engine)
-            out = finish(plan, info)
+            proven = execute(plan, engine)
+            out = finish(plan, {**info, **proven})
         except BaseException:
             shutil.rmtree(plan.staging_dir, ignore_errors=True)
             raise
@@ -588,14 +739,19 @@ def build_cell(settings, recipe, arch: Arch, engine: ct.EngineConfig, *, base_im
         # The recipe asked for it explicitly: say what is known to break, and go on.
         print(f"tflite-forge: warning: {recipe.path.name} sets a known-bad combination for {arch.name}: "
               f"{bad.describe()}", file=sys.stderr)
+    set_ids = [f"{name}:{digest}" for name, digest in prepared.sets]
+    digests = dict(prepared.sets)
     deps = []
     for name, path in sorted(prepared.dependencies.items()):
         locked = sources.dependencies[name].dependency
-        deps.append(Dependency(name=name, cmake_variable=locked.cmake_variable, path=Path(path), sha256=locked.sha256))
+        touched = sorted({r.set_name for r in prepared.results if r.tree == name and r.status == "applies"})
+        deps.append(Dependency(name=name, cmake_variable=locked.cmake_variable, path=Path(path), sha256=locked.sha256,
+                               patches=tuple(f"{n}:{digests[n]}" for n in touched)))
     resources = ct.host_resources(engine)
     user, userns = builder_user()
     if engine.name == "podman" and os.geteuid() != 0:
         user, userns = f"{os.getuid()}:{os.getgid()}", "keep-id"
+    lock_sha256 = sha256_file(recipe.lock_path) if recipe.lock_path.exists() else None
     req = BuildRequest(
         label=recipe.label, version=recipe.version, arch=arch, image=builder.tag,
         gcc_version=builder.facts.get("gcc", ""), tensorflow=Path(prepared.tensorflow), dependencies=tuple(deps),
@@ -603,11 +759,16 @@ def build_cell(settings, recipe, arch: Arch, engine: ct.EngineConfig, *, base_im
         cmake_options=tuple(sorted(options.items())),
         source_date_epoch=_source_date_epoch(recipe, Path(sources.tensorflow)),
         work_dir=Path(settings.work_dir), jobs=choose_jobs(settings.jobs, resources.cpus, resources.memory_bytes),
-        cxx_shared=cxx_shared, user=user, userns=userns, engine=engine.name)
-    plan = plan_build(req)
+        cxx_shared=cxx_shared, user=user, userns=userns, engine=engine.name,
+        source_sha256=recipe.source.sha256 or "", patch_sets=tuple(set_ids), lock_sha256=lock_sha256 or "",
+        toolchain_sha256=sha256_file(arch.toolchain_file),
+        host_compiler=" ".join(f"{k}={builder.facts.get(k, '')}" for k in ("host_gcc", "cmake", "ninja", "debian"))
+        + f" base={builder.base_id}")
+    checks = [c for ps in load_recipe_sets(recipe) for c in ps.checks
+              if c.applies.why_not(recipe.version, arch.name, "cmake") is None]
+    plan = plan_build(req, compile_checks=tuple(checks))
     info = build_info(recipe, arch, builder, plan, engine=engine.name,
-                      patch_sets=prepared.stamp_summary()["sets"], deps=deps,
-                      lock_sha256=sha256_file(recipe.lock_path) if recipe.lock_path.exists() else None)
+                      patch_sets=prepared.stamp_summary()["sets"], deps=deps, lock_sha256=lock_sha256)
     out, built = run_build(plan, engine, req=req, image_id=builder.id, info=info, force=force)
     return CellResult(out_dir=out, built=built, plan=plan, info=info)
 

@@ -45,7 +45,8 @@ DEFAULT_BASE_IMAGE = f"{BASE_REPO}:{DEBIAN_SUITE}"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 DEBOOTSTRAP_SCRIPTS = Path("/usr/share/debootstrap/scripts")
 # Native tools every builder has; the target's cross packages come from arches.py.
-BASE_PACKAGES = ("build-essential", "cmake", "ninja-build", "ccache", "qemu-user-static", "file")
+# rsync makes the build's writable copies of the dependency trees; flock (util-linux) guards /host.
+BASE_PACKAGES = ("build-essential", "cmake", "ninja-build", "ccache", "qemu-user-static", "file", "rsync")
 FACTS_FILE = "/etc/tflite-forge/builder.env"
 
 

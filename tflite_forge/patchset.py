@@ -37,13 +37,15 @@ BACKENDS = ("cmake", "bazel")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 PATCH_FILE_RE = re.compile(r"^\d{4}-[A-Za-z0-9._-]+\.patch$")
 
-TOP_KEYS = ("set", "edit", "patch")
+TOP_KEYS = ("set", "edit", "patch", "compile_check")
 SET_KEYS = ("description", "upstream")
 APPLICABILITY_KEYS = ("versions", "arches", "backends", "skip")
 EDIT_KEYS = ("id", "description", "upstream", "tree", "files", "pattern", "replacement",
              "count", "min", "max", "applied", *APPLICABILITY_KEYS)
 PATCH_KEYS = ("file", "tree", *APPLICABILITY_KEYS)
 SKIP_KEYS = ("versions", "arches", "backends", "reason")
+CHECK_KEYS = ("id", "description", "tree", "targets", "files", "forbid", "require", "last_opt", "versions", "arches")
+OPT_RE = re.compile(r"^-O(\d|s|z|g|fast)?$")
 
 # Filled into replacements from the recipe being patched (configure_file style, so they
 # never collide with CMake's ${...} or regex group references).
@@ -172,6 +174,22 @@ class DiffPatch:
 
 
 @dataclass(frozen=True, kw_only=True)
+class CompileCheck:
+    """What a set promises about the compiler's command lines, checked on the build's
+    compile_commands.json (`tflite_forge.compile_checks`)."""
+    set_name: str
+    id: str
+    description: str
+    tree: str | None              # only compiles of files in this tree ("tensorflow" or a dependency); None: all
+    targets: tuple[str, ...]      # fnmatch patterns on the CMake target the object belongs to; (): any
+    files: tuple[str, ...]        # fnmatch patterns on the source file's name; (): any
+    forbid: tuple[str, ...]       # no argument may equal one of these or, when it ends in "=", start with it
+    require: tuple[str, ...]      # every matched command carries each of these arguments
+    last_opt: str | None          # the last -O flag of every matched command
+    applies: Applicability
+
+
+@dataclass(frozen=True, kw_only=True)
 class PatchSet:
     name: str
     path: Path
@@ -180,6 +198,7 @@ class PatchSet:
     edits: tuple[Edit, ...]
     patches: tuple[DiffPatch, ...]
     digest: str                   # sha256 over the TOML and every .patch it names
+    checks: tuple[CompileCheck, ...] = ()
 
     @property
     def entries(self) -> tuple[Edit | DiffPatch, ...]:
@@ -387,6 +406,34 @@ def _parse_patch(path: Path, set_name: str, i: int, p: dict[str, Any], seen: set
                      text=text, applies=_applicability(path, where, p))
 
 
+def _parse_check(path: Path, set_name: str, i: int, c: dict[str, Any], seen: set[str]) -> CompileCheck:
+    where = f"[[compile_check]][{i}]"
+    expect(path, where, c, dict, "a table", error=PatchError)
+    check_keys(path, where, c, CHECK_KEYS, error=PatchError)
+    cid = require(path, where, c, "id", str, "a short unique id", error=PatchError)
+    if not NAME_RE.match(cid) or cid in seen:
+        raise _err(path, f"{where}.id", f"{cid!r} must be unique in the set and lower-case letters, digits, '.', '_', '-'")
+    seen.add(cid)
+    description = require(path, where, c, "description", str, "what the check proves", error=PatchError)
+    tree = _trees_ok(path, f"{where}.tree", expect(path, f"{where}.tree", c["tree"], str, "a tree name",
+                                                   error=PatchError)) if "tree" in c else None
+    targets = _str_list(path, f"{where}.targets", c["targets"], "CMake target patterns") if "targets" in c else ()
+    files = _str_list(path, f"{where}.files", c["files"], "file-name patterns") if "files" in c else ()
+    forbid = _str_list(path, f"{where}.forbid", c["forbid"], "compiler arguments") if "forbid" in c else ()
+    required = _str_list(path, f"{where}.require", c["require"], "compiler arguments") if "require" in c else ()
+    last_opt = None
+    if "last_opt" in c:
+        last_opt = expect(path, f"{where}.last_opt", c["last_opt"], str, "an optimisation flag such as '-O3'",
+                          error=PatchError)
+        if not OPT_RE.match(last_opt):
+            raise _err(path, f"{where}.last_opt", f"{last_opt!r} is not a -O flag; write e.g. '-O3'")
+    if not (forbid or required or last_opt):
+        raise _err(path, where, "checks nothing; give forbid, require or last_opt")
+    return CompileCheck(set_name=set_name, id=cid, description=description, tree=tree, targets=targets,
+                        files=files, forbid=forbid, require=required, last_opt=last_opt,
+                        applies=_applicability(path, where, {k: c[k] for k in ("versions", "arches") if k in c}))
+
+
 def load_patch_set(path: Path) -> PatchSet:
     path = Path(path)
     data = load_toml(path, error=PatchError)
@@ -409,12 +456,16 @@ def load_patch_set(path: Path) -> PatchSet:
     edits = tuple(_parse_edit(path, name, i, e, seen) for i, e in enumerate(edits_raw))
     pseen: set[str] = set()
     patches = tuple(_parse_patch(path, name, i, p, pseen) for i, p in enumerate(patches_raw))
+    checks_raw = data.get("compile_check", [])
+    expect(path, "[[compile_check]]", checks_raw, list, "an array of tables ([[compile_check]])", error=PatchError)
+    cseen: set[str] = set()
+    checks = tuple(_parse_check(path, name, i, c, cseen) for i, c in enumerate(checks_raw))
     h = hashlib.sha256()
     h.update(path.read_bytes())
     for p in patches:
         h.update(b"\0" + p.id.encode() + b"\0" + p.text.encode("utf-8"))
     return PatchSet(name=name, path=path.resolve(), description=description, upstream=upstream,
-                    edits=edits, patches=patches, digest=h.hexdigest())
+                    edits=edits, patches=patches, digest=h.hexdigest(), checks=checks)
 
 
 def find_patch_set(name: str, search: tuple[Path, ...] = ()) -> Path:

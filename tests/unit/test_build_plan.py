@@ -1,6 +1,7 @@
 """plan_build is pure: the whole container build as data, checked without an engine."""
 
 import json
+from dataclasses import replace as dataclass_replace
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,13 @@ def request(tmp_path, arch="aarch64", **kw):
     base = dict(
         label="tensorflow-2.16.1", version="2.16.1", arch=resolve_arch(arch), image="tflite-forge/builder:x-1",
         gcc_version="12.2.0", tensorflow=tmp_path / "src" / "tensorflow",
-        dependencies=(b.Dependency(name="xnnpack", cmake_variable="FETCHCONTENT_SOURCE_DIR_XNNPACK", path=tmp_path / "d/x"),
-                      b.Dependency(name="fp16", cmake_variable="FP16_SOURCE_DIR", path=tmp_path / "d/f")),
+        dependencies=(b.Dependency(name="xnnpack", cmake_variable="FETCHCONTENT_SOURCE_DIR_XNNPACK", path=tmp_path / "d/x",
+                                   sha256="a" * 64),
+                      b.Dependency(name="fp16", cmake_variable="FP16_SOURCE_DIR", path=tmp_path / "d/f", sha256="b" * 64),
+                      b.Dependency(name="flatbuffers", cmake_variable="FETCHCONTENT_SOURCE_DIR_FLATBUFFERS",
+                                   path=tmp_path / "d/fb", sha256="c" * 64)),
+        source_sha256="d" * 64, patch_sets=("o3:11", "soname:22"), lock_sha256="e" * 64, toolchain_sha256="f" * 64,
+        host_compiler="host_gcc=12.2.0 cmake=3.25.1 ninja=1.11.1 debian=12.8 base=sha256:b1",
         cmake_options=(("TFLITE_ENABLE_XNNPACK", "ON"),), source_date_epoch=1709856000,
         work_dir=tmp_path / "work", jobs=3, host_arch="x86_64")   # the same plans on any runner
     base.update(kw)
@@ -29,44 +35,75 @@ def step(plan, name):
 def test_cross_build_makes_host_flatc_first_and_passes_it(tmp_path):
     plan = b.plan_build(request(tmp_path))
     names = [s.name for s in plan.steps]
-    assert names == ["host-configure", "host-flatc", "host-tools", "configure", "build", "collect"]
-    assert "flatbuffers-flatc" in step(plan, "host-flatc").argv
+    assert names == ["sources", "host-tools", "configure", "build", "collect"]
+    host = step(plan, "host-tools")
+    # Straight from the flatbuffers tree (configured as TFLite's flatbuffers-flatc ExternalProject
+    # configures it), natively, under a lock on the shared /host volume.
+    assert host.argv[:2] == ("flock", "/host/.lock")
+    script = host.argv[-1]
+    assert "cmake -S /deps/flatbuffers -B /host/build" in script and "--target flatc" in script
+    assert "-DFLATBUFFERS_BUILD_TESTS=OFF" in script and "TOOLCHAIN_FILE" not in script
+    assert f"{b.HOST_TOOLS}/flatc --version" in script
     configure = step(plan, "configure").argv
     assert f"-DTFLITE_HOST_TOOLS_DIR={b.HOST_TOOLS}" in configure
     assert "-DCMAKE_TOOLCHAIN_FILE=/toolchains/aarch64-linux-gnu.cmake" in configure
-    host = step(plan, "host-configure").argv
-    assert not any("TOOLCHAIN_FILE" in a for a in host)
 
 
 def test_native_build_skips_host_tools(tmp_path):
     plan = b.plan_build(request(tmp_path, arch="x86_64"))
-    assert [s.name for s in plan.steps] == ["configure", "build", "collect"]
+    assert [s.name for s in plan.steps] == ["sources", "configure", "build", "collect"]
     assert not any("TFLITE_HOST_TOOLS_DIR" in a for a in step(plan, "configure").argv)
+    assert "/host" not in {m.target for m in plan.spec.mounts}
 
 
 def test_cross_is_decided_by_the_host_arch_not_by_x86_64(tmp_path):
     on_arm = b.plan_build(request(tmp_path, arch="aarch64", host_arch="aarch64"))
-    assert not on_arm.cross and [s.name for s in on_arm.steps] == ["configure", "build", "collect"]
+    assert not on_arm.cross and [s.name for s in on_arm.steps] == ["sources", "configure", "build", "collect"]
     x86_on_arm = b.plan_build(request(tmp_path, arch="x86_64", host_arch="aarch64"))
-    assert x86_on_arm.cross and [s.name for s in x86_on_arm.steps][:3] == ["host-configure", "host-flatc", "host-tools"]
+    assert x86_on_arm.cross and [s.name for s in x86_on_arm.steps][:2] == ["sources", "host-tools"]
     assert f"-DTFLITE_HOST_TOOLS_DIR={b.HOST_TOOLS}" in step(x86_on_arm, "configure").argv
     assert not b.plan_build(request(tmp_path, arch="x86_64", host_arch="x86_64")).cross
 
 
+def test_a_cross_build_without_flatbuffers_or_with_an_unknown_host_tool_is_refused_when_planned(tmp_path):
+    from tflite_forge.errors import ConfigError
+
+    deps = tuple(d for d in request(tmp_path).dependencies if d.name != "flatbuffers")
+    with pytest.raises(ConfigError, match="needs the host flatc from the 'flatbuffers' dependency"):
+        b.plan_build(request(tmp_path, dependencies=deps))
+    with pytest.raises(ConfigError, match="host_tools_target = 'protoc'"):
+        b.plan_build(request(tmp_path, host_tools_target="protoc"))
+    assert b.plan_build(request(tmp_path, arch="x86_64", dependencies=deps))   # native: no host tools needed
+
+
 def test_every_locked_tree_is_passed_and_fetching_is_off(tmp_path):
     plan = b.plan_build(request(tmp_path))
-    for name in ("host-configure", "configure"):
-        argv = step(plan, name).argv
-        assert "-DFETCHCONTENT_SOURCE_DIR_XNNPACK=/deps/xnnpack" in argv
-        assert "-DFP16_SOURCE_DIR=/deps/fp16" in argv
-        assert "-DFETCHCONTENT_FULLY_DISCONNECTED=ON" in argv
-    assert "-DCMAKE_BUILD_TYPE=Release" in step(plan, "configure").argv
+    argv = step(plan, "configure").argv
+    assert "-DFETCHCONTENT_SOURCE_DIR_XNNPACK=/deps/xnnpack" in argv
+    assert "-DFP16_SOURCE_DIR=/deps/fp16" in argv
+    assert "-DFETCHCONTENT_FULLY_DISCONNECTED=ON" in argv
+    assert "-DCMAKE_BUILD_TYPE=Release" in argv and "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON" in argv
+
+
+def test_dependency_trees_are_copied_writable_every_run(tmp_path):
+    """TFLite's CMake writes into dependency source trees at configure time (eigen.cmake): the build
+    gets its own copies at /deps, exactly the read-only working copies (--delete puts back what a
+    previous configure wrote), owned by the build user, mtimes kept (ninja stays incremental)."""
+    plan = b.plan_build(request(tmp_path))
+    sources = step(plan, "sources").argv[-1]
+    assert sources.startswith("rsync --recursive --links --times --perms --chmod=u+rwX --delete -- /src/deps/ /deps/")
+    assert "--owner" not in sources and "-a " not in sources
+    mounts = {m.target: m for m in plan.spec.mounts}
+    assert mounts["/src/deps/xnnpack"].read_only and mounts["/src/deps/fp16"].read_only
+    assert mounts["/deps"].volume and not mounts["/deps"].read_only
+    assert "/deps/xnnpack" not in mounts
+    assert sources.index("rsync") < sources.index("codemodel-v2")
 
 
 def test_sources_read_only_build_and_ccache_volumes_hermetic_container(tmp_path):
     plan = b.plan_build(request(tmp_path))
     mounts = {m.target: m for m in plan.spec.mounts}
-    assert mounts["/src/tensorflow"].read_only and mounts["/deps/xnnpack"].read_only and mounts["/toolchains"].read_only
+    assert mounts["/src/tensorflow"].read_only and mounts["/src/deps/xnnpack"].read_only and mounts["/toolchains"].read_only
     assert mounts["/build"].volume and not mounts["/build"].read_only
     assert mounts["/ccache"].volume
     assert not mounts["/out"].read_only and not mounts["/out"].volume
@@ -84,12 +121,64 @@ def test_volumes_keyed_by_version_arch_and_options(tmp_path):
     names = lambda p: [v for v, _ in p.volumes]
     assert names(a) == names(same)
     assert len({tuple(names(p)) for p in (a, other_arch, other_opts, other_version)}) == 4
-    assert all(n.startswith(("tflite-forge-build-", "tflite-forge-ccache-")) for n in names(a))
+    assert all(n.startswith(("tflite-forge-build-", "tflite-forge-deps-", "tflite-forge-ccache-", "tflite-forge-host-"))
+               for n in names(a))
+
+
+def volume(plan, prefix):
+    return next(v for v, _ in plan.volumes if v.startswith(prefix))
+
+
+@pytest.mark.parametrize("change", [
+    {"source_sha256": "9" * 64}, {"patch_sets": ("o3:11",)}, {"patch_sets": ("o3:11", "soname:33")},
+    {"lock_sha256": "9" * 64}, {"toolchain_sha256": "9" * 64}, {"image": "tflite-forge/builder:x-2"},
+    {"cmake_options": (("TFLITE_ENABLE_XNNPACK", "ON"), ("TFLITE_ENABLE_RUY", "ON"))},
+])
+def test_the_build_tree_is_keyed_by_every_input_cmake_cannot_track(tmp_path, change):
+    """S2: a patch set switched off must not leave the old SONAME's library in the tree; S1: a changed
+    tree brings files whose mtimes ninja may take for old. A fresh build and deps volume for each."""
+    a = b.plan_build(request(tmp_path))
+    other = b.plan_build(request(tmp_path, **change))
+    assert volume(a, "tflite-forge-build-") != volume(other, "tflite-forge-build-")
+    assert volume(a, "tflite-forge-deps-") != volume(other, "tflite-forge-deps-")
+    assert volume(a, "tflite-forge-ccache-") == volume(other, "tflite-forge-ccache-") or "cmake_options" in change
+
+
+def test_a_changed_dependency_archive_or_its_patches_rekeys_the_build(tmp_path):
+    deps = request(tmp_path).dependencies
+    bumped = tuple(dataclass_replace(d, sha256="9" * 64) if d.name == "fp16" else d for d in deps)
+    patched = tuple(dataclass_replace(d, patches=("o3:11",)) if d.name == "xnnpack" else d for d in deps)
+    a = b.plan_build(request(tmp_path))
+    for other in (bumped, patched):
+        assert volume(a, "tflite-forge-build-") != volume(b.plan_build(request(tmp_path, dependencies=other)),
+                                                           "tflite-forge-build-")
+
+
+def test_host_tools_are_keyed_by_flatbuffers_and_the_host_compiler_only(tmp_path):
+    """Every cross cell of one flatbuffers tree shares one host flatc (armhf and aarch64, another
+    TensorFlow, other options); a new flatbuffers archive or host compiler gets a new one (S1)."""
+    a = volume(b.plan_build(request(tmp_path)), "tflite-forge-host-")
+    shared = [b.plan_build(request(tmp_path, arch="armhf")), b.plan_build(request(tmp_path, arch="riscv64")),
+              b.plan_build(request(tmp_path, label="tensorflow-2.17.0", version="2.17.0", source_sha256="1" * 64)),
+              b.plan_build(request(tmp_path, cmake_options=(), image="tflite-forge/builder:armhf-2"))]
+    assert {volume(p, "tflite-forge-host-") for p in shared} == {a}
+    deps = request(tmp_path).dependencies
+    new_fb = tuple(dataclass_replace(d, sha256="9" * 64) if d.name == "flatbuffers" else d for d in deps)
+    assert volume(b.plan_build(request(tmp_path, dependencies=new_fb)), "tflite-forge-host-") != a
+    assert volume(b.plan_build(request(tmp_path, host_compiler="host_gcc=13.1.0")), "tflite-forge-host-") != a
+
+
+def test_collect_takes_the_file_api_artifacts_not_a_find(tmp_path):
+    collect = step(b.plan_build(request(tmp_path)), "collect")
+    assert collect.collect and "find" not in collect.argv[-1]
+    assert "/build/target/.cmake/api/v1/reply" in collect.argv[-1]
+    assert "compile_commands.json" in collect.argv[-1]
 
 
 def test_reproducibility_flags(tmp_path):
     env = dict(step(b.plan_build(request(tmp_path)), "configure").env)
     assert "-ffile-prefix-map=/src/tensorflow=." in env["CFLAGS"].split()
+    assert {"-ffile-prefix-map=/deps=deps", "-ffile-prefix-map=/host=host"} <= set(env["CFLAGS"].split())
     assert env["CFLAGS"] == env["CXXFLAGS"]
     assert "-Wl,--build-id=sha1" in env["LDFLAGS"]
 
@@ -101,7 +190,7 @@ def test_fp16_format_is_the_toolchain_files_not_the_builds(tmp_path):
     configure = step(plan, "configure")
     assert "-DTFLITE_ENABLE_XNNPACK=ON" in configure.argv
     assert "-DCMAKE_TOOLCHAIN_FILE=/toolchains/arm-linux-gnueabihf.cmake" in configure.argv
-    for name in ("configure", "host-configure"):
+    for name in ("configure", "host-tools"):
         assert "-mfp16-format=ieee" not in dict(step(plan, name).env)["CFLAGS"]
     toolchain = resolve_arch("armhf").toolchain_file.read_text()
     assert "if(NOT DEFINED TFLITE_ENABLE_XNNPACK OR TFLITE_ENABLE_XNNPACK)" in toolchain
@@ -152,7 +241,7 @@ def test_plan_is_deterministic(tmp_path):
 
 
 def test_stamp_detects_changed_trees_and_missing_outputs(tmp_path):
-    req = request(tmp_path, dependencies=())
+    req = request(tmp_path, arch="x86_64", dependencies=())
     src = Path(req.tensorflow)
     src.mkdir(parents=True)
     (src / "a.cc").write_text("int a;\n")
@@ -188,7 +277,7 @@ def test_builder_tag_follows_its_inputs():
 def test_dockerfile_is_multi_stage_and_installs_the_tools():
     text = image.DOCKERFILE.read_text()
     assert "AS base" in text and "FROM base AS toolchain" in text
-    for pkg in ("cmake", "ninja-build", "ccache", "qemu-user-static", "file"):
+    for pkg in ("cmake", "ninja-build", "ccache", "qemu-user-static", "file", "rsync"):
         assert pkg in image.BASE_PACKAGES
 
 
@@ -222,7 +311,7 @@ def test_build_info_has_every_key_and_no_clock(tmp_path):
                          "dependencies", "lock_sha256", "build_paths", "jobs"}
     assert info["source_date_epoch"] == 1709856000 and info["glibc_floor"] == "2.36"
     assert info["arch"]["toolchain_file"] == "toolchains/aarch64-linux-gnu.cmake"
-    assert [d["name"] for d in info["dependencies"]] == ["xnnpack", "fp16"]
+    assert [d["name"] for d in info["dependencies"]] == ["xnnpack", "fp16", "flatbuffers"]
     # Embedded in a reproducible tarball: same inputs, same bytes; nothing taken from the clock.
     text = json.dumps(info, sort_keys=True)
     assert text == json.dumps(b.build_info(recipe, resolve_arch("aarch64"), builder, plan, **args), sort_keys=True)

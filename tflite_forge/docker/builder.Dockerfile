@@ -11,8 +11,8 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends ${BASE_PACKAGES} \
  && apt-get clean && rm -rf /var/lib/apt/lists/*
 # Mount points: an empty named volume takes these modes, so any --user can write to it.
-RUN mkdir -p /build /ccache /out /src /deps /toolchains \
- && chmod 1777 /build /ccache /out
+RUN mkdir -p /build /ccache /out /src /deps /host /toolchains \
+ && chmod 1777 /build /ccache /out /deps /host
 
 FROM base AS toolchain
 ARG CROSS_PACKAGES
