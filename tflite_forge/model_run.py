@@ -200,9 +200,12 @@ def parse_run(stdout: str, stderr: str, returncode: int, *, request: ModelReques
 
 
 def _last_line(text: str) -> str:
+    """What the library said: its first ERROR line (TFLite follows the cause with generic ones such as
+    "Registration failed."), else the last line that is not INFO chatter or protocol."""
     lines = [line.strip() for line in (text or "").splitlines()
              if line.strip() and not line.startswith(("INFO:", "{"))]
-    return lines[-1] if lines else ""
+    errors = [line.removeprefix("ERROR:").strip() for line in lines if line.startswith("ERROR:")]
+    return errors[0] if errors else lines[-1] if lines else ""
 
 
 def _ms(ns: float) -> str:
