@@ -5,6 +5,7 @@ Layout under the cache dir (`--cache-dir`, `TFLITE_FORGE_CACHE`, default `$XDG_C
     sha256/<hex>            verified files only, read-only; the name IS the content's sha256
     partial/<hex>.part      bytes of an interrupted download, kept for resuming; never trusted
     partial/<hex>.part.json where those bytes came from (URL, ETag/Last-Modified) for If-Range
+    origins/<hex>           the URL a cached file was downloaded from (for messages only; never trusted)
     trees/<archive-hex>/    unpacked archives (see unpack.py), strip_prefix removed
     locks/<hex>.lock        one file lock per entry, so two processes never write one entry
 
@@ -25,6 +26,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from filelock import FileLock, Timeout
+
+from .errors import ConfigError
 
 HEX_RE = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1 << 20
@@ -80,9 +83,39 @@ class Cache:
     def tree(self, hex_: str) -> Path:
         return self.trees / hex_
 
+    @classmethod
+    def of_blob(cls, path: Path) -> "Cache | None":
+        """The cache a path is an entry of (`<root>/sha256/<hex>`), or None for any other file."""
+        path = Path(path)
+        if path.parent.name == "sha256" and HEX_RE.match(path.name):
+            return cls(path.parent.parent)
+        return None
+
+    def origin(self, hex_: str) -> str | None:
+        """The URL the entry was downloaded from, when known (messages only)."""
+        try:
+            return (self.root / "origins" / hex_).read_text(encoding="utf-8").strip() or None
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def note_origin(self, hex_: str, url: str) -> None:
+        folder = self.root / "origins"
+        with contextlib.suppress(OSError):
+            folder.mkdir(exist_ok=True)
+            tmp = folder / f".{hex_}.{unique_suffix()}.tmp"
+            tmp.write_text(url + "\n", encoding="utf-8")
+            os.replace(tmp, folder / hex_)
+
     def ensure_dirs(self) -> None:
-        for d in (self.blobs, self.partials, self.trees, self.root / "locks"):
-            d.mkdir(parents=True, exist_ok=True)
+        try:
+            for d in (self.blobs, self.partials, self.trees, self.root / "locks"):
+                d.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as exc:
+            raise ConfigError(f"cache folder {self.root}: {exc.filename or self.root} is a file, not a folder; "
+                              f"pass --cache-dir (or TFLITE_FORGE_CACHE) a folder, or move that file away") from None
+        except PermissionError as exc:
+            raise ConfigError(f"cache folder {self.root}: permission denied ({exc.filename}); pass --cache-dir "
+                              f"(or TFLITE_FORGE_CACHE) a folder you can write to") from None
 
     @contextlib.contextmanager
     def locked(self, key: str, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
@@ -114,8 +147,9 @@ class Cache:
         return dest
 
     def discard(self, hex_: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.blob(hex_).unlink()
+        for path in (self.blob(hex_), self.root / "origins" / hex_):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
     def entries(self) -> list[Path]:
         if not self.blobs.is_dir():

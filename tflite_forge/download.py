@@ -19,9 +19,12 @@ this module only moves bytes, retries and resumes:
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import errno
 import hashlib
 import json
+import math
 import os
 import queue
 import re
@@ -33,8 +36,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping
 
+import requests
+import urllib3.exceptions as u3
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from . import __version__
 from .cache import CHUNK
-from .errors import DiskSpaceError
+from .errors import ConfigError, DiskSpaceError, Interrupted
 from .progress import Progress
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -43,6 +52,8 @@ ENV_POLICY = {
     "read_timeout": "TFLITE_FORGE_READ_TIMEOUT",
     "retries": "TFLITE_FORGE_RETRIES",
 }
+MAX_TIMEOUT = 86400.0   # a day; longer does not fit some platforms' socket timeouts and never helps
+MAX_RETRIES = 100
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,22 +69,40 @@ class FetchPolicy:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "FetchPolicy":
-        """Defaults, overridden by TFLITE_FORGE_CONNECT_TIMEOUT / _READ_TIMEOUT / _RETRIES."""
-        from .errors import ConfigError
+        """Defaults, overridden by TFLITE_FORGE_CONNECT_TIMEOUT / _READ_TIMEOUT / _RETRIES.
+
+        A timeout is a finite number of seconds above 0 and at most a day (0 would mean "never
+        wait", inf/nan/1e400 cannot be given to a socket); retries a whole number 0..100."""
         environ = os.environ if environ is None else environ
         policy = cls()
         for field, var in ENV_POLICY.items():
             raw = environ.get(var, "").strip()
             if not raw:
                 continue
-            try:
-                value = int(raw) if field == "retries" else float(raw)
-                if value < 0:
-                    raise ValueError
-            except ValueError:
-                raise ConfigError(f"{var}={raw!r}: expected a non-negative number") from None
-            policy = replace(policy, **{field: value})
+            policy = replace(policy, **{field: _retries(var, raw) if field == "retries" else _timeout(var, raw)})
         return policy
+
+
+def _timeout(var: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 < value <= MAX_TIMEOUT):
+        raise ConfigError(f"{var}={raw!r}: expected a number of seconds above 0 and at most {MAX_TIMEOUT:g} "
+                          f"(e.g. {var}=60); unset it for the default")
+    return value
+
+
+def _retries(var: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_RETRIES:
+        raise ConfigError(f"{var}={raw!r}: expected a whole number of retries from 0 to {MAX_RETRIES} "
+                          f"(e.g. {var}=5); unset it for the default")
+    return value
 
 
 class TransferError(Exception):
@@ -89,10 +118,6 @@ class TransferError(Exception):
 
 
 def make_session(policy: FetchPolicy):
-    import requests
-    from requests.adapters import HTTPAdapter
-    from urllib3.util.retry import Retry
-
     class CappedRetry(Retry):
         def get_retry_after(self, response):  # type: ignore[override]
             value = super().get_retry_after(response)
@@ -110,7 +135,6 @@ def make_session(policy: FetchPolicy):
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.max_redirects = policy.max_redirects
-    from . import __version__
     session.headers["User-Agent"] = f"tflite-forge/{__version__}"
     return session
 
@@ -188,6 +212,9 @@ def copy_file_url(url: str, part: Path, progress: Progress, label: str) -> tuple
             fout.flush()
             os.fsync(fout.fileno())
         ok = True
+    except KeyboardInterrupt:
+        drop_partial(part)  # a local copy restarts from zero: keeping its first half helps no one
+        raise Interrupted(f"{label}: nothing was kept") from None
     finally:
         progress.finish(ok)
     return digest.hexdigest(), part.stat().st_size
@@ -195,9 +222,6 @@ def copy_file_url(url: str, part: Path, progress: Progress, label: str) -> tuple
 
 def _describe(exc: BaseException, policy: FetchPolicy) -> tuple[str, bool]:
     """(reason, unreachable) for an exception raised while connecting or reading."""
-    import requests
-    import urllib3.exceptions as u3
-
     text = str(exc)
     if isinstance(exc, requests.exceptions.TooManyRedirects):
         return f"more than {policy.max_redirects} redirects (a redirect loop?)", False
@@ -224,8 +248,6 @@ def _describe(exc: BaseException, policy: FetchPolicy) -> tuple[str, bool]:
 
 def _load_sync_file_range():
     try:
-        import ctypes
-        import ctypes.util
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         fn = libc.sync_file_range
         fn.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
@@ -244,17 +266,16 @@ def _start_writeback(fd: int) -> None:
         _SYNC_FILE_RANGE(fd, 0, 0, 2)  # SYNC_FILE_RANGE_WRITE over the whole file
 
 
-class _PipelinedSink:
-    """Hash and write chunks on a worker thread while the caller reads the next one from the
-    socket (hashlib and file writes release the GIL), starting writeback every SYNC_EVERY bytes
-    so the final fsync has little left to flush. Whatever arrived is on disk when the context exits, even
-    on an error, so a later run can resume from it."""
+class _Sink:
+    """Write chunks on a worker thread while the caller reads (and hashes) the next one from the
+    socket (recv, hashlib and file writes all release the GIL), starting writeback every SYNC_EVERY
+    bytes so the final fsync has little left to flush. Every chunk handed to put() is on disk
+    (fsynced) when the context exits, even on an error or Ctrl-C, so a later run can resume from it."""
 
     SYNC_EVERY = 64 * CHUNK
 
-    def __init__(self, path: Path, mode: str, digest) -> None:
+    def __init__(self, path: Path, mode: str) -> None:
         self.fh = open(path, mode)
-        self.digest = digest
         self.queue: queue.Queue = queue.Queue(maxsize=16)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="tflite-forge-sink", daemon=True)
@@ -266,7 +287,6 @@ class _PipelinedSink:
             if self.error is not None:
                 continue
             try:
-                self.digest.update(chunk)
                 self.fh.write(chunk)
                 unsynced += len(chunk)
                 if unsynced >= self.SYNC_EVERY:
@@ -281,7 +301,7 @@ class _PipelinedSink:
             raise self.error
         self.queue.put(chunk)
 
-    def __enter__(self) -> "_PipelinedSink":
+    def __enter__(self) -> "_Sink":
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -296,16 +316,52 @@ class _PipelinedSink:
             raise self.error
 
 
+def human_size(n: int) -> str:
+    if n < 1 << 10:
+        return f"{n} bytes"
+    if n < 1 << 20:
+        return f"{n / (1 << 10):.1f} KiB"
+    return f"{n / (1 << 20):.1f} MiB"
+
+
+def _body_reader(raw):
+    """One call per chunk the socket has ready (urllib3's read1: no re-buffering, no copy, and a
+    reset loses nothing already returned); stream() on an urllib3 without read1 (< 2.3)."""
+    if hasattr(raw, "read1"):
+        return iter(lambda: raw.read1(CHUNK, decode_content=False), b"")
+    return raw.stream(CHUNK, decode_content=False)  # pragma: no cover - urllib3 < 2.3
+
+
+def _size_of(part: Path) -> int:
+    try:
+        return part.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _kept_or_dropped(part: Path, resumable: bool) -> str:
+    """What a cut-short download leaves behind, truthfully: bytes a later run can resume from
+    (a server validator to send in If-Range), or nothing (without one a resume would be unsafe)."""
+    kept = _size_of(part)
+    if resumable and kept:
+        return f"the partial file is kept ({human_size(kept)} in {part}); the next run resumes from there"
+    drop_partial(part)
+    if kept:
+        return (f"the {human_size(kept)} received were not kept: the server sends no strong ETag or "
+                f"Last-Modified, so a later download cannot safely resume")
+    return "nothing was received"
+
+
 def http_download(session, url: str, part: Path, policy: FetchPolicy, progress: Progress,
                   label: str) -> tuple[str, int]:
-    """Download url into part (resuming what is there when safe); return (sha256, size)."""
-    import requests
-    import urllib3.exceptions as u3
+    """Download url into part (resuming what is there when safe); return (sha256, size).
 
+    Every byte read from the socket is written to part before an error propagates (A3): a
+    reset or stall after N bytes leaves N bytes to resume from, in this run or the next."""
     failures = 0
     while True:
         meta = _read_meta(part)
-        offset = part.stat().st_size if part.exists() else 0
+        offset = _size_of(part)
         headers = {"Accept-Encoding": "identity"}
         resumable = offset > 0 and meta.get("url") == url and meta.get("validator")
         if resumable:
@@ -341,7 +397,9 @@ def http_download(session, url: str, part: Path, policy: FetchPolicy, progress: 
                 offset, digest, mode = 0, hashlib.sha256(), "wb"
                 length = resp.headers.get("Content-Length")
                 total = int(length) if length and length.isdigit() else None
-                _write_meta(part, {"url": url, "validator": _validator(resp.headers)})
+                validator = _validator(resp.headers)
+                _write_meta(part, {"url": url, "validator": validator})
+                resumable = bool(validator)
             else:
                 reason = f"HTTP {resp.status_code} {resp.reason or ''}".rstrip()
                 if resp.status_code in RETRY_STATUSES and policy.retries:
@@ -358,11 +416,14 @@ def http_download(session, url: str, part: Path, policy: FetchPolicy, progress: 
             progress.start(label, total, resumed_at=offset)
             ok = False
             try:
-                with _PipelinedSink(part, mode, digest) as sink:
-                    for chunk in resp.raw.stream(CHUNK, decode_content=False):
+                with _Sink(part, mode) as sink:
+                    for chunk in _body_reader(resp.raw):
+                        digest.update(chunk)
                         sink.put(chunk)
                         progress.advance(len(chunk))
                 ok = True
+            except KeyboardInterrupt:
+                raise Interrupted(f"{label}: {_kept_or_dropped(part, resumable)}") from None
             except (requests.exceptions.RequestException, u3.HTTPError, OSError) as exc:
                 if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
                     drop_partial(part)  # a partial that filled the disk helps no one: free the space
@@ -373,7 +434,10 @@ def http_download(session, url: str, part: Path, policy: FetchPolicy, progress: 
                 failures += 1
                 if failures > policy.resume_attempts:
                     raise TransferError(url, f"{reason}; gave up after {failures} tries "
-                                             f"(the partial file is kept for the next run)") from None
+                                             f"({_kept_or_dropped(part, resumable)})") from None
+                kept = _size_of(part)
+                progress.note(f"{label}: {reason}; " + (
+                    f"{human_size(kept)} kept, resuming" if resumable and kept else "starting again"))
                 continue
             finally:
                 progress.finish(ok)

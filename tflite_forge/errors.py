@@ -98,3 +98,13 @@ class SelftestError(ForgeError):
     """`invoke selftest` found the host not ready for a real build."""
 
     exit_code = 14
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C while something was being written: `note` says truthfully what was kept (a partial
+    download that the next run resumes from) or that nothing was. Still a KeyboardInterrupt, so
+    every cleanup that catches BaseException runs; the task layer prints the note."""
+
+    def __init__(self, note: str) -> None:
+        super().__init__(note)
+        self.note = note

@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 from .cache import Cache
 from .download import (FetchPolicy, TransferError, copy_atomic, copy_file_url, drop_partial,
                        http_download, make_session)
-from .errors import ChecksumError, FetchError, OfflineError
+from .errors import ChecksumError, FetchError, OfflineError, UnpackError
 from .progress import Progress, default_progress
+from .unpack import check_archive
 
 if TYPE_CHECKING:
     from .lock import LockedDependency
@@ -103,7 +104,9 @@ class Fetcher:
     def fetch_unpinned(self, urls: Sequence[str], *, name: str) -> tuple[str, Path]:
         """Download a file whose sha256 is not known yet (lock generation); return (sha256, path).
 
-        Only upstream URLs (rewritten) can serve it: a mirror is addressed by sha256."""
+        Only upstream URLs (rewritten) can serve it: a mirror is addressed by sha256. No pin vouches
+        for these bytes, so before they are cached (and then locked) they are read through as an
+        archive with a single top folder; anything else is an UnpackError naming the URL."""
         self.cache.ensure_dirs()
         key = "url-" + hashlib.sha256("\n".join(urls).encode()).hexdigest()
         with self.cache.locked(key):
@@ -118,14 +121,20 @@ class Fetcher:
                 except TransferError as exc:
                     errors.append(exc)
                     continue
+                try:
+                    check_archive(part, origin=url)
+                except UnpackError as exc:
+                    drop_partial(part)
+                    raise UnpackError(f"{name}: {exc}; nothing was cached") from None
                 if not self.cache.has(actual):
                     self.cache.install(part, actual)
+                    self.cache.note_origin(actual, url)
                 drop_partial(part)
                 return actual, self.cache.blob(actual)
         if self.offline:
             raise OfflineError(f"{name}: {urls[0]} has no pinned sha256 yet, so only the network can "
                                f"provide it; run this once without --offline")
-        raise self._failure(name, None, errors)
+        raise self._failure(name, None, errors, self.cache.partial(key))
 
     # ------------------------------------------------------------------ internals
 
@@ -159,6 +168,7 @@ class Fetcher:
                     break
                 if actual == sha256:
                     self.cache.install(part, sha256)
+                    self.cache.note_origin(sha256, url)
                     drop_partial(part)
                     return self.cache.blob(sha256)
                 drop_partial(part)
@@ -178,9 +188,9 @@ class Fetcher:
                 f"{name} (sha256 {sha256[:12]}...) is not in the cache {self.cache.root} nor in a file:// mirror "
                 f"({where}); --offline forbids the network: run `invoke fetch` without --offline, or copy a "
                 f"mirror made by `invoke mirror --dest DIR` and pass --mirror file:///DIR")
-        raise self._failure(name, sha256, errors)
+        raise self._failure(name, sha256, errors, part)
 
-    def _failure(self, name: str, sha256: str | None, errors: list[TransferError]) -> FetchError:
+    def _failure(self, name: str, sha256: str | None, errors: list[TransferError], part: Path) -> FetchError:
         if not errors:
             return FetchError(f"{name}: no URL to download it from; add one to the recipe or pass --mirror URL")
         last = errors[-1]
@@ -188,7 +198,8 @@ class Fetcher:
         summary = f"{last.url}: {last.reason}" + (f" (and {tried - 1} other source(s) failed)" if tried > 1 else "")
         if all(e.unreachable for e in errors):
             return FetchError(f"cannot download {name}: {summary}; {MIRROR_HINT}")
-        return FetchError(f"cannot download {name}: {summary}; nothing was cached, rerun to resume, "
+        again = "rerun to resume" if part.exists() else "rerun to try again"
+        return FetchError(f"cannot download {name}: {summary}; nothing was cached, {again}, "
                           f"or use --mirror URL / --rewrite FROM=TO to fetch it elsewhere")
 
 

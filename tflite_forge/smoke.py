@@ -8,6 +8,9 @@ For each (recipe, arch) tarball in dist/:
    qemu-user (`qemu-<arch>-static -L /usr/<triplet>`): {1, 3} -> {3, 9};
 4. build the same program as a CMake consumer (`smoke/cmake/`, `find_package(tensorflowlite_c)`,
    target `tensorflowlite::c`; cross builds use the arch's toolchain file) and run it too.
+
+`invoke test --model FILE` (model_run.py) uses the same pieces for a user's model: `unpack`,
+`build_with_scons(..., main="run_model.c")` and `run_on_target`.
 """
 
 from __future__ import annotations

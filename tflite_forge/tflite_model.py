@@ -9,6 +9,10 @@ Buffer, AddOptions; file identifier "TFL3"), so no TensorFlow checkout is needed
     input ──ADD(input, input)──> doubled ──ADD(doubled, input)──> output
 
 Field slots below are the schema's field order (0-based), which is the wire contract.
+
+For `invoke test --model` it also knows any model file from the outside: `check_model_file`
+(the "TFL3" identifier and a root table inside the file), `TENSOR_TYPES` (the C API's TfLiteType
+values) and `read_npy` (a NumPy .npy input as a TfLiteType, a shape and raw bytes, without NumPy).
 """
 
 from __future__ import annotations

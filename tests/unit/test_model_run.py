@@ -4,6 +4,7 @@ protocol and its report, and the tflite-runtime twin of run_model.c run by the r
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -100,7 +101,6 @@ def test_bad_npy_is_one_line_exit_2(tmp_path, make, says):
 
 
 def _npy_bytes(array) -> bytes:
-    import io
     buf = io.BytesIO()
     np.save(buf, array)
     return buf.getvalue()
