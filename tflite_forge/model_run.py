@@ -101,6 +101,7 @@ class ModelRequest:
 def make_request(model: str | os.PathLike[str], *, inputs: str | None = None, runs: int = DEFAULT_RUNS,
                  resize: bool = False, interpreter: str = "c-api") -> ModelRequest:
     """Check every option on the host (one line per problem); nothing is built or run yet."""
+    model_path = check_model_file(model)
     if interpreter not in INTERPRETERS:
         raise ConfigError(f"--interpreter {interpreter!r}: expected one of {', '.join(INTERPRETERS)}")
     try:
@@ -113,7 +114,7 @@ def make_request(model: str | os.PathLike[str], *, inputs: str | None = None, ru
     if resize and not paths:
         raise ConfigError("--resize resizes inputs to the shapes of --input arrays; give --input FILE.npy too")
     arrays = tuple(read_npy(p.strip()) for p in paths)
-    return ModelRequest(model=check_model_file(model), inputs=arrays, runs=runs, resize=resize,
+    return ModelRequest(model=model_path, inputs=arrays, runs=runs, resize=resize,
                         interpreter=interpreter)
 
 
@@ -243,10 +244,6 @@ def render(report: ModelReport, *, source: str) -> list[str]:
 
 # ---------------------------------------------------------------- running it
 
-def _scratch(prefix: str) -> tempfile.TemporaryDirectory:
-    return tempfile.TemporaryDirectory(prefix=prefix)
-
-
 def run_c_api(request: ModelRequest, tarball: Path, arch: Any, scratch: Path, *, version: str) -> ModelReport:
     """Build smoke/run_model.c against the tarball, run it natively or under qemu-user."""
     prefix = unpack(tarball, scratch / "artifact")
@@ -288,7 +285,7 @@ def run_model_test(settings: Any, request: ModelRequest, *, log: Callable[[str],
         for arch in resolve_arches_or_host(settings.arch):
             tarball = Path(settings.dist_dir) / f"{artifact_stem(recipe.version, arch.name)}.tar.gz"
             ensure_packaged(settings, recipe, arch, tarball, log=log)
-            with _scratch(f"tflite-forge-run-model-{arch.name}-") as tmp:
+            with tempfile.TemporaryDirectory(prefix=f"tflite-forge-run-model-{arch.name}-") as tmp:
                 if engine is None:
                     report = run_c_api(request, tarball, arch, Path(tmp), version=recipe.version)
                     source = tarball.name
