@@ -32,7 +32,7 @@ from .errors import ConfigError, PackageError
 from .package import artifact_stem
 from .pipeline import ensure_packaged
 from .recipe import select_recipes
-from .runtime_image import build_runtime_image
+from .runtime_image import build_runtime_image, wheel_platform
 from .smoke import SMOKE_DIR, build_with_scons, how_it_runs, run_on_target, unpack
 from .tflite_model import NpyArray, check_model_file, read_npy, type_name
 
@@ -279,10 +279,18 @@ def run_tflite_runtime(request: ModelRequest, engine: Any, tag: str, arch: Any, 
 
 def run_model_test(settings: Any, request: ModelRequest, *, log: Callable[[str], None] = print) -> list[ModelReport]:
     """`invoke test --model`: the model through every selected (recipe, arch) tarball (packaged first if missing)."""
+    arches = resolve_arches_or_host(settings.arch)
+    if request.interpreter == "tflite-runtime":
+        for arch in arches:           # armhf, riscv64: no tflite-runtime wheel; say so before packaging
+            try:
+                wheel_platform(arch)
+            except ConfigError:
+                raise ConfigError(f"--interpreter tflite-runtime: PyPI has tflite-runtime wheels for aarch64 and "
+                                  f"x86_64 only, not {arch.name}; use --interpreter c-api there") from None
     engine = ct.resolve_engine(settings.engine) if request.interpreter == "tflite-runtime" else None
     reports: list[ModelReport] = []
     for recipe in select_recipes(version=settings.version, recipe=settings.recipe):
-        for arch in resolve_arches_or_host(settings.arch):
+        for arch in arches:
             tarball = Path(settings.dist_dir) / f"{artifact_stem(recipe.version, arch.name)}.tar.gz"
             ensure_packaged(settings, recipe, arch, tarball, log=log)
             with tempfile.TemporaryDirectory(prefix=f"tflite-forge-run-model-{arch.name}-") as tmp:

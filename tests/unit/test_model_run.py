@@ -17,7 +17,8 @@ import pytest
 from tests.ci import unavailable
 from tests.shared_models import ADD_BIN_SHAPE, add_bin
 from tflite_forge.errors import ConfigError, PackageError
-from tflite_forge.model_run import ModelRequest, make_request, parse_run, render
+from tflite_forge.model_run import ModelRequest, make_request, parse_run, render, run_model_test
+from tflite_forge.settings import Settings
 from tflite_forge.smoke import SMOKE_DIR
 from tflite_forge.tflite_model import add_model_bytes, check_model_file, read_npy, write_add_model
 
@@ -261,6 +262,16 @@ def test_invoke_test_model_on_a_non_model_is_one_line_and_nothing_is_packaged(tm
         f"tflite-forge: {bad} is not a TensorFlow Lite model (no TFL3 identifier: bytes 4..8 are b'e ar'); "
         "give a .tflite flatbuffer (as written by the TFLite converter)"]
     assert not (tmp_path / "dist").exists() and not (tmp_path / "work").exists()
+
+
+def test_tflite_runtime_on_an_arch_without_wheels_is_refused_before_packaging(tmp_path, add_model):
+    settings = Settings(arch="armhf", cache_dir=tmp_path / "cache", work_dir=tmp_path / "work",
+                        dist_dir=tmp_path / "dist")
+    with pytest.raises(ConfigError) as err:
+        run_model_test(settings, make_request(add_model, interpreter="tflite-runtime"), log=lambda _: None)
+    assert str(err.value) == ("--interpreter tflite-runtime: PyPI has tflite-runtime wheels for aarch64 and x86_64 "
+                              "only, not armhf; use --interpreter c-api there")
+    assert not (tmp_path / "dist").exists()
 
 
 def test_invoke_help_documents_every_model_option():
