@@ -22,7 +22,7 @@ from invoke import Executor, task
 from invoke.exceptions import Exit
 from invoke.parser import ParserContext
 
-from .errors import ConfigError, DiskSpaceError, ForgeError
+from .errors import ConfigError, DiskSpaceError, ForgeError, Interrupted
 from .settings import SHARED_OPTIONS
 
 MATRIX_ONLY = ("parallel", "resume")  # options of the matrix itself, not passed to cells
@@ -46,6 +46,11 @@ def _render_args(ctx: ParserContext, skip: tuple[str, ...]) -> list[str]:
         else:
             argv.append(f"{flag}={arg.value}")
     return argv
+
+
+def _arg(ctx: ParserContext, name: str):
+    """A task's parser argument by its Python name: invoke keys `cache_dir` as `cache-dir`."""
+    return ctx.args.get(name) or ctx.args.get(name.replace("_", "-"))
 
 
 def report(err: ForgeError) -> Exit:
@@ -83,8 +88,11 @@ def forge_task(*args: Any, handles_matrix: bool = False, per_arch: bool = True, 
                 raise report(DiskSpaceError(
                     f"no space left on device{where}; free space there, or point --cache-dir / "
                     f"TFLITE_FORGE_WORK_DIR / TFLITE_FORGE_DIST_DIR at a larger disk")) from None
-            except KeyboardInterrupt:
-                raise Exit(message="tflite-forge: interrupted; nothing half-written was kept", code=130) from None
+            except KeyboardInterrupt as exc:
+                # A download says what it kept (a partial the next run resumes from); elsewhere every
+                # step writes beside its target and renames, so nothing half-written is left.
+                kept = exc.note if isinstance(exc, Interrupted) else "nothing half-written was kept"
+                raise Exit(message=f"tflite-forge: interrupted; {kept}", code=130) from None
         run.handles_matrix = handles_matrix  # type: ignore[attr-defined]
         run.per_arch = per_arch  # type: ignore[attr-defined]
         return task(**kwargs)(run)
@@ -103,7 +111,7 @@ class ChainExecutor(Executor):
         try:
             for ctx in contexts:
                 for name in SHARED_OPTIONS:
-                    arg = ctx.args.get(name)
+                    arg = _arg(ctx, name)
                     if arg is None or not arg.got_value:
                         continue
                     value = arg.value
@@ -119,7 +127,7 @@ class ChainExecutor(Executor):
             raise SystemExit(err.exit_code) from None
         for ctx in contexts:
             for name, (_, value) in given.items():
-                arg = ctx.args.get(name)
+                arg = _arg(ctx, name)
                 if arg is None or arg.got_value:
                     continue
                 if arg.kind is list:  # set_value appends for list kinds
@@ -127,7 +135,21 @@ class ChainExecutor(Executor):
                         arg.set_value(item)
                 else:
                     arg.set_value(value, cast=False)
+        self._note_ignored_arch(contexts, given)
         return super().normalize(tasks)
+
+    def _note_ignored_arch(self, contexts: list[ParserContext], given: dict[str, tuple[str, Any]]) -> None:
+        """`invoke fetch --arch aarch64`: fetch takes --arch only so a chain can carry it; alone,
+        say that it changes nothing rather than drop it silently (an unknown arch is refused by
+        settings.resolve in every task)."""
+        if "arch" not in given:
+            return
+        takers = [ctx.name for ctx in contexts if _arg(ctx, "arch") is not None]
+        uses = [name for name in takers if name in self.collection.task_names
+                and getattr(self.collection[name].body, "per_arch", True)]
+        if takers and not uses:
+            print(f"tflite-forge: note: --arch {given['arch'][1]} is ignored: {', '.join(takers)} "
+                  f"do(es) the same for every arch (give it to build, patch, package or test)", file=sys.stderr)
 
     def execute(self, *tasks):  # type: ignore[override]
         contexts = [t for t in tasks if isinstance(t, ParserContext)]
@@ -142,7 +164,7 @@ class ChainExecutor(Executor):
     @staticmethod
     def _given(contexts: list[ParserContext], name: str) -> Any:
         for ctx in contexts:
-            arg = ctx.args.get(name)
+            arg = _arg(ctx, name)
             if arg is not None and arg.got_value:
                 return arg.value
         return None

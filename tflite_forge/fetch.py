@@ -23,6 +23,7 @@ from .download import (FetchPolicy, TransferError, copy_atomic, copy_file_url, d
                        http_download, make_session)
 from .errors import ChecksumError, FetchError, OfflineError, UnpackError
 from .progress import Progress, default_progress
+from .settings import check_cache_dir, check_file_mirrors
 from .unpack import check_archive
 
 if TYPE_CHECKING:
@@ -56,6 +57,8 @@ class Fetcher:
 
     def __init__(self, cache_dir: Path, *, mirrors: Sequence[str] = (), rewrites: Sequence[tuple[str, str]] = (),
                  offline: bool = False, policy: FetchPolicy | None = None, progress: Progress | None = None):
+        check_cache_dir(Path(cache_dir))
+        check_file_mirrors(mirrors)
         self.cache = Cache(Path(cache_dir))
         self.mirrors = tuple(mirrors)
         self.rewrites = tuple(rewrites)

@@ -21,14 +21,17 @@ from typing import Any
 
 from ._toml import check_keys, expect, load_toml, require
 from .errors import RecipeError
+from .urls import url_problem
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 VERSION_RE = re.compile(r"^\d+\.\d+\.\d+([-.+][0-9A-Za-z.-]+)?$")
-URL_RE = re.compile(r"^(https?|file)://")
 
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
 
 SOURCE_KEYS = ("name", "version", "urls", "sha256", "strip_prefix")
+# What a recipe without [build].patch_sets gets; `patch_sets = []` opts out of every set.
+STANDARD_PATCH_SETS = ("o3", "drop-mfpu-neon", "soname")
+LOCK_SUFFIX = ".lock"
 BUILD_KEYS = ("source_date_epoch", "cmake_source_dir", "cmake_options", "patch_sets", "lock", "host_tools_target")
 TOP_KEYS = ("source", "build")
 
@@ -48,7 +51,7 @@ class BuildSpec:
     source_date_epoch: int | None = None
     cmake_source_dir: str = "tensorflow/lite/c"
     cmake_options: tuple[tuple[str, str], ...] = ()
-    patch_sets: tuple[str, ...] = ()
+    patch_sets: tuple[str, ...] = STANDARD_PATCH_SETS
     lock: str | None = None
     host_tools_target: str = "flatbuffers-flatc"
 
@@ -103,8 +106,10 @@ def parse_recipe(path: Path, data: dict[str, Any]) -> Recipe:
         raise RecipeError(f"{path}: [source].urls: expected a non-empty list of URLs, got []")
     for i, url in enumerate(urls):
         expect(path, f"[source].urls[{i}]", url, str, "a URL string")
-        if not URL_RE.match(url):
-            raise RecipeError(f"{path}: [source].urls[{i}]: expected an http(s):// or file:// URL, got {url!r}")
+        problem = url_problem(url)
+        if problem:
+            raise RecipeError(f"{path}: [source].urls[{i}]: {problem}, got {url!r}; expected an http(s)://host/... "
+                              f"or file:///abs/path URL")
     sha256 = require(path, where, src, "sha256", str, "64 lower-case hex characters")
     if not SHA256_RE.match(sha256):
         raise RecipeError(f"{path}: [source].sha256: expected 64 lower-case hex characters, got {sha256!r}")
@@ -139,7 +144,12 @@ def parse_recipe(path: Path, data: dict[str, Any]) -> Recipe:
             raise RecipeError(f"{path}: [build].patch_sets: a patch set is listed twice: {sets}")
         kwargs["patch_sets"] = tuple(sets)
     if "lock" in b:
-        kwargs["lock"] = expect(path, "[build].lock", b["lock"], str, "a lock file path relative to the recipe")
+        lock = expect(path, "[build].lock", b["lock"], str, "a lock file path relative to the recipe")
+        _safe_relpath(path, "[build].lock", lock)
+        if not lock.endswith(LOCK_SUFFIX) or lock.endswith("/"):
+            raise RecipeError(f"{path}: [build].lock: expected a {LOCK_SUFFIX} file beside the recipe or below its "
+                              f"folder (e.g. {path.name}{LOCK_SUFFIX}, what `invoke lock` writes), got {lock!r}")
+        kwargs["lock"] = lock
     if "host_tools_target" in b:
         kwargs["host_tools_target"] = expect(path, "[build].host_tools_target", b["host_tools_target"], str, "a CMake target name")
     return Recipe(path=path.resolve(), source=source, build=BuildSpec(**kwargs))

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import os
 import re
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from .arches import resolve_arches
 from .errors import ConfigError
+from .urls import url_problem
 
 SHARED_OPTIONS = ("version", "recipe", "arch", "engine", "cache_dir", "mirror", "rewrite", "offline", "jobs")
 
@@ -82,7 +85,7 @@ def _parse_bool(name: str, value: Any) -> bool:
 
 
 def _parse_jobs(name: str, value: Any) -> int | None:
-    if value in (None, "", 0, "0"):
+    if value in (None, ""):
         return None
     try:
         jobs = int(value)
@@ -91,6 +94,48 @@ def _parse_jobs(name: str, value: Any) -> int | None:
     if jobs < 1:
         raise ConfigError(f"{name}={value!r}: expected a positive whole number of parallel compile jobs")
     return jobs
+
+
+# How a user spelled each option, for messages: the flag, the variable or the invoke.yaml key.
+def _spelling(name: str, source: str, config_key: str | None = None) -> str:
+    if source == "env":
+        return ENV[name]
+    if source == "config":
+        return f"invoke.yaml tflite_forge.{config_key or name}"
+    return "--" + name.replace("_", "-")
+
+
+def check_cache_dir(path: Path, where: str = "--cache-dir (TFLITE_FORGE_CACHE)") -> None:
+    """The cache must be a folder, or creatable as one: not a file, nor below a file.
+    (Checked where the cache is used, not in resolve(): `invoke doctor` reports it as a row.)"""
+    probe = path
+    while not (probe.exists() or probe.is_symlink()):
+        if probe.parent == probe:
+            return
+        probe = probe.parent
+    if probe.is_dir():
+        return
+    what = "is a file" if probe == path else f"cannot be created: {probe} is a file"
+    raise ConfigError(f"{where} {path}: {what}, not a folder; pass a folder (it is created if missing), "
+                      f"or move that file away")
+
+
+def _check_mirror(mirror: str, where: str) -> None:
+    problem = url_problem(mirror)
+    if problem:
+        raise ConfigError(f"{where} {mirror!r}: {problem}; expected an http(s):// or file:///abs/path URL of a "
+                          f"folder holding sha256/<hex> files (made by `invoke mirror --dest DIR`)")
+
+
+def check_file_mirrors(mirrors: Iterable[str]) -> None:
+    """A file:// mirror must be an existing folder: a typo or an unmounted disk would otherwise be
+    skipped for every file without a word. (Checked where mirrors are used; doctor reports it.)"""
+    for mirror in mirrors:
+        if mirror.startswith("file:"):
+            folder = Path(urllib.parse.unquote(urllib.parse.urlsplit(mirror).path))
+            if not folder.is_dir():
+                raise ConfigError(f"--mirror {mirror!r}: {folder} is not a folder (not mounted, or a typo?); pass "
+                                  f"the folder made by `invoke mirror --dest DIR` as file:///DIR")
 
 
 def resolve(flags: Mapping[str, Any], config: Mapping[str, Any] | None = None,
@@ -120,7 +165,7 @@ def resolve(flags: Mapping[str, Any], config: Mapping[str, Any] | None = None,
 
     version, _ = pick("version")
     recipe, _ = pick("recipe")
-    arch, _ = pick("arch")
+    arch, asrc = pick("arch")
     engine, _ = pick("engine")
     cache_dir, _ = pick("cache_dir")
     mirrors, msrc = pick("mirror", "mirrors")
@@ -134,14 +179,19 @@ def resolve(flags: Mapping[str, Any], config: Mapping[str, Any] | None = None,
     work_dir, _ = pick("work_dir")
     dist_dir, _ = pick("dist_dir")
     for m in mirrors or ():
-        if not re.match(r"^(https?|file)://", m):
-            raise ConfigError(f"mirror {m!r}: expected an http(s):// or file:// URL (a folder holding sha256/<hex> files)")
+        _check_mirror(str(m), _spelling("mirror", msrc, "mirrors"))
+    if arch:
+        try:
+            resolve_arches(str(arch))   # an unknown arch is an error for every task, even one that ignores it
+        except ConfigError as exc:
+            raise ConfigError(str(exc).replace("--arch", _spelling("arch", asrc), 1)) from None
+    cache_path = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     return Settings(
         version=str(version) if version is not None else None,
         recipe=str(recipe) if recipe else None,
         arch=str(arch) if arch else None,
         engine=str(engine) if engine else None,
-        cache_dir=Path(cache_dir).expanduser() if cache_dir else default_cache_dir(),
+        cache_dir=cache_path,
         mirrors=tuple(mirrors or ()),
         rewrites=tuple(parse_rewrite(r) for r in (rewrites or ())),
         offline=_parse_bool("offline", offline) if offline is not None else False,

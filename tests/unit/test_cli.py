@@ -131,3 +131,39 @@ def test_real_chain_accepts_shared_flags_after_any_pipeline_task():
         assert call.kwargs["rewrite"] == ["https://=http://127.0.0.1:1/"], call.task.name
         assert call.kwargs["mirror"] == ["file:///m"]
         assert call.kwargs["arch"] == "aarch64" and call.kwargs["engine"] == "podman"
+
+
+SHARED_VALUES = {  # option -> (argv after the flag, value each task must receive)
+    "version": (["2.16.1"], "2.16.1"), "recipe": (["r.toml"], "r.toml"), "arch": (["aarch64"], "aarch64"),
+    "engine": (["podman"], "podman"), "cache_dir": (["/tmp/forge-cache"], "/tmp/forge-cache"),
+    "mirror": (["file:///m"], ["file:///m"]), "rewrite": (["https://=http://127.0.0.1:1/"], ["https://=http://127.0.0.1:1/"]),
+    "offline": ([], True), "jobs": (["3"], "3"),
+}
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["given-to-fetch", "given-to-patch"])
+@pytest.mark.parametrize("option", sorted(SHARED_VALUES))
+def test_every_shared_option_reaches_every_task_whatever_its_spelling(option, first):
+    """issue 10 I4: `--cache-dir` given to patch never reached fetch (invoke keys it `cache-dir`)."""
+    from invoke.parser import Parser
+
+    from tflite_forge.settings import SHARED_OPTIONS
+    assert set(SHARED_VALUES) == set(SHARED_OPTIONS)   # a new shared option needs a row here
+    ns = load_tasks()
+    extra, expected = SHARED_VALUES[option]
+    flag = ["--" + option.replace("_", "-"), *extra]
+    argv = ["fetch", *flag, "patch"] if first else ["fetch", "patch", *flag]
+    calls = ChainExecutor(ns).normalize(Parser(contexts=ns.to_contexts()).parse_argv(argv))
+    assert [c.task.name for c in calls] == ["fetch", "patch"]
+    for call in calls:
+        assert call.kwargs[option] == expected, (call.task.name, call.kwargs)
+
+
+def test_arch_given_only_to_tasks_that_ignore_it_is_said_to_be_ignored(capsys):
+    from invoke.parser import Parser
+    ns = load_tasks()
+    ChainExecutor(ns).normalize(Parser(contexts=ns.to_contexts()).parse_argv(["fetch", "lock", "--arch", "aarch64"]))
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--arch aarch64 is ignored: fetch, lock" in err
+    ChainExecutor(ns).normalize(Parser(contexts=ns.to_contexts()).parse_argv(["fetch", "build", "--arch", "aarch64"]))
+    assert capsys.readouterr().err == ""   # build uses it: nothing to say

@@ -32,6 +32,7 @@ def test_fetch_locks_a_recipe_without_a_lock(miniature_release, miniature_rewrit
 
 def test_offline_never_locks(miniature_release, tmp_path):
     recipe = recipe_copy(miniature_release, tmp_path)
+    (tmp_path / "nomirror").mkdir()   # an empty mirror (a missing folder is refused as a typo)
     settings = resolve({"recipe": str(recipe), "offline": True, "cache_dir": str(tmp_path / "c"),
                         "mirror": [f"file://{tmp_path}/nomirror"]}, {}, {})
     with pytest.raises(LockError, match="has no dependency lock"):

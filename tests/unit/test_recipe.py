@@ -57,7 +57,26 @@ def test_unknown_version_lists_known_ones():
 
 def test_minimal_schema_is_enough(tmp_path):
     r = load_recipe(write(tmp_path, MINIMAL))
-    assert r.version == "2.16.1" and r.build.patch_sets == () and r.build.source_date_epoch is None
+    assert r.version == "2.16.1" and r.build.source_date_epoch is None
+    assert r.build.patch_sets == ("o3", "drop-mfpu-neon", "soname")   # the standard sets ship by default
+
+
+def test_empty_patch_sets_opts_out_and_a_list_is_kept_in_order(tmp_path):
+    assert load_recipe(write(tmp_path, MINIMAL + "\n[build]\npatch_sets = []\n")).build.patch_sets == ()
+    r = load_recipe(write(tmp_path, MINIMAL + "\n[build]\npatch_sets = ['soname', 'o3']\n"))
+    assert r.build.patch_sets == ("soname", "o3")
+
+
+def test_lock_must_be_a_lock_file_beside_or_below_the_recipe(tmp_path):
+    r = load_recipe(write(tmp_path, MINIMAL + "\n[build]\nlock = 'locks/r.toml.lock'\n"))
+    assert r.lock_path == tmp_path / "locks" / "r.toml.lock"
+    for bad, message in (("/etc/passwd", "expected a relative path inside the tree"),
+                         ("../other.toml.lock", "expected a relative path inside the tree"),
+                         ("passwd", r"expected a \.lock file beside the recipe"),
+                         ("r.toml", r"expected a \.lock file")):
+        with pytest.raises(RecipeError, match=message) as exc:
+            load_recipe(write(tmp_path, MINIMAL + f"\n[build]\nlock = '{bad}'\n"))
+        assert "[build].lock" in str(exc.value) and "\n" not in str(exc.value)
 
 
 @pytest.mark.parametrize("mutation, message", [
@@ -66,6 +85,11 @@ def test_minimal_schema_is_enough(tmp_path):
     (lambda t: t.replace('version = "2.16.1"', "version = 2.16"), r"\[source\]\.version: expected a version"),
     (lambda t: t.replace('strip_prefix = "tensorflow-2.16.1"', 'strip_prefix = "../x"'), r"strip_prefix: expected a relative path"),
     (lambda t: t.replace("https://github.com", "ftp://github.com"), r"urls\[0\]: expected an http\(s\):// or file:// URL"),
+    (lambda t: t.replace("https://github.com", "http://[::1"), r"urls\[0\]: not a valid URL \(Invalid IPv6 URL\)"),
+    (lambda t: t.replace("https://github.com", "https://github.com:99999"), r"urls\[0\]: not a valid URL \(Port out of range"),
+    (lambda t: t.replace("https://github.com", "https://github.com:0"), r"urls\[0\]: port 0 is out of range"),
+    (lambda t: t.replace("https://github.com/", "https:///"), r"urls\[0\]: no host name"),
+    (lambda t: t.replace("https://github.com/", "file://relative/"), r"urls\[0\]: a file:// URL names an absolute local path"),
     (lambda t: t + "\n[build]\npatch_set = []\n", r"\[build\]: unknown key 'patch_set'; perhaps you meant 'patch_sets'"),
     (lambda t: t + "\n[build]\nsource_date_epoch = true\n", r"source_date_epoch: expected a Unix timestamp"),
     (lambda t: t + "\n[build]\npatch_sets = ['o3', 'o3']\n", r"listed twice"),
