@@ -146,13 +146,21 @@ def build(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, 
                                                 jobs), base_image=base_image, cxx_shared=cxx_shared, force=force)
 
 
-@forge_task(help=_help("engine", build="remove build trees: build volumes, <work_dir>/out and stamps (the default scope)",
+@forge_task(help=_help("engine", "cache-dir",
+                       build="remove build trees: build volumes, <work_dir>/out and stamps (the default scope)",
                        images="remove the builder images (the base image is kept)",
-                       cache="remove the ccache volumes (the next build is cold)"))
-def clean(c, engine=None, build=False, images=False, cache=False):
-    """Remove what builds leave behind; each scope says what it deleted."""
+                       cache="remove the ccache volumes (the next build is cold)",
+                       downloads="read every cached download through and remove those that are not readable "
+                                 "archives (truncated, corrupt); alone, only this scope"))
+def clean(c, engine=None, build=False, images=False, cache=False, cache_dir=None, downloads=False):
+    """Remove what builds leave behind (and, with --downloads, unreadable cached downloads); each scope says what it deleted."""
+    if downloads:
+        from tflite_forge import unpack
+        unpack.clean_downloads(_settings(c, cache_dir=cache_dir).cache_dir)
+        if not (build or images or cache):
+            return
     from tflite_forge import build as build_mod
-    build_mod.run_clean(_settings(c, engine=engine), build=build, images=images, cache=cache)
+    build_mod.run_clean(_settings(c, engine=engine, cache_dir=cache_dir), build=build, images=images, cache=cache)
 
 
 @stage(sign="gpg key id: also write a detached, armoured dist/SHA256SUMS.asc",

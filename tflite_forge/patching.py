@@ -73,7 +73,7 @@ class Staging:
             return self.staged[key]
         if key not in self.original:
             try:
-                self.original[key] = (self.trees[tree] / rel).read_bytes()
+                self.original[key] = _tree_path(self.trees[tree], rel, tree).read_bytes()
             except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
                 return None
         return self.original[key].decode("utf-8", errors="surrogateescape")
@@ -90,18 +90,38 @@ class Staging:
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
 
-def _resolve_files(root: Path, specs: Iterable[str]) -> tuple[list[str], list[str]]:
-    """(existing relpaths, missing specs). Globs expand under their fixed leading folder only."""
+def _within(root: Path, path: Path) -> bool:
+    """Does path, every link on the way followed, stay inside root?"""
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
+
+
+def _tree_path(root: Path, rel: str, tree: str) -> Path:
+    """root/rel for reading or writing; a PatchError when a symbolic link takes it outside the tree.
+    Defence in depth: unpack refuses such links, but the patch step never relies on that alone."""
+    path = root / rel
+    if not _within(root, path):
+        raise PatchError(f"{tree}/{rel}: leads outside the {tree} tree ({root}) through a symbolic link; refusing "
+                         f"to read or write it. The tree is not what a safe archive unpacks to: delete it and its "
+                         f"working copy, then fetch again (and check the archive's pin)")
+    return path
+
+
+def _resolve_files(root: Path, specs: Iterable[str], tree: str = "") -> tuple[list[str], list[str]]:
+    """(existing relpaths, missing specs). Globs expand under their fixed leading folder only; a
+    file reached through a link leading out of the tree is a PatchError, never read."""
     found: list[str] = []
     missing: list[str] = []
     for spec in specs:
         if _GLOB_CHARS.search(spec):
-            hits = sorted(str(p.relative_to(root).as_posix()) for p in root.glob(spec) if p.is_file())
+            hits = sorted(str(p.relative_to(root).as_posix()) for p in root.glob(spec)
+                          if os.path.lexists(p) and _tree_path(root, p.relative_to(root).as_posix(), tree).is_file())
             if hits:
                 found.extend(h for h in hits if h not in found)
             else:
                 missing.append(spec)
-        elif (root / spec).is_file():
+        elif os.path.lexists(root / spec) and _tree_path(root, spec, tree).is_file():
             if spec not in found:
                 found.append(spec)
         else:
@@ -152,7 +172,7 @@ def nearest_lines(text: str, pattern: str, spans: list[tuple[int, int]], limit: 
 def _evaluate_edit(st: Staging, edit: Edit) -> EntryResult:
     base = dict(set_name=edit.set_name, entry_id=edit.id, kind="edit", tree=edit.tree, expected=edit.expected)
     root = st.trees[edit.tree]
-    files, missing = _resolve_files(root, edit.files)
+    files, missing = _resolve_files(root, edit.files, edit.tree)
     if missing:
         return EntryResult(**base, files=tuple(edit.files), status="drift", found=0,
                            detail=f"{', '.join(missing)}: no such file in the {edit.tree} tree")
@@ -325,7 +345,7 @@ def apply_in_place(trees: Mapping[str, Path], sets: Iterable[PatchSet], *, versi
     if err:
         raise err
     changes = st.changed()
-    _write_all({trees[t] / rel: text for (t, rel), text in changes.items()})
+    _write_all({_tree_path(trees[t], rel, t): text for (t, rel), text in changes.items()})
     return ApplyReport(results=tuple(results), changed=tuple(sorted(changes)),
                        hashes={k: _sha256_text(v) for k, v in changes.items()})
 
@@ -389,6 +409,8 @@ def _stamp_is_current(stamp: dict | None, key: dict, dest: Path) -> bool:
     if not stamp or stamp.get("key") != key or not dest.is_dir():
         return False
     for rel, digest in stamp.get("files", {}).items():
+        if not _within(dest, dest / rel):
+            return False
         try:
             if hashlib.sha256((dest / rel).read_bytes()).hexdigest() != digest:
                 return False
@@ -487,7 +509,7 @@ def prepare_sources(settings, sources, arch, backend: str = "cmake") -> Prepared
             try:
                 _rmtree(tmp)
                 _copy_tree(src, tmp)
-                _write_all({tmp / rel: text for rel, text in tree_changes.items()})
+                _write_all({_tree_path(tmp, rel, tree): text for rel, text in tree_changes.items()})
                 stamp_path.unlink(missing_ok=True)
                 old = None
                 if dest.exists():

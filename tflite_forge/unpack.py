@@ -425,3 +425,12 @@ def remove_unreadable(cache: Cache, say: Callable[[str], None] = print) -> list[
     say(f"clean: {len(entries)} cached download(s) read through, {len(removed)} unreadable removed "
         f"from {cache.blobs}")
     return removed
+
+
+def clean_downloads(cache_dir: Path) -> list[str]:
+    """`invoke clean --downloads`: remove_unreadable over the cache at cache_dir."""
+    cache = Cache(Path(cache_dir))
+    if not cache.blobs.is_dir():
+        print(f"clean: no downloads cached in {cache.root}; nothing to check")
+        return []
+    return remove_unreadable(cache)
