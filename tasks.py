@@ -7,7 +7,7 @@ Shared options (--version, --recipe, --arch, --engine, --cache-dir, --mirror, --
 --offline, --jobs) given to any task apply to the whole chain (tflite_forge.cli.ChainExecutor).
 """
 
-from tflite_forge.cli import forge_task
+from tflite_forge.cli import chain_releases, forge_task
 from tflite_forge.settings import settings_from_context
 
 SHARED_HELP = {
@@ -67,12 +67,14 @@ def fetch(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, 
     fetch_mod.run_fetch(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs))
 
 
-@stage(per_arch=False)
+@stage(per_arch=False, all_="also pin what only other options reach (kernel tests, GPU headers, tools): "
+                             "for users who build more than the recipe's configuration")
 def lock(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, mirror=None, rewrite=None,
-         offline=False, jobs=None, parallel=None, resume=False):
-    """Write <recipe>.lock: every tree TFLite's CMake downloads at configure time, with sha256."""
+         offline=False, jobs=None, parallel=None, resume=False, all_=False):
+    """Write <recipe>.lock: every tree the recipe's TFLite configuration downloads at configure time, with sha256."""
     from tflite_forge import lock as lock_mod
-    lock_mod.run_lock(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs))
+    lock_mod.run_lock(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs),
+                      everything=all_)
 
 
 @forge_task(help=_help("cache-dir", dest="folder to write the mirror into (sha256/<hex> layout, servable over http or file://)"))
@@ -143,7 +145,8 @@ def build(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, 
     """Build libtensorflowlite_c.so for --arch in a container with no network (fetches and patches first if needed)."""
     from tflite_forge import build as build_mod
     build_mod.run_build_task(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline,
-                                                jobs), base_image=base_image, cxx_shared=cxx_shared, force=force)
+                                                jobs), base_image=base_image, cxx_shared=cxx_shared, force=force,
+                             release=chain_releases())
 
 
 @forge_task(help=_help("engine", "cache-dir",

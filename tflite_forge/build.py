@@ -47,7 +47,7 @@ from . import container as ct
 from .cache import sha256_file
 from .download import ensure_free_space
 from .arches import Arch
-from .errors import BuildError, ConfigError
+from .errors import BuildError, ConfigError, PackageError
 from .fsutil import write_json_atomic
 from .patchset import load_recipe_sets
 
@@ -254,7 +254,9 @@ def plan_build(req: BuildRequest, compile_checks: tuple = ()) -> BuildPlan:
     steps: list[Step] = []
     # The build's own writable copies of the dependency trees: exactly /src/deps, every run (files a
     # previous configure wrote are put back or removed), mtimes kept so ninja stays incremental.
-    rsync = ["rsync", "--recursive", "--links", "--times", "--perms", "--chmod=u+rwX", "--delete", "--",
+    # No --perms and --omit-dir-times: /deps itself is the image's root-owned 1777 mount point; new files
+    # get the source's mode (less the umask) plus u+rwX, so TFLite's CMake can rewrite them.
+    rsync = ["rsync", "--recursive", "--links", "--times", "--omit-dir-times", "--chmod=u+rwX", "--delete", "--",
              f"{SRC_DEPS}/", f"{DEPS}/"]
     # A shared stateless file-API query: configure then writes the code model (every target's artifacts).
     query = f"{BUILD}/target/.cmake/api/v1/query"
@@ -640,6 +642,13 @@ def run_build(plan: BuildPlan, engine: ct.EngineConfig, *, req: BuildRequest, im
         inputs = plan_inputs(plan, req, image_id)
         if not force and is_up_to_date(plan, inputs):
             return plan.out_dir, False
+        # Under the cell lock a container of this cell is an orphan: a SIGKILLed build's, still
+        # writing into the volumes this run is about to use.
+        orphans = ct.list_containers(engine, (("io.tflite-forge.key", plan.key),))
+        if orphans:
+            print(f"tflite-forge: removing {len(orphans)} container(s) a killed build of {plan.label} for "
+                  f"{plan.arch} left running: {', '.join(orphans)}", file=sys.stderr)
+            ct.remove_containers(engine, orphans)
         plan.stamp_path.unlink(missing_ok=True)
         try:
             proven = execute(plan, engine)
@@ -719,9 +728,29 @@ def build_info(recipe, arch: Arch, builder, plan: BuildPlan, *, engine: str, pat
     }
 
 
+C_API_CMAKELISTS = "tensorflow/lite/c/CMakeLists.txt"
+VERSIONED_C_API = re.compile(r"set_target_properties\(\s*tensorflowlite_c\b[^)]*\bSOVERSION\b", re.S)
+
+
+def soname_problem(recipe, tensorflow: Path) -> str | None:
+    """The release rule `invoke package` applies to the library (a versioned SONAME), decided from the
+    patched C API CMakeLists before anything is compiled: None, or what is wrong and how to fix it."""
+    try:
+        text = (Path(tensorflow) / C_API_CMAKELISTS).read_text(errors="replace")
+    except OSError:
+        return None          # not the C API project: nothing to predict
+    if VERSIONED_C_API.search(text):
+        return None
+    sets = ", ".join(recipe.build.patch_sets) or "none"
+    return (f"{recipe.path.name}: the library would have no versioned SONAME ({C_API_CMAKELISTS} sets no "
+            f"SOVERSION on tensorflowlite_c; patch sets: {sets}), and `invoke package` refuses such a library; "
+            "add \"soname\" to [build].patch_sets (or drop patch_sets to get the standard sets)")
+
+
 def build_cell(settings, recipe, arch: Arch, engine: ct.EngineConfig, *, base_image: str | None = None,
-               cxx_shared: bool = False, force: bool = False) -> CellResult:
-    """Fetch and patch if needed, ensure the builder image, plan, run."""
+               cxx_shared: bool = False, force: bool = False, release: bool = False) -> CellResult:
+    """Fetch and patch if needed, ensure the builder image, plan, run. `release`: the library is to be
+    packaged, so the package's SONAME rule is a planning error, not a surprise after the build."""
     from . import fetch, image, patching
     from .arches import check_combination, default_cmake_options
     from .jobs import choose_jobs
@@ -731,6 +760,11 @@ def build_cell(settings, recipe, arch: Arch, engine: ct.EngineConfig, *, base_im
                       fix="point TFLITE_FORGE_WORK_DIR at a larger disk (or lower TFLITE_FORGE_MIN_FREE_GIB)")
     sources = fetch.ensure_sources(settings, recipe)
     prepared = patching.prepare_sources(settings, sources, arch.name)
+    problem = soname_problem(recipe, Path(prepared.tensorflow))
+    if problem and release:
+        raise PackageError(problem)
+    if problem:
+        print(f"tflite-forge: warning: {problem}", file=sys.stderr)
     builder = image.ensure_builder_image(engine, arch, work_dir=settings.work_dir, cache_dir=settings.cache_dir,
                                          base_image=base_image or image.DEFAULT_BASE_IMAGE)
     options = default_cmake_options(arch, recipe.version, gcc_major=builder.gcc_major)
@@ -774,8 +808,9 @@ def build_cell(settings, recipe, arch: Arch, engine: ct.EngineConfig, *, base_im
 
 
 def run_build_task(settings, *, base_image: str | None = None, cxx_shared: bool = False,
-                   force: bool = False) -> list[CellResult]:
-    """`invoke build`: every (recipe, arch) asked for, one container build at a time."""
+                   force: bool = False, release: bool = False) -> list[CellResult]:
+    """`invoke build`: every (recipe, arch) asked for, one container build at a time. `release`: a later
+    task of the chain packages the result (see build_cell)."""
     from .arches import resolve_arches_or_host
     from .recipe import select_recipes
 
@@ -786,7 +821,7 @@ def run_build_task(settings, *, base_image: str | None = None, cxx_shared: bool 
     for recipe in recipes:
         for arch in arches:
             result = build_cell(settings, recipe, arch, engine, base_image=base_image, cxx_shared=cxx_shared,
-                                force=force)
+                                force=force, release=release)
             libs = ", ".join(lib["name"] for lib in json.loads((result.out_dir / "build-info.json").read_text())
                              ["libraries"] if "sha256" in lib)
             state = "built" if result.built else "up to date"

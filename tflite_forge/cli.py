@@ -22,6 +22,7 @@ from invoke import Executor, task
 from invoke.exceptions import Exit
 from invoke.parser import ParserContext
 
+from .arches import resolve_arches
 from .errors import ConfigError, DiskSpaceError, ForgeError, Interrupted
 from .settings import SHARED_OPTIONS
 
@@ -102,6 +103,17 @@ def forge_task(*args: Any, handles_matrix: bool = False, per_arch: bool = True, 
     return decorate
 
 
+# The task names of the running command line (set by ChainExecutor): `build` in a chain that packages
+# checks the package's rules before compiling.
+CHAIN: list[str] = []
+RELEASE_TASKS = ("package", "test", "image")
+
+
+def chain_releases() -> bool:
+    """Does a task of this command line package what `build` makes?"""
+    return any(name in RELEASE_TASKS for name in CHAIN)
+
+
 class ChainExecutor(Executor):
     """Executor that shares SHARED_OPTIONS across every task in one invocation."""
 
@@ -144,6 +156,10 @@ class ChainExecutor(Executor):
         settings.resolve in every task)."""
         if "arch" not in given:
             return
+        try:
+            resolve_arches(str(given["arch"][1]))
+        except ConfigError:
+            return   # the task itself refuses it, in one line
         takers = [ctx.name for ctx in contexts if _arg(ctx, "arch") is not None]
         uses = [name for name in takers if name in self.collection.task_names
                 and getattr(self.collection[name].body, "per_arch", True)]
@@ -153,6 +169,7 @@ class ChainExecutor(Executor):
 
     def execute(self, *tasks):  # type: ignore[override]
         contexts = [t for t in tasks if isinstance(t, ParserContext)]
+        CHAIN[:] = [ctx.name for ctx in contexts]
         try:
             cells = self._matrix_cells(contexts)
             if cells is None:
@@ -217,7 +234,7 @@ class ChainExecutor(Executor):
                             resume=bool(self._given(contexts, "resume")), jobs=settings.jobs,
                             work_dir=Path(settings.work_dir), dist_dir=Path(settings.dist_dir),
                             # test and image package a missing cell themselves (pipeline.py)
-                            packages=any(ctx.name in ("package", "test", "image") for ctx in contexts))
+                            packages=any(ctx.name in RELEASE_TASKS for ctx in contexts))
         failed = [s for s in states if s.status == "failed"]
         if failed:
             names = ", ".join(s.cell.label for s in failed)

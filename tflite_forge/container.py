@@ -637,17 +637,26 @@ def remove_volumes(engine: EngineConfig, names: Sequence[str]) -> None:
         _run(engine.argv("volume", "rm", "-f", *names), timeout=300, check=True)
 
 
-def list_containers(engine: EngineConfig) -> list[str]:
-    """Names of every container (running or not) carrying our label."""
-    proc = _run(engine.argv("ps", "-a", "--filter", f"label={LABEL}=1", "--format", "{{.Names}}"), timeout=60)
+def list_containers(engine: EngineConfig, labels: Sequence[tuple[str, str]] = ()) -> list[str]:
+    """Names of every container (running or not) carrying our label (and `labels`, if given)."""
+    filters = [a for k, v in ((LABEL, "1"), *labels) for a in ("--filter", f"label={k}={v}")]
+    proc = _run(engine.argv("ps", "-a", *filters, "--format", "{{.Names}}"), timeout=60)
     if proc.returncode != 0:
         raise _refused(engine, "list containers", proc)
     return sorted(line.strip() for line in proc.stdout.splitlines() if line.strip())
+
+
+def remove_containers(engine: EngineConfig, names: Sequence[str]) -> None:
+    """Stop and remove containers (e.g. one a SIGKILLed build left running)."""
+    if names:
+        proc = _run(engine.argv("rm", "-f", *names), timeout=300)
+        if proc.returncode != 0:
+            raise _refused(engine, "remove containers", proc)
 
 
 __all__ = [
     "Engine", "EngineConfig", "Mount", "ContainerSpec", "Container", "HostResources", "LABEL",
     "resolve_engine", "check_version", "parse_version", "host_resources", "container_name", "run_flags",
     "run_container", "image_id", "image_labels", "build_image", "pull_image", "import_image", "remove_images",
-    "list_images", "ensure_volume", "list_volumes", "remove_volumes", "list_containers",
+    "list_images", "ensure_volume", "list_volumes", "remove_volumes", "list_containers", "remove_containers",
 ]

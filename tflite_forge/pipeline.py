@@ -20,7 +20,7 @@ def ensure_built(settings: Any, recipe: Any, arch: Any, log: Callable[[str], Non
     from . import container as ct
     from .build import build_cell
     log(f"{recipe.label} {arch.name}: no build output yet; building it first")
-    build_cell(settings, recipe, arch, ct.resolve_engine(settings.engine))
+    build_cell(settings, recipe, arch, ct.resolve_engine(settings.engine), release=True)
 
 
 def ensure_packaged(settings: Any, recipe: Any, arch: Any, tarball: Path,

@@ -81,7 +81,17 @@ def check_result(miniature, arch_name: str, engine: ct.EngineConfig) -> dict:
     text = log.read_text()
     assert "FETCHCONTENT_FULLY_DISCONNECTED=ON" in text
     if arch.name != "x86_64":
-        assert "TFLITE_HOST_TOOLS_DIR=/build/host-tools" in text and "step host-flatc" in text
+        assert "TFLITE_HOST_TOOLS_DIR=/host/bin" in text and "step host-tools" in text
+    # The patch sets, proven on the compile commands (facts: the miniature's XNNPACK has nine -O2 targets).
+    checks = {c["id"]: c for c in info["compile_checks"]}
+    xnnpack_on = info["cmake_options"].get("TFLITE_ENABLE_XNNPACK", "ON") == "ON"   # TFLite default: ON
+    assert (checks["xnnpack-no-o2"]["matched"] > 0) == xnnpack_on
+    if xnnpack_on:
+        assert checks["xnnpack-microkernels-o3"]["matched"] >= 2     # microkernels-all and -prod
+    if arch.name == "aarch64":
+        assert checks["aarch64-no-mfpu"]["matched"] == info["compile_commands"] > 0
+    if arch.name == "armhf":
+        assert checks["armhf-keeps-neon-vfpv4"]["matched"] > 0
     assert not ours(engine), "every container is removed after the build"
     return info
 
@@ -172,7 +182,7 @@ def test_interrupted_build_leaves_no_container(miniature, base_image_docker, doc
     try:
         deadline = time.monotonic() + 300
         # Signal as soon as the first step runs inside the container (the log says so).
-        while not (log.exists() and "# step host-configure:" in log.read_text(errors="replace")):
+        while not (log.exists() and "# step sources:" in log.read_text(errors="replace")):
             assert proc.poll() is None, f"build ended before its first step: {proc.communicate()}"
             assert time.monotonic() < deadline, "the build never started its first step"
             time.sleep(0.05)

@@ -25,7 +25,9 @@ NO_ENGINE = ct.EngineConfig(name="docker", binary="/nonexistent/tflite-forge-tes
 def request(tmp: Path) -> b.BuildRequest:
     return b.BuildRequest(label="tensorflow-2.16.1", version="2.16.1", arch=resolve_arch("aarch64"),
                           image="tflite-forge/builder:x-1", gcc_version="12.2.0", tensorflow=tmp / "src" / "tensorflow",
-                          dependencies=(), cmake_options=(("TFLITE_ENABLE_XNNPACK", "ON"),),
+                          dependencies=(b.Dependency(name="flatbuffers", cmake_variable="FETCHCONTENT_SOURCE_DIR_FLATBUFFERS",
+                                                     path=tmp / "src" / "deps" / "flatbuffers"),),
+                          cmake_options=(("TFLITE_ENABLE_XNNPACK", "ON"),),
                           source_date_epoch=1709856000, work_dir=tmp / "work", jobs=1)
 
 
@@ -56,6 +58,7 @@ def test_second_build_of_a_cell_waits_for_the_first_then_finds_it_up_to_date(tmp
     req = request(tmp_path)
     Path(req.tensorflow).mkdir(parents=True)
     (Path(req.tensorflow) / "a.cc").write_text("int a;\n")
+    Path(req.dependencies[0].path).mkdir(parents=True)
     plan = b.plan_build(req)
     first = FileLock(str(b.cell_lock_path(plan)))
     b.cell_lock_path(plan).parent.mkdir(parents=True)
