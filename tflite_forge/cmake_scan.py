@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterable
 
 from .errors import LockError
 
@@ -31,6 +32,8 @@ KEYWORDS = {"PREFIX", "TMP_DIR", "STAMP_DIR", "LOG_DIR", "DOWNLOAD_DIR", "SOURCE
 KEYWORD_PREFIXES = ("GIT_", "SVN_", "HG_", "CVS_", "LOG_", "USES_TERMINAL_", "DOWNLOAD_", "UPDATE_", "BUILD_",
                     "INSTALL_", "TEST_", "CONFIGURE_", "CMAKE_", "TLS_", "HTTP_")
 
+CONDITION_COMMANDS = frozenset({"if", "elseif", "while"})
+
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BRACKET_OPEN = re.compile(r"\[(=*)\[")
 _VAR = re.compile(r"\$\{([A-Za-z0-9_./+-]+)\}")
@@ -41,6 +44,7 @@ class Arg:
     value: str
     quoted: bool
     line: int
+    paren: bool = False   # a bare "(" or ")" inside if()/elseif()/while(): grouping, not an argument
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,7 @@ class Declaration:
     git_tag: str | None
     file: str            # path relative to the tree that declares it
     line: int
+    license_file: str | None = None   # LICENSE_FILE: where the tree keeps its license (OouraFFT: a readme)
 
 
 class _Reader:
@@ -153,7 +158,11 @@ class _Reader:
                 if not self.s.startswith("(", self.i):
                     raise self.error(f"expected '(' after {m.group(0)}", line)
                 self._advance(1)
-                cmds.append(Command(m.group(0).lower(), tuple(self._args(line)), line))
+                name = m.group(0).lower()
+                args = self._args(line)
+                if name not in CONDITION_COMMANDS:
+                    args = [a for a in args if not a.paren]
+                cmds.append(Command(name, tuple(args), line))
         return cmds
 
     def _args(self, start: int) -> list[Arg]:
@@ -169,11 +178,13 @@ class _Reader:
             elif c == "(":
                 depth += 1
                 self._advance(1)
+                args.append(Arg("(", False, line, paren=True))
             elif c == ")":
                 self._advance(1)
                 if depth == 0:
                     return args
                 depth -= 1
+                args.append(Arg(")", False, line, paren=True))
             elif c == '"':
                 args.append(Arg(self._quoted(), True, line))
             elif c == "[" and _BRACKET_OPEN.match(self.s, self.i):
@@ -332,5 +343,489 @@ def declarations(path: Path, rel: str, *, root: Path | None = None,
             url_hash = ("MD5", one("URL_MD5").lower())
         found.append(Declaration(name=name, kind=kind, urls=urls, url_hash=url_hash,
                                  git_repository=one("GIT_REPOSITORY"), git_tag=one("GIT_TAG"),
-                                 file=rel, line=cmd.line))
+                                 file=rel, line=cmd.line, license_file=one("LICENSE_FILE")))
     return found
+
+
+# ---------------------------------------------------------------------- if() conditions
+# Which options bring a download in: the reach walk below follows find_package/include/
+# add_subdirectory/configure_file from the C API's CMakeLists and keeps the if() conditions around
+# each declaration. A condition is evaluated as CMake does (parentheses, then unary tests, binary
+# tests, NOT, then AND/OR left to right), three-valued: what the walk knows is decided, a
+# user-settable variable stays a symbol, anything else is UNKNOWN (and counts as reached).
+
+TRUE_WORDS = frozenset({"1", "ON", "YES", "TRUE", "Y"})
+FALSE_WORDS = frozenset({"0", "OFF", "NO", "FALSE", "N", "IGNORE", "NOTFOUND", ""})
+UNARY_TESTS = frozenset({"DEFINED", "TARGET", "EXISTS", "COMMAND", "POLICY", "TEST", "IS_DIRECTORY",
+                         "IS_ABSOLUTE", "IS_SYMLINK", "IS_READABLE", "IS_WRITABLE", "IS_EXECUTABLE"})
+BINARY_TESTS = frozenset({"STREQUAL", "MATCHES", "EQUAL", "LESS", "GREATER", "LESS_EQUAL", "GREATER_EQUAL",
+                          "STRLESS", "STRGREATER", "STRLESS_EQUAL", "STRGREATER_EQUAL", "VERSION_EQUAL",
+                          "VERSION_LESS", "VERSION_GREATER", "VERSION_LESS_EQUAL", "VERSION_GREATER_EQUAL",
+                          "IN_LIST", "PATH_EQUAL", "IS_NEWER_THAN"})
+UNKNOWN = ("unknown",)
+# A variable's value during the walk: ("str", text), ("sym", name) for a value only the build's
+# options decide, or UNKNOWN; None means undefined.
+Value = tuple
+
+
+def _word_truth(word: str) -> bool | None:
+    """CMake's truth of a constant, or None when `word` is not a constant (then it names a variable)."""
+    up = word.upper()
+    if up in TRUE_WORDS:
+        return True
+    if up in FALSE_WORDS or up.endswith("-NOTFOUND"):
+        return False
+    if re.fullmatch(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", word):
+        return float(word) != 0
+    return None
+
+
+def _not(x):
+    if x is True or x is False:
+        return not x
+    if x == UNKNOWN:
+        return UNKNOWN
+    if x[0] == "not":
+        return x[1]
+    return ("not", x)
+
+
+def _and(*xs):
+    out = True
+    for x in xs:
+        if x is False or out is False:
+            return False
+        if x is True:
+            continue
+        out = x if out is True else (UNKNOWN if UNKNOWN in (out, x) else ("and", out, x))
+    return out
+
+
+def _or(*xs):
+    out = False
+    for x in xs:
+        if x is True or out is True:
+            return True
+        if x is False:
+            continue
+        out = x if out is False else (UNKNOWN if UNKNOWN in (out, x) else ("or", out, x))
+    return out
+
+
+def _version_key(v: str) -> tuple[int, ...]:
+    return tuple(int(p) if p.isdigit() else 0 for p in re.split(r"[.]", v.strip()) if p != "")
+
+
+def _compare(op: str, a: str, b: str):
+    try:
+        if op == "STREQUAL":
+            return a == b
+        if op == "MATCHES":
+            return re.search(b, a) is not None
+        if op in ("EQUAL", "LESS", "GREATER", "LESS_EQUAL", "GREATER_EQUAL"):
+            x, y = float(a), float(b)
+            return {"EQUAL": x == y, "LESS": x < y, "GREATER": x > y, "LESS_EQUAL": x <= y, "GREATER_EQUAL": x >= y}[op]
+        if op.startswith("STR"):
+            return {"STRLESS": a < b, "STRGREATER": a > b, "STRLESS_EQUAL": a <= b, "STRGREATER_EQUAL": a >= b}[op]
+        if op.startswith("VERSION_"):
+            x, y = _version_key(a), _version_key(b)
+            n = max(len(x), len(y))
+            x, y = x + (0,) * (n - len(x)), y + (0,) * (n - len(y))
+            return {"VERSION_EQUAL": x == y, "VERSION_LESS": x < y, "VERSION_GREATER": x > y,
+                    "VERSION_LESS_EQUAL": x <= y, "VERSION_GREATER_EQUAL": x >= y}[op]
+    except (ValueError, re.error):
+        return UNKNOWN
+    return UNKNOWN
+
+
+class Condition:
+    """Parse and evaluate one if() argument list against `lookup(name) -> Value | None`."""
+
+    def __init__(self, args: tuple[Arg, ...] | list[Arg], lookup):
+        self.toks, self.i, self.lookup = list(args), 0, lookup
+
+    def evaluate(self):
+        if not self.toks:
+            return False
+        try:
+            node = self._logic()
+        except IndexError:
+            return UNKNOWN
+        return node if self.i == len(self.toks) else UNKNOWN
+
+    # -- values
+    def _expand(self, text: str):
+        """${VAR} references in text: ("str", ...), ("sym", name) when text is exactly one symbol, or UNKNOWN."""
+        m = re.fullmatch(r"\$\{([A-Za-z0-9_./+-]+)\}", text)
+        if m:
+            v = self.lookup(m.group(1))
+            return ("str", "") if v is None else v
+        out = text
+        for _ in range(16):
+            m = _VAR.search(out)
+            if not m:
+                return ("str", out)
+            v = self.lookup(m.group(1))
+            if v is None:
+                v = ("str", "")
+            if v[0] != "str":
+                return UNKNOWN
+            out = out[:m.start()] + v[1] + out[m.end():]
+        return UNKNOWN
+
+    def _operand(self, tok: Arg):
+        if tok.quoted:
+            return self._expand(tok.value)
+        v = self._expand(tok.value)
+        if v[0] == "str" and _word_truth(v[1]) is None and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.+-]*", v[1]):
+            named = self.lookup(v[1])
+            return ("str", v[1]) if named is None else named
+        return v
+
+    def _truth(self, tok: Arg):
+        v = self._expand(tok.value)
+        if v == UNKNOWN:
+            return UNKNOWN
+        if v[0] == "sym":
+            return ("var", v[1])
+        word = v[1]
+        const = _word_truth(word)
+        if const is not None:
+            return const
+        if tok.quoted:
+            return False
+        named = self.lookup(word)
+        if named is None:
+            return False
+        if named[0] == "sym":
+            return ("var", named[1])
+        if named == UNKNOWN:
+            return UNKNOWN
+        return bool(_word_truth(named[1]) is not False)
+
+    # -- grammar
+    def _peek(self) -> Arg | None:
+        return self.toks[self.i] if self.i < len(self.toks) else None
+
+    def _keyword(self, words) -> str | None:
+        tok = self._peek()
+        if tok is not None and not tok.quoted and not tok.paren and tok.value in words:
+            return tok.value
+        return None
+
+    def _logic(self):
+        left = self._negation()
+        while (op := self._keyword(("AND", "OR"))):
+            self.i += 1
+            right = self._negation()
+            left = _and(left, right) if op == "AND" else _or(left, right)
+        return left
+
+    def _negation(self):
+        if self._keyword(("NOT",)):
+            self.i += 1
+            return _not(self._negation())
+        return self._binary()
+
+    def _binary(self):
+        tok = self._peek()
+        if tok is not None and tok.paren and tok.value == "(":
+            self.i += 1
+            node = self._logic()
+            close = self._peek()
+            if close is None or not (close.paren and close.value == ")"):
+                raise IndexError("unbalanced parentheses")
+            self.i += 1
+            return node
+        if (op := self._keyword(UNARY_TESTS)):
+            self.i += 1
+            target = self.toks[self.i]
+            self.i += 1
+            return self._unary(op, target)
+        self.i += 1
+        nxt = self._keyword(BINARY_TESTS)
+        if nxt:
+            self.i += 1
+            right = self.toks[self.i]
+            self.i += 1
+            return self._binop(nxt, tok, right)
+        return self._truth(tok)
+
+    def _unary(self, op: str, target: Arg):
+        if op == "DEFINED":
+            name = target.value
+            m = re.fullmatch(r"(?:ENV|CACHE)\{(.+)\}", name)
+            if m:
+                return UNKNOWN
+            v = self.lookup(name)
+            if v is None:
+                return False
+            return ("defined", v[1]) if v[0] == "sym" and v[1] == name else (UNKNOWN if v == UNKNOWN else True)
+        if op == "TARGET":
+            return False   # read as on first inclusion: no target exists yet
+        return UNKNOWN
+
+    def _binop(self, op: str, left: Arg, right: Arg):
+        a, b = self._operand(left), self._operand(right)
+        if UNKNOWN in (a, b) or op in ("IN_LIST", "PATH_EQUAL", "IS_NEWER_THAN"):
+            return UNKNOWN
+        if a[0] == "str" and b[0] == "str":
+            return _compare(op, a[1], b[1])
+        return ("cmp", op, a, b)
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
+
+
+def condition_text(node) -> str:
+    """A condition as CMake if() text over the build's options: "TRUE", "FALSE", or e.g.
+    "TFLITE_ENABLE_GPU", "NOT CMAKE_SYSTEM_PROCESSOR OR CMAKE_SYSTEM_PROCESSOR MATCHES \"x86\""."""
+    if node is True or node == UNKNOWN:
+        return "TRUE"
+    if node is False:
+        return "FALSE"
+
+    def fmt(n, nested=False) -> str:
+        kind = n[0]
+        if kind == "var":
+            return n[1]
+        if kind == "defined":
+            return f"DEFINED {n[1]}"
+        if kind == "cmp":
+            side = lambda v: v[1] if v[0] == "sym" else _quote(v[1])  # noqa: E731
+            return f"{side(n[2])} {n[1]} {side(n[3])}"
+        if kind == "not":
+            inner = fmt(n[1], True)
+            return f"NOT ({inner})" if n[1][0] in ("and", "or") else f"NOT {inner}"
+        op = " AND " if kind == "and" else " OR "
+        parts = [f"({fmt(c)})" if c[0] in ("and", "or") and c[0] != kind else fmt(c) for c in (n[1], n[2])]
+        text = op.join(parts)
+        return f"({text})" if nested else text
+    return fmt(node)
+
+
+def evaluate_condition(text: str, values: dict[str, str]) -> bool:
+    """Whether a recorded condition holds for a build's options (values: name -> CMake value).
+    A name the build does not set is undefined, as in CMake; what cannot be decided holds."""
+    cmds = parse_commands(f"if({text})\n", "condition")
+
+    def lookup(name: str):
+        return ("str", values[name]) if name in values else None
+    result = Condition(cmds[0].args, lookup).evaluate()
+    return result is not False
+
+
+# ---------------------------------------------------------------------- reach: which options bring a download in
+
+# Known for every tflite-forge build (Linux targets, GCC); everything user-settable stays a symbol.
+PLATFORM_FACTS = {"CMAKE_SYSTEM_NAME": "Linux", "CMAKE_HOST_SYSTEM_NAME": "Linux", "UNIX": "1",
+                  "CMAKE_CXX_COMPILER_ID": "GNU", "CMAKE_C_COMPILER_ID": "GNU", "CMAKE_COMPILER_IS_GNUCXX": "1",
+                  "CMAKE_COMMAND": "cmake"}
+PLATFORM_UNDEFINED = frozenset({"WIN32", "MSVC", "APPLE", "ANDROID", "IOS", "CYGWIN", "MINGW", "EMSCRIPTEN", "MSYS"})
+SYMBOLIC_CMAKE = frozenset({"CMAKE_SYSTEM_PROCESSOR", "CMAKE_CROSSCOMPILING", "BUILD_SHARED_LIBS"})
+# What tflite-forge passes to replace a download (and what a download sets): undefined when asking
+# "would this configure download it?".
+_OVERRIDE_RE = re.compile(r"^(FETCHCONTENT_|OVERRIDABLE_FETCH_CONTENT_|CMAKE_)|_(SOURCE_DIR|BINARY_DIR|POPULATED|FOUND)$")
+
+
+@dataclass(frozen=True)
+class Reach:
+    """The result of walking a CMake project from its entry file."""
+    conditions: dict[tuple[str, int], Any]   # (file, line) of a download declaration -> condition node
+    defaults: dict[str, str]                 # option()/cache variable -> default value
+    files: tuple[str, ...]                   # every file the walk read
+
+
+class _Walk:
+    def __init__(self, root: Path, module_dir: str, preset: dict[str, str]):
+        self.root = root.resolve()
+        self.vars: dict[str, Value] = {}
+        self.preset = dict(preset)
+        self.defaults: dict[str, str] = {}
+        self.module_path: list[Path] = [self.root / module_dir]
+        self.reached: dict[tuple[str, int], Any] = {}
+        self.files: list[str] = []
+        self.list_dir = self.root
+        self.source_dir = self.root
+
+    def lookup(self, name: str) -> Value | None:
+        if name == "CMAKE_CURRENT_LIST_DIR":
+            return ("str", str(self.list_dir))
+        if name in ("CMAKE_CURRENT_SOURCE_DIR", "PROJECT_SOURCE_DIR"):
+            return ("str", str(self.source_dir))
+        if name in self.preset:
+            return ("str", self.preset[name])
+        if name in PLATFORM_FACTS:
+            return ("str", PLATFORM_FACTS[name])
+        if name in self.vars:
+            return self.vars[name]
+        if name in SYMBOLIC_CMAKE:
+            return ("sym", name)
+        if name in PLATFORM_UNDEFINED or _OVERRIDE_RE.search(name):
+            return None
+        return ("sym", name)
+
+    def expand_path(self, text: str, base: Path) -> Path | None:
+        cond = Condition([], self.lookup)
+        v = cond._expand(text)
+        if v[0] != "str" or not v[1]:
+            return None
+        path = Path(v[1])
+        path = (path if path.is_absolute() else base / path).resolve()
+        try:
+            path.relative_to(self.root)
+        except ValueError:
+            return None
+        return path
+
+    def rel(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    def _module(self, name: str) -> Path | None:
+        for d in self.module_path:
+            if (d / name).is_file():
+                return d / name
+        return None
+
+    def walk(self, path: Path, cond, stack: tuple[str, ...] = (), source_dir: Path | None = None) -> None:
+        rel = self.rel(path)
+        if rel in stack or len(stack) > 48 or cond is False:
+            return
+        try:
+            commands = parse_commands(path.read_text(encoding="utf-8", errors="replace"), rel)
+        except (OSError, LockError):
+            return
+        if rel not in self.files:
+            self.files.append(rel)
+        saved = (self.list_dir, self.source_dir)
+        self.list_dir = path.parent
+        if source_dir is not None:
+            self.source_dir = source_dir
+        try:
+            self._commands(rel, commands, cond, (*stack, rel))
+        finally:
+            self.list_dir, self.source_dir = saved
+
+    def _commands(self, rel: str, commands: list[Command], cond, stack: tuple[str, ...]) -> None:
+        frames: list[list] = []   # per open if(): [current branch condition, [earlier branch conditions]]
+        guard = True              # after a return() inside if(): NOT that if's condition
+        nesting = 0
+        for cmd in commands:
+            name = cmd.name
+            if name in ("function", "macro"):
+                nesting += 1
+                continue
+            if name in ("endfunction", "endmacro"):
+                nesting = max(0, nesting - 1)
+                continue
+            if nesting:
+                continue
+            if name == "if":
+                c = Condition(cmd.args, self.lookup).evaluate()
+                frames.append([c, [c]])
+                continue
+            if name in ("elseif", "else") and frames:
+                earlier = frames[-1][1]
+                c = Condition(cmd.args, self.lookup).evaluate() if name == "elseif" else True
+                frames[-1][0] = _and(_not(_or(*earlier)), c)
+                earlier.append(c)
+                continue
+            if name == "endif":
+                if frames:
+                    frames.pop()
+                continue
+            here = _and(cond, guard, *(f[0] for f in frames))
+            if here is False:
+                continue
+            if name == "return":
+                if not frames:
+                    return
+                guard = _and(guard, _not(_and(*(f[0] for f in frames))))
+                continue
+            self._command(rel, cmd, here, stack)
+
+    def _command(self, rel: str, cmd: Command, here, stack: tuple[str, ...]) -> None:
+        args = [a.value for a in cmd.args]
+        name = cmd.name
+        if name in DECLARE_COMMANDS:
+            key = (rel, cmd.line)
+            self.reached[key] = _or(self.reached.get(key, False), here)
+        elif name in ("set", "option", "cmake_dependent_option") and args:
+            self._set(name, cmd, here)
+        elif name == "list" and len(args) >= 3 and args[0] in ("APPEND", "PREPEND") and args[1] == "CMAKE_MODULE_PATH":
+            self._module_dirs(args[2:])
+        elif name == "include" and args:
+            target = self._module(f"{args[0]}.cmake") if re.fullmatch(r"[A-Za-z0-9_.+-]+", args[0]) \
+                and not args[0].endswith(".cmake") else self.expand_path(args[0], self.source_dir)
+            if target is not None and target.is_file():
+                self.walk(target, here, stack)
+        elif name == "find_package" and args:
+            if not {"CONFIG", "NO_MODULE"} & set(args[1:]):
+                target = self._module(f"Find{args[0]}.cmake")
+                if target is not None:
+                    self.walk(target, here, stack)
+        elif name == "add_subdirectory" and args:
+            sub = self.expand_path(args[0], self.source_dir)
+            if sub is not None and (sub / "CMakeLists.txt").is_file():
+                self.walk(sub / "CMakeLists.txt", here, stack, source_dir=sub)
+        elif name == "configure_file" and args:
+            src = self.expand_path(args[0], self.source_dir)
+            if src is not None and src.suffix == ".cmake" and src.is_file():
+                self.walk(src, here, stack, source_dir=src.parent)
+
+    def _module_dirs(self, values: list[str]) -> None:
+        for value in values:
+            for part in value.split(";"):
+                d = self.expand_path(part, self.source_dir) if part else None
+                if d is not None and d.is_dir() and d not in self.module_path:
+                    self.module_path.append(d)
+
+    def _set(self, kind: str, cmd: Command, here) -> None:
+        args = cmd.args
+        var = args[0].value
+        if var in self.preset or var in PLATFORM_FACTS:
+            return
+        if kind in ("option", "cmake_dependent_option"):
+            default = args[2].value if len(args) > 2 else "OFF"
+            if here is True or var not in self.vars:
+                self.defaults.setdefault(var, default)
+                self.vars.setdefault(var, ("sym", var))
+            return
+        values = [a for a in args[1:] if a.value != "PARENT_SCOPE"]
+        cache = next((i for i, a in enumerate(values) if a.value == "CACHE" and not a.quoted), None)
+        force = cache is not None and any(a.value == "FORCE" for a in values[cache:])
+        if cache is not None:
+            values = values[:cache]
+        if var == "CMAKE_MODULE_PATH":
+            self._module_dirs([a.value for a in values])
+            return
+        if here is not True:
+            self.vars[var] = UNKNOWN
+            return
+        if len(values) == 1:
+            value = Condition([], self.lookup)._expand(values[0].value)
+        else:
+            value = Condition([], self.lookup)._expand(";".join(a.value for a in values))
+        if cache is not None and not force:
+            # A cache default: the user may give another value (-D), so it stays a symbol.
+            if var not in self.vars:
+                if value[0] == "str":
+                    self.defaults.setdefault(var, value[1])
+                self.vars[var] = ("sym", var)
+            return
+        self.vars[var] = value
+
+
+def reach(root: Path, entry: str, *, module_dir: str = "tensorflow/lite/tools/cmake/modules",
+          preset: dict[str, str] | None = None, symbols: Iterable[str] = ()) -> Reach:
+    """Walk the CMake project `entry` (a CMakeLists.txt relative to root) as a configure would, and
+    return under which conditions each download declaration is reached. `symbols` are variables
+    the build may set (recipe options) that the files never declare."""
+    walk = _Walk(root, module_dir, preset or {})
+    for name in symbols:
+        walk.vars.setdefault(name, ("sym", name))
+    start = walk.root / entry
+    if start.is_file():
+        walk.walk(start, True, source_dir=start.parent)
+    return Reach(conditions=dict(walk.reached), defaults=dict(walk.defaults), files=tuple(walk.files))

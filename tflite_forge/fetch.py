@@ -16,12 +16,13 @@ import hashlib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 from .cache import Cache
 from .download import (FetchPolicy, TransferError, copy_atomic, copy_file_url, drop_partial,
                        http_download, make_session)
 from .errors import ChecksumError, FetchError, OfflineError, UnpackError
+from .lock import require_needed
 from .progress import Progress, default_progress
 from .settings import check_cache_dir, check_file_mirrors
 from .unpack import check_archive
@@ -241,20 +242,28 @@ def lock_or_generate(fetcher: Fetcher, recipe: "Recipe"):
     return read_recipe_lock(recipe)
 
 
-def ensure_sources(settings: "Settings", recipe: "Recipe", *, fetcher: Fetcher | None = None) -> Sources:
-    """Fetch (if needed) and unpack the recipe's archive and every locked dependency."""
+def ensure_sources(settings: "Settings", recipe: "Recipe", *, fetcher: Fetcher | None = None,
+                   options: Mapping[str, object] | None = None,
+                   processors: Iterable[str | None] | None = None) -> Sources:
+    """Fetch (if needed) and unpack the recipe's archive and the locked dependencies a build needs.
+
+    options: the build's CMake options (recipe over arch defaults); only the locked trees those
+    options bring in are fetched (lock.needed), and a tree they need that the lock skipped is a
+    LockError. processors: CMAKE_SYSTEM_PROCESSOR values the build configures for (target, plus the
+    host's for a cross build's host tools). options=None: every locked dependency."""
     from .unpack import unpack_archive
 
     fetcher = fetcher or Fetcher.from_settings(settings)
     try:
         lock = lock_or_generate(fetcher, recipe)
+        wanted = lock.dependencies if options is None else require_needed(lock, options, processors=processors)
         src = recipe.source
         tf_tree = fetcher.cache.tree(src.sha256)
         if not tf_tree.is_dir():
             archive = fetch_recipe_archive(fetcher, recipe)
             tf_tree = unpack_archive(archive, fetcher.cache, src.sha256, src.strip_prefix)
         deps: dict[str, LockedTree] = {}
-        for dep in lock.dependencies:
+        for dep in wanted:
             tree = fetcher.cache.tree(dep.sha256)
             if not tree.is_dir():
                 archive = fetcher.fetch(dep.sha256, [dep.url], name=dep.name)

@@ -12,20 +12,30 @@ and recorded with the archive's real top folder as strip_prefix.
 The first declaration of a name (or of a CMake variable) wins: the build passes that tree, so CMake
 never runs a later declaration of the same thing (XNNPACK's own cpuinfo and pthreadpool downloads
 are skipped because TensorFlow's cpuinfo module and DownloadPThreadPool.cmake come first). Test-only
-downloads (TEST_ONLY) are skipped: TFLite turns its dependencies' tests and benchmarks off.
+downloads of dependency trees (TEST_ONLY) are skipped: TFLite turns its dependencies' tests off.
+
+Which options bring each download in is read too (cmake_scan.reach): a walk from the recipe's
+cmake_source_dir through find_package/include/add_subdirectory/configure_file keeps the if()
+conditions around every declaration, and the lock records it as `when` (CMake if() text over the
+build's options: "TRUE", "TFLITE_KERNEL_TEST", "TFLITE_ENABLE_GPU", ...). A tree a dependency
+declares inherits its declarer's `when`. `invoke lock` pins only what some configuration of the
+recipe needs (its options over every arch's defaults and CMAKE_SYSTEM_PROCESSOR) and records the
+rest as [[skipped]] without downloading it; `invoke lock --all` pins everything. `needed()` is the
+one rule fetch, the build's overrides, the licenses and the SBOM take their dependencies from.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 from . import __version__
 from ._toml import check_keys, expect, load_toml, require
-from .cmake_scan import Declaration, declarations
+from .arches import ARCHES, default_cmake_options
+from .cmake_scan import Declaration, condition_text, declarations, evaluate_condition, reach
 from .errors import ChecksumError, LockError
 from .fsutil import write_atomic
 from .recipe import SHA256_RE, select_recipes
@@ -35,6 +45,9 @@ if TYPE_CHECKING:
     from .recipe import Recipe
     from .settings import Settings
 
+# Test downloads in dependency trees (XNNPACK's DownloadGoogleTest.cmake ...): TFLite turns those tests
+# off. TensorFlow's own test modules (googletest, google_benchmark under TFLITE_KERNEL_TEST) are
+# recorded with their condition instead.
 TEST_ONLY = frozenset({"googletest", "googlebenchmark", "benchmark", "gtest"})
 # Modules TFLite's CMakeLists only reaches for features tflite-forge never builds: the GPU delegate's
 # headers, and fp16_headers (GPU and Android NNAPI only; with XNNPACK on it returns before declaring
@@ -43,7 +56,11 @@ TEST_ONLY = frozenset({"googletest", "googlebenchmark", "benchmark", "gtest"})
 # download cannot be read is skipped with a note instead of failing the whole lock.
 NOT_BUILT = frozenset({"fp16_headers", "opencl_headers", "vulkan_headers", "opengl_headers", "egl_headers"})
 LOCK_KEYS = ("archive_sha256", "generated_by")
+LOCK_OPTIONAL = ("scope", "option_defaults")
 DEP_KEYS = ("name", "url", "sha256", "strip_prefix", "cmake_variable", "declared_in", "declared_by")
+DEP_OPTIONAL = ("when", "license_file")
+SKIP_KEYS = ("name", "url", "when", "declared_in", "declared_by")
+ALWAYS = "TRUE"
 CMAKE_VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.+-]*$")
 
@@ -57,6 +74,18 @@ class LockedDependency:
     cmake_variable: str
     declared_in: str
     declared_by: str
+    when: str = ALWAYS          # CMake if() condition over the build's options that brings it in
+    license_file: str = ""      # LICENSE_FILE of the declaration (a tree keeping its license elsewhere)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SkippedDependency:
+    """Declared, but no configuration of the recipe reaches it: not downloaded (`invoke lock --all` pins it)."""
+    name: str
+    url: str
+    when: str
+    declared_in: str
+    declared_by: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,6 +94,9 @@ class Lock:
     archive_sha256: str
     generated_by: str
     dependencies: tuple[LockedDependency, ...]
+    scope: str = "recipe"                                    # "recipe" or "all" (invoke lock --all)
+    option_defaults: tuple[tuple[str, str], ...] = ()        # option()/cache defaults the `when`s name
+    skipped: tuple[SkippedDependency, ...] = ()
 
     def get(self, name: str) -> LockedDependency:
         for dep in self.dependencies:
@@ -79,13 +111,22 @@ def load_lock(path: str | Path) -> Lock:
     """Read and strictly validate a lock file; every problem is a one-line LockError."""
     path = Path(path)
     data = load_toml(path, error=LockError)
-    check_keys(path, "top level", data, ("lock", "dependency"), error=LockError)
+    check_keys(path, "top level", data, ("lock", "dependency", "skipped"), error=LockError)
     head = require(path, "", data, "lock", dict, "a [lock] table", error=LockError)
-    check_keys(path, "[lock]", head, LOCK_KEYS, error=LockError)
+    check_keys(path, "[lock]", head, LOCK_KEYS + LOCK_OPTIONAL, error=LockError)
     archive = require(path, "[lock]", head, "archive_sha256", str, "64 lower-case hex characters", error=LockError)
     if not SHA256_RE.match(archive):
         raise LockError(f"{path}: [lock].archive_sha256: expected 64 lower-case hex characters, got {archive!r}")
     generated_by = require(path, "[lock]", head, "generated_by", str, "a string", error=LockError)
+    scope = expect(path, "[lock].scope", head.get("scope", "recipe"), str, '"recipe" or "all"', error=LockError)
+    if scope not in ("recipe", "all"):
+        raise LockError(f'{path}: [lock].scope: expected "recipe" or "all", got {scope!r}')
+    raw_defaults = expect(path, "[lock.option_defaults]", head.get("option_defaults", {}), dict,
+                          "a table of NAME = value", error=LockError)
+    for key, value in raw_defaults.items():
+        expect(path, f"[lock.option_defaults].{key}", value, str, "a string", error=LockError)
+        if not CMAKE_VAR_RE.match(key):
+            raise LockError(f"{path}: [lock.option_defaults]: not a CMake variable name: {key!r}")
     raw = expect(path, "[[dependency]]", data.get("dependency", []), list, "an array of tables", error=LockError)
     deps = []
     names: set[str] = set()
@@ -93,8 +134,15 @@ def load_lock(path: str | Path) -> Lock:
     for i, entry in enumerate(raw):
         where = f"[[dependency]] #{i + 1}"
         expect(path, where, entry, dict, "a table", error=LockError)
-        check_keys(path, where, entry, DEP_KEYS, error=LockError)
+        check_keys(path, where, entry, DEP_KEYS + DEP_OPTIONAL, error=LockError)
         values = {k: require(path, where, entry, k, str, "a string", error=LockError) for k in DEP_KEYS}
+        for k in DEP_OPTIONAL:
+            if k in entry:
+                values[k] = expect(path, f"{where}.{k}", entry[k], str, "a string", error=LockError)
+        _check_when(path, where, values.get("when", ALWAYS))
+        lf = values.get("license_file", "")
+        if lf and (lf.startswith("/") or ".." in lf.split("/")):
+            raise LockError(f"{path}: {where}.license_file: expected a path inside the tree, got {lf!r}")
         if not NAME_RE.match(values["name"]):
             raise LockError(f"{path}: {where}.name: expected a lower-case name, got {values['name']!r}")
         if not re.match(r"^(https?|file)://", values["url"]):
@@ -113,17 +161,44 @@ def load_lock(path: str | Path) -> Lock:
         names.add(values["name"])
         variables.add(values["cmake_variable"])
         deps.append(LockedDependency(**values))
-    return Lock(path=path, archive_sha256=archive, generated_by=generated_by, dependencies=tuple(deps))
+    skipped = []
+    raw_skipped = expect(path, "[[skipped]]", data.get("skipped", []), list, "an array of tables", error=LockError)
+    for i, entry in enumerate(raw_skipped):
+        where = f"[[skipped]] #{i + 1}"
+        expect(path, where, entry, dict, "a table", error=LockError)
+        check_keys(path, where, entry, SKIP_KEYS, error=LockError)
+        values = {k: require(path, where, entry, k, str, "a string", error=LockError) for k in SKIP_KEYS}
+        _check_when(path, where, values["when"])
+        skipped.append(SkippedDependency(**values))
+    return Lock(path=path, archive_sha256=archive, generated_by=generated_by, dependencies=tuple(deps),
+                scope=scope, option_defaults=tuple(sorted(raw_defaults.items())), skipped=tuple(skipped))
+
+
+def _check_when(path: Path, where: str, when: str) -> None:
+    try:
+        evaluate_condition(when, {})
+    except LockError as exc:
+        raise LockError(f"{path}: {where}.when: not a CMake condition: {when!r} ({exc})") from None
 
 
 def dump_lock(lock: Lock) -> str:
     import tomli_w
-    body = tomli_w.dumps({
-        "lock": {"archive_sha256": lock.archive_sha256, "generated_by": lock.generated_by},
-        "dependency": [{k: getattr(d, k) for k in DEP_KEYS} for d in lock.dependencies],
-    })
+    head: dict = {"archive_sha256": lock.archive_sha256, "generated_by": lock.generated_by, "scope": lock.scope}
+    if lock.option_defaults:
+        head["option_defaults"] = dict(lock.option_defaults)
+    data: dict = {
+        "lock": head,
+        "dependency": [{k: getattr(d, k) for k in DEP_KEYS + DEP_OPTIONAL if k in DEP_KEYS or getattr(d, k)}
+                       for d in lock.dependencies],
+    }
+    if lock.skipped:
+        data["skipped"] = [{k: getattr(d, k) for k in SKIP_KEYS} for d in lock.skipped]
+    body = tomli_w.dumps(data)
     return ("# Written by `invoke lock`: every tree TFLite's CMake downloads at configure time, pinned.\n"
-            "# Regenerate rather than edit; `invoke fetch` downloads all of them for an offline build.\n\n" + body)
+            "# `when` is the CMake condition over the build's options that brings a tree in (TRUE: always);\n"
+            "# [[skipped]] trees no configuration of the recipe reaches (`invoke lock --all` pins them too).\n"
+            "# Regenerate rather than edit; `invoke fetch` downloads what the build needs for an offline build.\n\n"
+            + body)
 
 
 def write_lock(lock: Lock) -> Path:
@@ -155,6 +230,98 @@ def lock_status(recipe: "Recipe") -> tuple[Lock | None, str]:
         if not recipe.lock_path.is_file():
             return None, f"no lock ({recipe.lock_path.name})"
         return None, str(exc)
+
+
+# ---------------------------------------------------------------------- which dependencies a build needs
+
+def cmake_value(value: object) -> str:
+    """A recipe or build-info option value as CMake sees it (booleans are ON/OFF)."""
+    if isinstance(value, bool):
+        return "ON" if value else "OFF"
+    return str(value)
+
+
+def either(a: str, b: str) -> str:
+    """The condition that holds when `a` or `b` does."""
+    if ALWAYS in (a, b):
+        return ALWAYS
+    if a == b or b == "FALSE":
+        return a
+    if a == "FALSE":
+        return b
+    return f"({a}) OR ({b})"
+
+
+def _configurations(cmake_options: Mapping[str, object], defaults: Iterable[tuple[str, str]],
+                    processors: Iterable[str | None] | None) -> list[dict[str, str]]:
+    base = dict(defaults)
+    base.update({k: cmake_value(v) for k, v in cmake_options.items()})
+    if processors is None:
+        return [base]
+    out = []
+    for proc in processors:
+        env = dict(base)
+        if proc:
+            env["CMAKE_SYSTEM_PROCESSOR"] = proc
+        else:
+            env.pop("CMAKE_SYSTEM_PROCESSOR", None)
+        out.append(env)
+    return out or [base]
+
+
+def _holds(when: str, configs: list[dict[str, str]]) -> bool:
+    return any(evaluate_condition(when, env) for env in configs)
+
+
+def needed(dependencies: "Lock | Iterable[LockedDependency]", cmake_options: Mapping[str, object], *,
+           processors: Iterable[str | None] | None = None,
+           option_defaults: Iterable[tuple[str, str]] | None = None) -> tuple[LockedDependency, ...]:
+    """The locked dependencies a build with these options downloads at configure time, in lock order.
+
+    cmake_options: the build's -D options (recipe over arch defaults; build-info.json's
+    "cmake_options"); unset options take the lock's recorded defaults. processors: the
+    CMAKE_SYSTEM_PROCESSOR values the build configures for (the target's, plus the host's for a
+    cross build's host-tools configure); None takes cmake_options' own, or leaves it undefined
+    (then x86-only trees count as needed). Pure: nothing is read or fetched."""
+    deps = dependencies.dependencies if isinstance(dependencies, Lock) else tuple(dependencies)
+    if option_defaults is None:
+        option_defaults = dependencies.option_defaults if isinstance(dependencies, Lock) else ()
+    configs = _configurations(cmake_options, option_defaults, processors)
+    return tuple(d for d in deps if _holds(d.when, configs))
+
+
+def missing(lock: "Lock", cmake_options: Mapping[str, object], *,
+            processors: Iterable[str | None] | None = None) -> tuple[SkippedDependency, ...]:
+    """Trees these options need that the lock skipped (it was made for other options)."""
+    configs = _configurations(cmake_options, lock.option_defaults, processors)
+    return tuple(d for d in lock.skipped if _holds(d.when, configs))
+
+
+def require_needed(lock: "Lock", cmake_options: Mapping[str, object], *,
+                   processors: Iterable[str | None] | None = None) -> tuple[LockedDependency, ...]:
+    """needed(), or a LockError naming what these options need that the lock did not pin."""
+    absent = missing(lock, cmake_options, processors=processors)
+    if absent:
+        names = ", ".join(f"{d.name} (when {d.when})" for d in absent)
+        raise LockError(f"{lock.path}: the build's options need {names}, which this lock skipped; rerun `invoke lock` "
+                        f"after setting the option in the recipe's [build.cmake_options], or `invoke lock --all`")
+    return needed(lock, cmake_options, processors=processors)
+
+
+def recipe_configurations(recipe: "Recipe") -> list[tuple[dict[str, str], str]]:
+    """(options, CMAKE_SYSTEM_PROCESSOR) of every build of the recipe: its options over each arch's defaults."""
+    own = {k: cmake_value(v) for k, v in recipe.build.cmake_options}
+    out = []
+    for arch in ARCHES:
+        options = {k: cmake_value(v) for k, v in default_cmake_options(arch, recipe.version).items()}
+        options.update(own)
+        out.append((options, arch.cmake_system_processor))
+    return out
+
+
+def _needed_by_recipe(when: str, recipe: "Recipe", defaults: Iterable[tuple[str, str]]) -> bool:
+    return any(_holds(when, _configurations(options, defaults, [proc]))
+               for options, proc in recipe_configurations(recipe))
 
 
 # ---------------------------------------------------------------------- declarations -> archives
@@ -249,28 +416,70 @@ def _check_upstream_hash(decl: Declaration, url: str, path: Path, actual_sha256:
                         f"expected {algo} {expected}, got {got}; the upstream pin and the bytes disagree")
 
 
-def generate_lock(fetcher: "Fetcher", recipe: "Recipe") -> Lock:
+def tensorflow_conditions(root: Path, recipe: "Recipe") -> tuple[dict[tuple[str, int], str], dict[str, str]]:
+    """{(file, line): when} for every download declaration the recipe's CMake project reaches, and
+    the defaults of the options those conditions name."""
+    preset = {"TENSORFLOW_SOURCE_DIR": str(root), "TF_SOURCE_DIR": str(root / "tensorflow"),
+              "TFLITE_SOURCE_DIR": str(root / "tensorflow/lite")}
+    symbols = {k for k, _ in recipe.build.cmake_options}
+    for arch in ARCHES:
+        symbols.update(default_cmake_options(arch, recipe.version))
+    found = reach(root, f"{recipe.build.cmake_source_dir}/CMakeLists.txt", preset=preset, symbols=sorted(symbols))
+    conditions = {key: condition_text(node) for key, node in found.conditions.items()}
+    named = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", " ".join(conditions.values())))
+    return conditions, {k: v for k, v in found.defaults.items() if k in named}
+
+
+def generate_lock(fetcher: "Fetcher", recipe: "Recipe", *, everything: bool = False) -> Lock:
+    """Pin what the recipe's configurations download (everything=True: every declared download)."""
     from .fetch import fetch_recipe_archive
     from .unpack import top_folder, unpack_archive
 
     src = recipe.source
     archive = fetch_recipe_archive(fetcher, recipe)
-    queue: list[tuple[str, Path]] = [("tensorflow", unpack_archive(archive, fetcher.cache, src.sha256, src.strip_prefix))]
+    tf_root = unpack_archive(archive, fetcher.cache, src.sha256, src.strip_prefix)
+    conditions, defaults = tensorflow_conditions(tf_root, recipe)
+    queue: list[tuple[str, Path, str]] = [("tensorflow", tf_root, ALWAYS)]
     locked: list[LockedDependency] = []
+    skipped: list[SkippedDependency] = []
     by_name: dict[str, str] = {}
     by_var: dict[str, str] = {}
     note = fetcher.progress.note
+    entry = f"{recipe.build.cmake_source_dir}/CMakeLists.txt"
     while queue:
-        declared_by, root = queue.pop(0)
+        declared_by, root, inherited = queue.pop(0)
         for rel, decl in scan_tree(root, declared_by, note):
             name = decl.name.lower()
             var = cmake_variable(decl)
-            if name in TEST_ONLY:
+            if declared_by == "tensorflow":
+                when = conditions.get((rel, decl.line))
+                if when is None:
+                    when = ALWAYS
+                    if conditions:
+                        note(f"lock: {rel}: {name} is not reached from {entry}; pinned as always needed")
+            else:
+                when = inherited
+            if declared_by != "tensorflow" and name in TEST_ONLY:
                 note(f"lock: {declared_by} {rel}: {name} is test-only; skipped")
                 continue
             first = by_name.get(name) or by_var.get(var)
             if first:
+                # The build passes the first tree; whoever else declares it needs it too.
+                for i, dep in enumerate(locked):
+                    if dep.name == name or dep.cmake_variable == var:
+                        locked[i] = replace(dep, when=either(dep.when, when))
                 note(f"lock: {declared_by} {rel}: {name} already comes from {first}; the build passes that tree")
+                continue
+            if when == "FALSE" or not (everything or _needed_by_recipe(when, recipe, defaults.items())):
+                try:
+                    url = archive_for(decl)[0]
+                except LockError:
+                    url = decl.git_repository or ""
+                if all(d.name != name for d in skipped):
+                    skipped.append(SkippedDependency(name=name, url=url, when=when, declared_in=rel,
+                                                     declared_by=declared_by))
+                note(f"lock: {declared_by} {rel}: {name} only when {when}, which no build of {recipe.label} sets; "
+                     f"skipped (`invoke lock --all` pins it)")
                 continue
             url, predicted = archive_for(decl)
             pinned = decl.url_hash[1] if decl.url_hash and decl.url_hash[0] == "SHA256" else None
@@ -291,25 +500,31 @@ def generate_lock(fetcher: "Fetcher", recipe: "Recipe") -> Lock:
             if predicted and predicted != top:
                 note(f"lock: {name}: archive top folder is {top!r}, not the predicted {predicted!r}; using the archive's")
             tree = unpack_archive(blob, fetcher.cache, sha, top)
+            skipped = [d for d in skipped if d.name != name]
             locked.append(LockedDependency(name=name, url=url, sha256=sha, strip_prefix=top,
-                                           cmake_variable=var, declared_in=rel, declared_by=declared_by))
+                                           cmake_variable=var, declared_in=rel, declared_by=declared_by,
+                                           when=when, license_file=decl.license_file or ""))
             by_name[name] = by_var[var] = f"{declared_by}:{rel}"
-            queue.append((name, tree))
+            queue.append((name, tree, when))
+    named = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", " ".join(d.when for d in (*locked, *skipped))))
     return Lock(path=recipe.lock_path, archive_sha256=src.sha256, generated_by=f"tflite-forge {__version__}",
-                dependencies=tuple(locked))
+                dependencies=tuple(locked), scope="all" if everything else "recipe",
+                option_defaults=tuple(sorted((k, v) for k, v in defaults.items() if k in named)),
+                skipped=tuple(skipped))
 
 
-def run_lock(settings: "Settings", *, fetcher: "Fetcher | None" = None) -> list[Lock]:
-    """`invoke lock`: generate and write <recipe>.lock for the selected recipe(s)."""
+def run_lock(settings: "Settings", *, fetcher: "Fetcher | None" = None, everything: bool = False) -> list[Lock]:
+    """`invoke lock` (`--all`: everything=True): generate and write <recipe>.lock for the selected recipe(s)."""
     from .fetch import Fetcher
 
     fetcher = fetcher or Fetcher.from_settings(settings)
     written = []
     try:
         for recipe in select_recipes(version=settings.version, recipe=settings.recipe):
-            lock = generate_lock(fetcher, recipe)
+            lock = generate_lock(fetcher, recipe, everything=everything)
             write_lock(lock)
-            fetcher.progress.note(f"lock: {recipe.label}: {len(lock.dependencies)} dependencies pinned in {lock.path}")
+            extra = f", {len(lock.skipped)} skipped (only other options reach them)" if lock.skipped else ""
+            fetcher.progress.note(f"lock: {recipe.label}: {len(lock.dependencies)} dependencies pinned{extra} in {lock.path}")
             written.append(lock)
     finally:
         fetcher.close()
