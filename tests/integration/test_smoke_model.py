@@ -6,20 +6,22 @@ from __future__ import annotations
 
 import dataclasses
 import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from tests.ci import need_tools
+from tests.ci import need_tools, unavailable
 from tests.fake_build import VERSION, make_fake_build, settings_for
 from tests.shared_models import ADD_BIN_SHAPE, add_bin
 from tflite_forge import container as ct
 from tflite_forge import tflite_model
 from tflite_forge.arches import host_arch, resolve_arch
 from tflite_forge.errors import ConfigError
-from tflite_forge.model_run import make_request, run_model_test
+from tflite_forge.model_run import make_request, parse_run, run_model_test
 from tflite_forge.package import run_package
 from tflite_forge.runtime_image import image_tag
+from tflite_forge.smoke import SMOKE_DIR
 from tflite_forge.tflite_model import write_add_model
 
 pytestmark = pytest.mark.integration
@@ -167,3 +169,30 @@ def test_miniature_build_runs_a_model_through_the_chain(miniature, base_image_do
     [line] = proc.stderr.strip().splitlines()
     assert line.startswith("tflite-forge: libtensorflowlite_c ") and "(aarch64) could not load schema4.tflite: " \
         "the model's schema version is 4, expected 3; check that it is a complete .tflite file" in line
+
+
+def test_run_model_c_and_its_tflite_runtime_twin_report_the_same(tmp_path):
+    """The two interpreters, one protocol: run_model.c against a packaged x86_64 library and
+    run_model_tflite_runtime.py on the host's real tflite-runtime give the same tensors and values."""
+    _need_target("x86_64")
+    try:
+        import tflite_runtime.interpreter  # noqa: F401
+    except ImportError:
+        unavailable("tflite_runtime is not importable: pip install 'tflite-runtime==2.14.0' 'numpy<2'")
+    settings = settings_for(make_fake_build(tmp_path, "x86_64"), tmp_path / "dist")
+    run_package(settings, log=lambda _: None)
+    model = write_add_model(tmp_path / "add.tflite")
+    request = make_request(model, inputs=_npy(tmp_path / "x.npy", np.array([1, -3, 0.5], dtype=np.float32)),
+                           resize=True, runs=2)
+    [c_api] = run_model_test(settings, request, log=lambda _: None)
+    request.write_inputs(tmp_path)
+    proc = subprocess.run([sys.executable, str(SMOKE_DIR / "run_model_tflite_runtime.py"), str(model), "2",
+                           *request.feeds(tmp_path)], capture_output=True, text=True, timeout=120)
+    twin = parse_run(proc.stdout, proc.stderr, proc.returncode, request=request, arch="x86_64", where="natively",
+                     who="tflite-runtime")
+
+    def facts(report):
+        return [(t.io, t.index, t.name, t.type, t.shape, t.nbytes, t.fed, t.values, t.count, t.total)
+                for t in (*report.inputs, *report.outputs)]
+    assert facts(c_api) == facts(twin)
+    assert c_api.outputs[0].values == (3, -9, 1.5)
