@@ -118,9 +118,14 @@ def main(argv):
             line["fed"] = "zeros"
         emit(**line)
     times = []
-    for _ in range(runs):
+    for run in range(runs):
         start = time.perf_counter_ns()
-        interpreter.invoke()
+        try:
+            interpreter.invoke()
+        except (ValueError, RuntimeError) as err:
+            last = (str(err).strip().splitlines() or ["(no message)"])[-1]
+            emit(event="error", stage="invoke", message=f"invoke failed on run {run + 1}: {last}")
+            return 1
         times.append(time.perf_counter_ns() - start)
     emit(event="invoke", runs=runs, ns=times)
     for o, detail in enumerate(interpreter.get_output_details()):

@@ -184,8 +184,9 @@ def parse_run(stdout: str, stderr: str, returncode: int, *, request: ModelReques
         if stage == "interpreter":
             raise PackageError(f"{who} could not make an interpreter for {model}{said}; every operator the model "
                                "uses must be built into the library (a custom op, or a newer schema?)")
-        raise PackageError(f"{who} failed on {model} at {stage} ({err.get('message', '')}){said}; "
-                           "run the model with --interpreter tflite-runtime to compare")
+        hint = "compare with --interpreter tflite-runtime" if request.interpreter == "c-api" else \
+            "check the model with the tools of the TensorFlow release that wrote it"
+        raise PackageError(f"{who} failed on {model} at {stage} ({err.get('message', '')}){said}; {hint}")
     done = any(e.get("event") == "done" for e in events)
     if returncode != 0 or not done:
         last = library_said or _last_line(stdout) or "(no output)"
