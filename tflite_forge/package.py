@@ -56,6 +56,8 @@ from filelock import FileLock
 from .cache import sha256_file
 from .errors import PackageError
 from .fsutil import write_atomic
+from .lock import load_lock, needed
+from .sbom import license_files
 
 LIB_NAME = "libtensorflowlite_c"
 PKG_NAME = "tensorflowlite_c"
@@ -74,7 +76,6 @@ HEADER_SEEDS = (               # public C API headers (facts: TF's install rule 
     "tensorflow/compiler/mlir/lite/core/c",
 )
 HEADER_FILES = ("tensorflow/lite/builtin_ops.h",)
-LICENSE_RE = re.compile(r"^(LICEN[CS]E|COPYING|NOTICE|COPYRIGHT)([._-].*)?$", re.IGNORECASE)
 INCLUDE_RE = re.compile(rb'^\s*#\s*include\s+"([^"]+)"', re.MULTILINE)
 
 
@@ -168,6 +169,7 @@ class Dependency:
     sha256: str
     version: str
     tree: Path | None
+    license_file: str = ""     # the declaration's LICENSE_FILE (fft2d: readme2d.txt)
 
 
 @dataclass(frozen=True)
@@ -205,13 +207,20 @@ def dependency_version(url: str, strip_prefix: str = "") -> str:
     return last.removeprefix("v") if re.match(r"^v\d", last) else last or strip_prefix
 
 
-def _load_lock_dependencies(recipe: Any) -> list[Any]:
+def _load_lock_dependencies(recipe: Any, build_info: dict, arch: Any) -> list[Any]:
+    """The locked dependencies this build's options brought in (lock.needed over build-info.json's
+    cmake_options and the target's CMAKE_SYSTEM_PROCESSOR): only those are in the library, so only
+    their licenses are shipped and only they are in the SBOM, whatever "dependencies" lists."""
     path = Path(recipe.lock_path)
     if not path.is_file():
         raise PackageError(f"{path}: no dependency lock for {recipe.label}; run `invoke lock --version {recipe.version}` "
                            "and build again (the SBOM and licenses come from the lock)")
-    from .lock import load_lock
-    return list(load_lock(path).dependencies)
+    lock = load_lock(path)
+    options = build_info.get("cmake_options")
+    if not isinstance(options, dict):
+        options = {}
+    processor = getattr(arch, "cmake_system_processor", None) or options.get("CMAKE_SYSTEM_PROCESSOR")
+    return list(needed(lock, options, processors=[processor]))
 
 
 def collect_inputs(settings: Any, recipe: Any, arch: Any) -> PackageInputs:
@@ -235,13 +244,14 @@ def collect_inputs(settings: Any, recipe: Any, arch: Any) -> PackageInputs:
         raise PackageError(f"{tf_tree}: no patched TensorFlow working copy (headers and LICENSE come from it); "
                            f"run `invoke build --arch {arch.name}` first")
     deps = []
-    for locked in _load_lock_dependencies(recipe):
+    for locked in _load_lock_dependencies(recipe, build_info, arch):
         tree = work / "src" / cell / "deps" / locked.name
         if not tree.is_dir():
             cached = Path(settings.cache_dir) / "trees" / locked.sha256
             tree = cached if cached.is_dir() else None
         deps.append(Dependency(name=locked.name, url=locked.url, sha256=locked.sha256,
-                               version=dependency_version(locked.url, locked.strip_prefix), tree=tree))
+                               version=dependency_version(locked.url, locked.strip_prefix), tree=tree,
+                               license_file=locked.license_file))
     epoch = build_info.get("source_date_epoch", recipe.build.source_date_epoch)
     if epoch is None:
         raise PackageError(f"{info_path}: no source_date_epoch and the recipe sets none; add "
@@ -476,19 +486,13 @@ unset(_tflite_cxx_prefix)
 """
 
 
-def license_files(tree: Path | None) -> list[Path]:
-    if tree is None or not tree.is_dir():
-        return []
-    return [p for p in sorted(tree.iterdir()) if p.is_file() and LICENSE_RE.match(p.name)]
-
-
 def license_entries(inputs: PackageInputs) -> tuple[list[Entry], list[str]]:
     """share/licenses/<component>/<file>; also the components that have none (reported, not fatal)."""
     entries: list[Entry] = []
     missing: list[str] = []
-    for name, tree in (("tensorflow", inputs.tensorflow_tree),
-                       *((d.name, d.tree) for d in inputs.dependencies)):
-        files = license_files(tree)
+    for name, tree, declared in (("tensorflow", inputs.tensorflow_tree, ""),
+                                 *((d.name, d.tree, d.license_file) for d in inputs.dependencies)):
+        files = license_files(tree, declared)
         if not files:
             missing.append(name)
         entries += [Entry(f"share/licenses/{name}/{p.name}", p.read_bytes()) for p in files]

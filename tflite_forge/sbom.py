@@ -1,10 +1,12 @@
 """sbom.spdx.json: an SPDX 2.3 JSON document for one release tarball.
 
 Packages: the shipped library (what the document describes), TensorFlow (GENERATED_FROM)
-and every locked dependency (the library CONTAINS it: they are linked in statically).
-Each source package carries version, downloadLocation (the upstream URL from the recipe
-or lock), its archive's SHA256, and the license found in its license files (SPDX id from
-a small text classifier; NOASSERTION when unsure — never a guess).
+and every locked dependency the build's options bring in (the library CONTAINS it: they are
+linked in statically; package.collect_inputs filters with lock.needed). Each source package
+carries version, downloadLocation (the upstream URL from the recipe or lock), its archive's
+SHA256, and the license found in its license files (SPDX id from a small text classifier;
+NOASSERTION when unsure — never a guess). A tree that keeps its license in readme files
+(OouraFFT's fft2d) gets `LicenseRef-<name>` with the copyright paragraph as extracted text.
 
 `created` is SOURCE_DATE_EPOCH and `documentNamespace` is derived from the content, so
 the document is reproducible.
@@ -20,6 +22,9 @@ from pathlib import Path
 from typing import Any
 
 NAMESPACE_BASE = "https://github.com/tflite-forge/tflite-forge/spdx"
+LICENSE_RE = re.compile(r"^(LICEN[CS]E|COPYING|NOTICE|COPYRIGHT)([._-].*)?$", re.IGNORECASE)
+README_RE = re.compile(r"^readme[\w.-]*$", re.IGNORECASE)
+_GRANT_RE = re.compile(r"(you may|permission|licen[cs]e|redistribut|free of charge|without fee)", re.IGNORECASE)
 
 # (SPDX id, every regex that must match the license text), most specific first.
 _CLASSIFIER: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -43,18 +48,73 @@ def classify_license(text: str) -> str | None:
     return None
 
 
-def license_of(tree: Path | None) -> str:
-    """SPDX expression for a tree's top-level license files ('A AND B', or NOASSERTION)."""
-    from .package import license_files
+def license_excerpt(text: str) -> str | None:
+    """The copyright paragraph of a readme that states its terms (a 'Copyright' line and what it
+    grants, up to the next blank line), or None when the text holds no such paragraph."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if re.search(r"copyright", line, re.IGNORECASE):
+            end = i
+            while end + 1 < len(lines) and lines[end + 1].strip():
+                end += 1
+            block = "\n".join(lines[i:end + 1]).strip()
+            if _GRANT_RE.search(block):
+                return block
+    return None
 
+
+def _inside(tree: Path, rel: str) -> Path | None:
+    path = (tree / rel).resolve()
+    try:
+        path.relative_to(tree.resolve())
+    except ValueError:
+        return None
+    return path if path.is_file() else None
+
+
+def license_files(tree: Path | None, license_file: str = "") -> list[Path]:
+    """A tree's license files: its declared LICENSE_FILE, then top-level LICENSE/COPYING/NOTICE
+    files; a tree with neither, its top-level readme files that state the copyright and terms."""
+    if tree is None or not tree.is_dir():
+        return []
+    found: list[Path] = []
+    declared = _inside(tree, license_file) if license_file else None
+    if declared is not None:
+        found.append(declared)
+    found += [p for p in sorted(tree.iterdir()) if p.is_file() and LICENSE_RE.match(p.name) and p.resolve() not in found]
+    if found:
+        return found
+    return [p for p in sorted(tree.iterdir()) if p.is_file() and README_RE.match(p.name)
+            and license_excerpt(p.read_text(encoding="utf-8", errors="replace"))]
+
+
+def license_info(name: str, tree: Path | None, license_file: str = "") -> tuple[str, dict[str, str] | None]:
+    """(SPDX expression, extracted licensing info or None) for one component's tree: classified
+    ids joined by AND; a license found only as a readme paragraph, LicenseRef-<name> with that
+    paragraph; NOASSERTION when there is nothing to go by."""
     found: list[str] = []
-    for path in license_files(tree):
-        spdx_id = classify_license(path.read_text(encoding="utf-8", errors="replace"))
+    excerpts: list[str] = []
+    for path in license_files(tree, license_file):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        spdx_id = classify_license(text)
         if spdx_id and spdx_id not in found:
             found.append(spdx_id)
-    if not found:
-        return "NOASSERTION"
-    return " AND ".join(sorted(found))
+        elif not spdx_id and not LICENSE_RE.match(path.name):
+            excerpt = license_excerpt(text)
+            if excerpt and excerpt not in excerpts:
+                excerpts.append(excerpt)
+    if found:
+        return " AND ".join(sorted(found)), None
+    if excerpts:
+        ref = "LicenseRef-" + re.sub(r"[^A-Za-z0-9.-]+", "-", name).strip("-")
+        return ref, {"licenseId": ref, "name": f"{name} license (from its readme files)",
+                     "extractedText": "\n\n".join(excerpts)}
+    return "NOASSERTION", None
+
+
+def license_of(tree: Path | None, license_file: str = "") -> str:
+    """SPDX expression for a tree's license files ('A AND B', LicenseRef-..., or NOASSERTION)."""
+    return license_info(tree.name if tree else "tree", tree, license_file)[0]
 
 
 def _spdx_id(name: str) -> str:
@@ -117,14 +177,18 @@ def build_sbom(inputs: Any, *, library_sha256: str, library_name: str = "libtens
         {"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES", "relatedSpdxElement": library_id},
         {"spdxElementId": library_id, "relationshipType": "GENERATED_FROM", "relatedSpdxElement": _spdx_id(tf_name)},
     ]
+    extracted = []
     for dep in sorted(inputs.dependencies, key=lambda d: d.name):
-        packages.append(_source_package(dep.name, dep.version, dep.url, dep.sha256, license_of(dep.tree)))
+        expr, info = license_info(dep.name, dep.tree, getattr(dep, "license_file", ""))
+        if info:
+            extracted.append(info)
+        packages.append(_source_package(dep.name, dep.version, dep.url, dep.sha256, expr))
         relationships.append({"spdxElementId": library_id, "relationshipType": "CONTAINS",
                               "relatedSpdxElement": _spdx_id(dep.name)})
     seed = json.dumps([library_sha256, recipe.source.sha256, sorted(d.sha256 for d in inputs.dependencies)])
     doc_hash = hashlib.sha256(seed.encode()).hexdigest()[:32]
     from .provenance import _tool_version
-    return {
+    doc = {
         "spdxVersion": "SPDX-2.3",
         "dataLicense": "CC0-1.0",
         "SPDXID": "SPDXRef-DOCUMENT",
@@ -137,6 +201,9 @@ def build_sbom(inputs: Any, *, library_sha256: str, library_name: str = "libtens
         "packages": packages,
         "relationships": relationships,
     }
+    if extracted:
+        doc["hasExtractedLicensingInfos"] = extracted
+    return doc
 
 
 def dumps(doc: dict) -> bytes:
