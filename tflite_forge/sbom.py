@@ -24,6 +24,7 @@ from typing import Any
 NAMESPACE_BASE = "https://github.com/tflite-forge/tflite-forge/spdx"
 LICENSE_RE = re.compile(r"^(LICEN[CS]E|COPYING|NOTICE|COPYRIGHT)([._-].*)?$", re.IGNORECASE)
 README_RE = re.compile(r"^readme[\w.-]*$", re.IGNORECASE)
+_COPYRIGHT_LINE_RE = re.compile(r"^\s*(copyright\b|\(c\)\s|\u00a9)", re.IGNORECASE)
 _GRANT_RE = re.compile(r"(you may|permission|licen[cs]e|redistribut|free of charge|without fee)", re.IGNORECASE)
 
 # (SPDX id, every regex that must match the license text), most specific first.
@@ -49,11 +50,11 @@ def classify_license(text: str) -> str | None:
 
 
 def license_excerpt(text: str) -> str | None:
-    """The copyright paragraph of a readme that states its terms (a 'Copyright' line and what it
-    grants, up to the next blank line), or None when the text holds no such paragraph."""
+    """The copyright paragraph of a readme that states its terms (a line starting with 'Copyright'
+    and what it grants, up to the next blank line), or None when the text holds no such paragraph."""
     lines = text.splitlines()
     for i, line in enumerate(lines):
-        if re.search(r"copyright", line, re.IGNORECASE):
+        if _COPYRIGHT_LINE_RE.match(line):
             end = i
             while end + 1 < len(lines) and lines[end + 1].strip():
                 end += 1
@@ -73,19 +74,20 @@ def _inside(tree: Path, rel: str) -> Path | None:
 
 
 def license_files(tree: Path | None, license_file: str = "") -> list[Path]:
-    """A tree's license files: its declared LICENSE_FILE, then top-level LICENSE/COPYING/NOTICE
-    files; a tree with neither, its top-level readme files that state the copyright and terms."""
+    """A tree's license files: its declared LICENSE_FILE and its top-level LICENSE/COPYING/NOTICE
+    files; a tree without the latter (OouraFFT), also its top-level readme files that state a
+    copyright and its terms (each readme may cover other parts of the package)."""
     if tree is None or not tree.is_dir():
         return []
-    found: list[Path] = []
+    top = [p for p in sorted(tree.iterdir()) if p.is_file()]
     declared = _inside(tree, license_file) if license_file else None
-    if declared is not None:
-        found.append(declared)
-    found += [p for p in sorted(tree.iterdir()) if p.is_file() and LICENSE_RE.match(p.name) and p.resolve() not in found]
-    if found:
-        return found
-    return [p for p in sorted(tree.iterdir()) if p.is_file() and README_RE.match(p.name)
-            and license_excerpt(p.read_text(encoding="utf-8", errors="replace"))]
+    found = [declared] if declared is not None else []
+    conventional = [p for p in top if LICENSE_RE.match(p.name)]
+    found += [p for p in conventional if p.resolve() not in found]
+    if not conventional:
+        found += [p for p in top if README_RE.match(p.name) and p.resolve() not in found
+                  and license_excerpt(p.read_text(encoding="utf-8", errors="replace"))]
+    return found
 
 
 def license_info(name: str, tree: Path | None, license_file: str = "") -> tuple[str, dict[str, str] | None]:

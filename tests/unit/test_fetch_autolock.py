@@ -25,9 +25,9 @@ def test_fetch_locks_a_recipe_without_a_lock(miniature_release, miniature_rewrit
     settings = resolve({"recipe": str(recipe), "rewrite": [miniature_rewrite], "cache_dir": str(tmp_path / "c")}, {}, {})
     run_fetch(settings)
     lock = load_lock(tmp_path / "tensorflow-2.16.1.toml.lock")
-    assert {d.name for d in lock.dependencies} == {d.name for d in miniature_release.dependencies}
+    assert {d.name for d in lock.dependencies} == {d.name for d in miniature_release.default_dependencies}
     sources = ensure_sources(settings, load_recipe(recipe))
-    assert set(sources.dependencies) == {d.name for d in miniature_release.dependencies}
+    assert set(sources.dependencies) == {d.name for d in miniature_release.default_dependencies}
 
 
 def test_offline_never_locks(miniature_release, tmp_path):

@@ -312,15 +312,19 @@ def test_lock_of_the_miniature_matches_what_it_declares(miniature, tmp_path, mon
     cache = tmp_path / "cache"
     with FaultServer(miniature.www_root) as srv:
         lock = generate_lock(_fetcher(cache, rewrites=[("https://", srv.base)]), recipe)
-        # Only archives were requested, each once; XNNPACK's own pthreadpool was not downloaded.
+        # Only archives were requested, each once; XNNPACK's own pthreadpool was not downloaded,
+        # nor were the downloads only kernel tests or the GPU delegate reach.
         paths = [p for p, _, _ in srv.log]
-        assert len(paths) == len(set(paths)) == 1 + len(miniature.dependencies)
-    expected = {d.name: d for d in miniature.dependencies}
+        assert len(paths) == len(set(paths)) == 1 + len(miniature.default_dependencies)
+    expected = {d.name: d for d in miniature.default_dependencies}
     assert {d.name for d in lock.dependencies} == set(expected)
     for dep in lock.dependencies:
         want = expected[dep.name]
-        assert (dep.url, dep.sha256, dep.strip_prefix, dep.cmake_variable, dep.declared_in, dep.declared_by) == \
-            (want.url, want.sha256, want.strip_prefix, want.cmake_variable, want.declared_in, want.declared_by)
+        assert (dep.url, dep.sha256, dep.strip_prefix, dep.cmake_variable, dep.declared_in, dep.declared_by, dep.when) == \
+            (want.url, want.sha256, want.strip_prefix, want.cmake_variable, want.declared_in, want.declared_by, want.when)
+    assert {(d.name, d.when) for d in lock.skipped} == {("google_benchmark", "TFLITE_KERNEL_TEST"),
+                                                        ("opencl_headers", "TFLITE_ENABLE_GPU")}
+    assert lock.get("fft2d").license_file == "readme2d.txt"
     assert lock.archive_sha256 == miniature.tensorflow_sha256
 
     # Then everything comes from the cache with the network forbidden.
@@ -331,11 +335,11 @@ def test_lock_of_the_miniature_matches_what_it_declares(miniature, tmp_path, mon
     monkeypatch.setattr(socket.socket, "connect", refuse)
     lock_path = tmp_path / "mini.toml.lock"
     write_lock(Lock(path=lock_path, archive_sha256=lock.archive_sha256, generated_by=lock.generated_by,
-                    dependencies=lock.dependencies))
+                    dependencies=lock.dependencies, option_defaults=lock.option_defaults, skipped=lock.skipped))
     recipe_copy = tmp_path / "mini.toml"
     recipe_copy.write_text(miniature.recipe_path.read_text())
     offline = Settings(cache_dir=cache, recipe=str(recipe_copy), offline=True)
-    assert len(run_fetch(offline, fetcher=_fetcher(cache, offline=True))) == 1 + len(miniature.dependencies)
+    assert len(run_fetch(offline, fetcher=_fetcher(cache, offline=True))) == 1 + len(miniature.default_dependencies)
     sources = ensure_sources(offline, load_recipe(recipe_copy), fetcher=_fetcher(cache, offline=True))
     assert (sources.tensorflow / "tensorflow/lite/c/CMakeLists.txt").is_file()
     for name, locked in sources.dependencies.items():

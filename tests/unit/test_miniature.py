@@ -93,14 +93,23 @@ def test_archives_are_normalized(miniature_release):
 
 def test_dependency_list_is_the_expected_lock(miniature_release):
     deps = {d.name: d for d in miniature_release.dependencies}
-    assert set(deps) == {"xnnpack", "flatbuffers", "fft2d", "pthreadpool", "fp16"}
+    assert set(deps) == {"xnnpack", "flatbuffers", "fft2d", "pthreadpool", "fp16", "google_benchmark", "opencl_headers"}
     assert {n: d.cmake_variable for n, d in deps.items()} == {
         "xnnpack": "FETCHCONTENT_SOURCE_DIR_XNNPACK",
         "flatbuffers": "FETCHCONTENT_SOURCE_DIR_FLATBUFFERS",
         "fft2d": "FETCHCONTENT_SOURCE_DIR_FFT2D",
         "pthreadpool": "PTHREADPOOL_SOURCE_DIR",
         "fp16": "FP16_SOURCE_DIR",
+        "google_benchmark": "FETCHCONTENT_SOURCE_DIR_GOOGLE_BENCHMARK",
+        "opencl_headers": "FETCHCONTENT_SOURCE_DIR_OPENCL_HEADERS",
     }
+    # Downloads gated by options, as in TensorFlow Lite: only the default ones are in a default build.
+    assert {n: d.when for n, d in deps.items() if d.when != "TRUE"} == {
+        "xnnpack": "TFLITE_ENABLE_XNNPACK", "fp16": "TFLITE_ENABLE_XNNPACK",
+        "google_benchmark": "TFLITE_KERNEL_TEST", "opencl_headers": "TFLITE_ENABLE_GPU"}
+    assert {d.name for d in miniature_release.default_dependencies} == \
+        {"xnnpack", "flatbuffers", "fft2d", "pthreadpool", "fp16"}
+    assert deps["google_benchmark"].strip_prefix == "benchmark-1.7.0"
     assert deps["xnnpack"].url == f"https://github.com/google/XNNPACK/archive/{miniature.XNNPACK_TAG}.tar.gz"
     assert deps["xnnpack"].strip_prefix == f"XNNPACK-{miniature.XNNPACK_TAG}"
     # GitHub drops a tag's leading "v" from the top folder.
@@ -153,9 +162,36 @@ def test_git_declarations_have_the_real_shape_and_resolve_to_served_archives(min
 
 def test_every_tree_carries_a_license(miniature_release):
     for dep in miniature_release.dependencies:
+        if dep.name == "fft2d":
+            continue
         files = members(dep.archive)
         assert files.get(f"{dep.strip_prefix}/LICENSE", b"").strip(), f"{dep.name} has no LICENSE"
     assert tf_file(miniature_release, "LICENSE").strip()
+
+
+def test_fft2d_keeps_its_license_only_in_readme_files_like_ooura(miniature_release):
+    # Real OouraFFT (petewarden/OouraFFT) has no LICENSE/COPYING/NOTICE: the terms are the
+    # "Copyright" paragraphs of readme.txt and readme2d.txt, and TFLite's fft2d.cmake declares
+    # LICENSE_FILE "readme2d.txt" so its license check passes.
+    dep = miniature_release.dependency("fft2d")
+    files = {name.split("/", 1)[1]: data.decode() for name, data in members(dep.archive).items()}
+    assert not [n for n in files if re.match(r"(?i)^(licen[cs]e|copying|notice|copyright)", n.rsplit("/", 1)[-1])]
+    for readme in ("readme.txt", "readme2d.txt"):
+        assert re.search(r"^Copyright:?\n\s+Copyright\(C\) .+\n\s+You may use, copy", files[readme], re.M), readme
+    module = tf_file(miniature_release, "tensorflow/lite/tools/cmake/modules/fft2d.cmake")
+    assert re.search(r'^\s*LICENSE_FILE "readme2d.txt"$', module, re.M)
+
+
+def test_gated_downloads_are_declared_only_under_their_options(miniature_release):
+    lite = tf_file(miniature_release, "tensorflow/lite/CMakeLists.txt")
+    assert re.search(r"^if\(TFLITE_ENABLE_GPU\)\n  find_package\(opencl_headers REQUIRED\)\nendif\(\)$", lite, re.M)
+    assert re.search(r'^if\(TFLITE_KERNEL_TEST\)\n  add_subdirectory\("\$\{TFLITE_SOURCE_DIR\}/kernels"', lite, re.M)
+    kernels = tf_file(miniature_release, "tensorflow/lite/kernels/CMakeLists.txt")
+    assert "find_package(google_benchmark REQUIRED)" in kernels
+    for name in ("google_benchmark", "opencl_headers"):
+        dep = miniature_release.dependency(name)
+        assert dep.archive.is_file() and dep.sha256 == sha256(dep.archive)   # served like any other
+    assert "google_benchmark" not in lite   # reached only through the kernel tests' directory
 
 
 def test_flag_lines_sit_where_the_patch_sets_expect_them(miniature_release):

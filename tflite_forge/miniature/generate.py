@@ -39,6 +39,12 @@ PTHREADPOOL_COMMIT = "3662c1e46bf5ebe87ee7708711fb369982ea1598"
 FP16_COMMIT = "4b8d53d91b29c4e7f2deeedb28f30f485ea75341"
 FFT2D_URL = "https://storage.googleapis.com/mirror.tensorflow.org/github.com/petewarden/OouraFFT/archive/v1.0.tar.gz"
 FFT2D_PREFIX = "OouraFFT-1.0"
+# Downloads gated by options, like TensorFlow Lite's: the kernel tests' benchmark library
+# (TFLITE_KERNEL_TEST) and the GPU delegate's OpenCL headers (TFLITE_ENABLE_GPU).
+GOOGLE_BENCHMARK_TAG = "v1.7.0"
+# Conditions that hold in the default configuration (TFLITE_ENABLE_XNNPACK is ON by default).
+DEFAULT_ON = ("TRUE", "TFLITE_ENABLE_XNNPACK")
+OPENCL_HEADERS_COMMIT = "dcd5bede6859d26833cd85f0d6bbcee7382dc9b3"
 
 # Member mtime of every dependency archive (2023-05-26 00:00 UTC).
 DEPENDENCY_EPOCH = 1685059200
@@ -68,6 +74,7 @@ class MiniatureDependency:
     declared_in: str     # file declaring it, relative to the tree named by declared_by
     declared_by: str     # "tensorflow" or the dependency whose tree declares it
     archive: Path        # the archive on disk (under www_root)
+    when: str = "TRUE"   # the CMake condition that brings it in, as the lock records it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,8 +88,13 @@ class MiniatureRelease:
     tensorflow_archive: Path
     strip_prefix: str          # tensorflow-<version>
     source_date_epoch: int
-    dependencies: tuple[MiniatureDependency, ...]
+    dependencies: tuple[MiniatureDependency, ...]   # every declared download, gated ones included
     archives: tuple[Path, ...]  # every file written under www_root, alternates included
+
+    @property
+    def default_dependencies(self) -> tuple[MiniatureDependency, ...]:
+        """What the default configuration (XNNPACK on, GPU and kernel tests off) downloads."""
+        return tuple(d for d in self.dependencies if d.when in DEFAULT_ON)
 
     def dependency(self, name: str) -> MiniatureDependency:
         for dep in self.dependencies:
@@ -258,18 +270,20 @@ def write_release(dest: str | Path, version: str = "2.16.1") -> "MiniatureReleas
         "XNNPACK_TAG": XNNPACK_TAG, "FLATBUFFERS_TAG": FLATBUFFERS_TAG,
         "FLATBUFFERS_VERSION": FLATBUFFERS_TAG.lstrip("v"),
         "PTHREADPOOL_COMMIT": PTHREADPOOL_COMMIT, "FP16_COMMIT": FP16_COMMIT,
+        "GOOGLE_BENCHMARK_TAG": GOOGLE_BENCHMARK_TAG, "OPENCL_HEADERS_COMMIT": OPENCL_HEADERS_COMMIT,
     }
     deps: list[MiniatureDependency] = []
 
-    def dep(name, url, sha, archive, top, variable, declared_in, declared_by):
+    def dep(name, url, sha, archive, top, variable, declared_in, declared_by, when="TRUE"):
         deps.append(MiniatureDependency(name=name, url=url, sha256=sha, strip_prefix=top, cmake_variable=variable,
-                                        declared_in=declared_in, declared_by=declared_by, archive=archive))
+                                        declared_in=declared_in, declared_by=declared_by, archive=archive, when=when))
         return sha
 
     # Leaves first: their hashes go into the trees that download them.
     url, sha, path, top = w.github("Maratyszcza", "FP16", FP16_COMMIT, _render_tree("fp16", subs),
                                    mtime=DEPENDENCY_EPOCH, primary="zip", commit=FP16_COMMIT)
-    subs["FP16_SHA256"] = dep("fp16", url, sha, path, top, "FP16_SOURCE_DIR", "cmake/DownloadFP16.cmake", "xnnpack")
+    subs["FP16_SHA256"] = dep("fp16", url, sha, path, top, "FP16_SOURCE_DIR", "cmake/DownloadFP16.cmake", "xnnpack",
+                              when="TFLITE_ENABLE_XNNPACK")
     url, sha, path, top = w.github("Maratyszcza", "pthreadpool", PTHREADPOOL_COMMIT, _render_tree("pthreadpool", subs),
                                    mtime=DEPENDENCY_EPOCH, primary="zip", commit=PTHREADPOOL_COMMIT)
     subs["PTHREADPOOL_SHA256"] = dep("pthreadpool", url, sha, path, top, "PTHREADPOOL_SOURCE_DIR",
@@ -277,7 +291,7 @@ def write_release(dest: str | Path, version: str = "2.16.1") -> "MiniatureReleas
     url, sha, path, top = w.github("google", "XNNPACK", XNNPACK_TAG, _render_tree("xnnpack", subs),
                                    mtime=DEPENDENCY_EPOCH, primary="tar.gz", commit=XNNPACK_TAG)
     dep("xnnpack", url, sha, path, top, "FETCHCONTENT_SOURCE_DIR_XNNPACK",
-        "tensorflow/lite/tools/cmake/modules/xnnpack.cmake", "tensorflow")
+        "tensorflow/lite/tools/cmake/modules/xnnpack.cmake", "tensorflow", when="TFLITE_ENABLE_XNNPACK")
     flatbuffers_commit = hashlib.sha1(f"tflite-forge miniature flatbuffers {FLATBUFFERS_TAG}".encode()).hexdigest()
     url, sha, path, top = w.github("google", "flatbuffers", FLATBUFFERS_TAG, _render_tree("flatbuffers", subs),
                                    mtime=DEPENDENCY_EPOCH, primary="tar.gz", commit=flatbuffers_commit)
@@ -287,6 +301,16 @@ def write_release(dest: str | Path, version: str = "2.16.1") -> "MiniatureReleas
     subs["FFT2D_SHA256"] = dep("fft2d", FFT2D_URL, _sha256(fft2d), w.put(FFT2D_URL, fft2d), FFT2D_PREFIX,
                                "FETCHCONTENT_SOURCE_DIR_FFT2D", "tensorflow/lite/tools/cmake/modules/fft2d.cmake",
                                "tensorflow")
+    benchmark_commit = hashlib.sha1(f"tflite-forge miniature benchmark {GOOGLE_BENCHMARK_TAG}".encode()).hexdigest()
+    url, sha, path, top = w.github("google", "benchmark", GOOGLE_BENCHMARK_TAG, _render_tree("google_benchmark", subs),
+                                   mtime=DEPENDENCY_EPOCH, primary="tar.gz", commit=benchmark_commit)
+    dep("google_benchmark", url, sha, path, top, "FETCHCONTENT_SOURCE_DIR_GOOGLE_BENCHMARK",
+        "tensorflow/lite/tools/cmake/modules/Findgoogle_benchmark.cmake", "tensorflow", when="TFLITE_KERNEL_TEST")
+    url, sha, path, top = w.github("KhronosGroup", "OpenCL-Headers", OPENCL_HEADERS_COMMIT,
+                                   _render_tree("opencl_headers", subs), mtime=DEPENDENCY_EPOCH, primary="tar.gz",
+                                   commit=OPENCL_HEADERS_COMMIT)
+    dep("opencl_headers", url, sha, path, top, "FETCHCONTENT_SOURCE_DIR_OPENCL_HEADERS",
+        "tensorflow/lite/tools/cmake/modules/opencl_headers.cmake", "tensorflow", when="TFLITE_ENABLE_GPU")
 
     tf_files = _render_tree("tensorflow", subs)
     for rel, data in _bazel_files(version).items():

@@ -10,6 +10,9 @@ OverridableFetchContent_Declare(
   URL https://storage.googleapis.com/mirror.tensorflow.org/github.com/petewarden/OouraFFT/archive/v1.0.tar.gz
   URL_HASH SHA256={{FFT2D_SHA256}}
   SOURCE_DIR "${CMAKE_BINARY_DIR}/fft2d"
+  # Ooura's package has no LICENSE file: its terms are in the readme files.
+  LICENSE_FILE "readme2d.txt"
+  LICENSE_URL "https://github.com/petewarden/OouraFFT/blob/master/readme2d.txt"
 )
 OverridableFetchContent_GetProperties(fft2d)
 if(NOT fft2d_POPULATED)
