@@ -220,6 +220,7 @@ class Sources:
     recipe: "Recipe"
     tensorflow: Path
     dependencies: dict[str, LockedTree] = field(default_factory=dict)
+    excluded: tuple[str, ...] = ()   # locked, but the build's options do not bring them in (ensure_sources(options=))
 
 
 def fetch_recipe_archive(fetcher: Fetcher, recipe: "Recipe", *, verify: bool = False) -> Path:
@@ -271,7 +272,8 @@ def ensure_sources(settings: "Settings", recipe: "Recipe", *, fetcher: Fetcher |
             deps[dep.name] = LockedTree(dependency=dep, tree=tree)
     finally:
         fetcher.close()
-    return Sources(recipe=recipe, tensorflow=tf_tree, dependencies=deps)
+    excluded = tuple(d.name for d in lock.dependencies if d.name not in deps)
+    return Sources(recipe=recipe, tensorflow=tf_tree, dependencies=deps, excluded=excluded)
 
 
 # ---------------------------------------------------------------------- tasks

@@ -34,13 +34,14 @@ from typing import TYPE_CHECKING, Iterable, Mapping
 
 from . import __version__
 from ._toml import check_keys, expect, load_toml, require
-from .arches import ARCHES, default_cmake_options
+from .arches import ARCHES, default_cmake_options, host_arch, resolve_arch
 from .cmake_scan import Declaration, condition_text, declarations, evaluate_condition, reach
 from .errors import ChecksumError, LockError
 from .fsutil import write_atomic
 from .recipe import SHA256_RE, select_recipes
 
 if TYPE_CHECKING:
+    from .arches import Arch
     from .fetch import Fetcher
     from .recipe import Recipe
     from .settings import Settings
@@ -306,6 +307,16 @@ def require_needed(lock: "Lock", cmake_options: Mapping[str, object], *,
         raise LockError(f"{lock.path}: the build's options need {names}, which this lock skipped; rerun `invoke lock` "
                         f"after setting the option in the recipe's [build.cmake_options], or `invoke lock --all`")
     return needed(lock, cmake_options, processors=processors)
+
+
+def build_processors(arch: "Arch", host: "Arch | str | None" = None) -> tuple[str, ...]:
+    """CMAKE_SYSTEM_PROCESSOR of every configure one build of `arch` runs: the target's, and for a
+    cross build also the host's (its host-tools configure; x86_64's reaches neon2sse)."""
+    procs = [arch.cmake_system_processor]
+    if not arch.runs_natively(host):
+        native = resolve_arch(host) if host else host_arch()
+        procs.append(native.cmake_system_processor)
+    return tuple(procs)
 
 
 def recipe_configurations(recipe: "Recipe") -> list[tuple[dict[str, str], str]]:

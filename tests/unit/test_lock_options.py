@@ -221,6 +221,14 @@ def test_needed_follows_the_build_options_the_defaults_and_the_processor(tmp_pat
     assert [d.name for d in needed(lock.dependencies, {}, processors=["aarch64"])] == ["abseil"]
 
 
+def test_build_processors_adds_the_host_for_a_cross_build():
+    from tflite_forge.arches import resolve_arch
+    from tflite_forge.lock import build_processors
+    assert build_processors(resolve_arch("aarch64"), "x86_64") == ("aarch64", "x86_64")
+    assert build_processors(resolve_arch("armhf"), "x86_64") == ("armv7", "x86_64")
+    assert build_processors(resolve_arch("x86_64"), "x86_64") == ("x86_64",)
+
+
 # ---------------------------------------------------------------- the miniature: gated downloads
 
 @pytest.fixture()
@@ -275,6 +283,7 @@ def test_ensure_sources_fetches_only_what_the_options_need(release, tmp_path):
         sources = ensure_sources(settings, recipe, fetcher=_fetcher(cache, rewrites=settings.rewrites),
                                  options={"TFLITE_ENABLE_XNNPACK": "OFF"}, processors=["armv7"])
         assert set(sources.dependencies) == {"flatbuffers", "fft2d", "pthreadpool"}
+        assert set(sources.excluded) == {"xnnpack", "fp16", "google_benchmark", "opencl_headers"}
         assert all(n not in p for p, _, _ in srv.log for n in ("XNNPACK", "FP16", "benchmark", "OpenCL"))
         sources = ensure_sources(settings, recipe, fetcher=_fetcher(cache, rewrites=settings.rewrites))
         assert set(sources.dependencies) == {d.name for d in release.dependencies}   # options=None: everything
