@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import errno
 import hashlib
 import json
@@ -248,7 +247,7 @@ def _describe(exc: BaseException, policy: FetchPolicy) -> tuple[str, bool]:
 
 def _load_sync_file_range():
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc = ctypes.CDLL(None, use_errno=True)   # the running process's own libc: no ldconfig subprocess
         fn = libc.sync_file_range
         fn.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
         return fn
