@@ -486,10 +486,13 @@ def _collect(plan: BuildPlan, run: Callable[[Sequence[str]], None]) -> dict:
     except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
         raise BuildError(f"{plan.label} for {plan.arch}: CMake's file-API reply or compile_commands.json is "
                          f"unreadable ({exc}); run `invoke clean --build` and build again") from None
-    run(["cp", "--", *(f"{BUILD}/target/{a}" for a in artifacts), f"{OUT}/lib/"])
+    # The file API names the link a consumer links against (lib<name>.so); the file behind it is the
+    # versioned one: copy that, and make the links here.
+    run(["sh", "-ec", f'for a; do f=$(readlink -f "$a"); cp -- "$f" {OUT}/lib/; echo "${{f##*/}}"; done', "collect",
+         *(f"{BUILD}/target/{a}" for a in artifacts)])
     lib = plan.staging_dir / "lib"
-    for artifact in artifacts:
-        _library_links(lib / PurePosixPath(artifact).name)
+    for real in sorted(p for p in lib.iterdir() if not p.is_symlink()):
+        _library_links(real)
     plan.log_path.with_suffix(".compile_commands.json").write_text(json.dumps(commands, indent=1) + "\n")
     shutil.rmtree(meta, ignore_errors=True)
     report = compile_checks.run(commands, plan.compile_checks, trees={"tensorflow": SRC}, deps_root=DEPS)
@@ -659,7 +662,18 @@ def run_build(plan: BuildPlan, engine: ct.EngineConfig, *, req: BuildRequest, im
         stamp = {"key": plan.key, "inputs": inputs,
                  "build_info_sha256": sha256_file(out / "build-info.json")}
         write_json_atomic(plan.stamp_path, stamp)
+        _drop_superseded_volumes(plan, engine)
         return out, True
+
+
+def _drop_superseded_volumes(plan: BuildPlan, engine: ct.EngineConfig) -> None:
+    """Build and deps volumes of this key made for other inputs are never used again as they are (a
+    later build with those inputs starts afresh, from ccache): remove them so disk use stays bounded."""
+    current = {name for name, _ in plan.volumes}
+    cell = (("io.tflite-forge.kind", "build"), ("io.tflite-forge.key", plan.key))
+    stale = [v for v in ct.list_volumes(engine, cell) if v not in current]
+    if stale:
+        ct.remove_volumes(engine, stale)
 
 
 # ---------------------------------------------------------------- the task
