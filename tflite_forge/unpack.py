@@ -38,7 +38,7 @@ import zlib
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .cache import Cache, unique_suffix
+from .cache import HEX_RE, Cache, unique_suffix
 from .errors import UnpackError
 
 SPECIAL = "device node or FIFO"
@@ -52,9 +52,12 @@ READ_ERRORS = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.
 class _Archive:
     """An archive as messages name it: the URL it came from (when known) and its path."""
 
-    def __init__(self, path: Path, origin: str | None = None) -> None:
+    def __init__(self, path: Path, origin: str | None = None, cache: Cache | None = None) -> None:
         self.path = Path(path)
-        self.cache = Cache.of_blob(self.path)
+        cache = cache or Cache.of_blob(self.path)
+        # Only a file that IS the cache's entry for its name may be removed (never a mirror's file).
+        self.cache = cache if cache is not None and HEX_RE.match(self.path.name) and \
+            os.path.realpath(cache.blob(self.path.name)) == os.path.realpath(self.path) else None
         self.origin = origin or (self.cache.origin(self.path.name) if self.cache else None)
 
     def __str__(self) -> str:
@@ -372,7 +375,7 @@ def unpack_archive(archive: Path, cache: Cache, sha256: str, strip_prefix: str, 
     if dest.is_dir():
         return dest
     cache.ensure_dirs()
-    arc = _Archive(archive, origin or cache.origin(sha256))
+    arc = _Archive(archive, origin or cache.origin(sha256), cache)
     with cache.locked(f"tree-{sha256}"):
         if dest.is_dir():
             return dest

@@ -263,6 +263,18 @@ def test_broken_cached_archive_is_one_error_and_leaves_the_cache(sandbox, case):
     outside_untouched(root)
 
 
+def test_a_broken_file_that_is_not_this_caches_entry_is_never_deleted(sandbox):
+    cache, root = sandbox
+    src = BROKEN["truncated.tar.gz"](root)
+    sha = sha256_file(src)
+    elsewhere = root / "mirror" / "sha256" / sha      # laid out like a cache entry, but a mirror's file
+    elsewhere.parent.mkdir(parents=True)
+    elsewhere.write_bytes(src.read_bytes())
+    with pytest.raises(UnpackError, match="not a readable tar or zip archive"):
+        unpack_archive(elsewhere, cache, sha, "p")
+    assert elsewhere.read_bytes() == src.read_bytes()
+
+
 @pytest.mark.parametrize("case", ["truncated.tar.gz", "truncated.zip", "html.tar.gz"])
 def test_top_folder_of_a_broken_archive_is_an_unpack_error_not_a_traceback(sandbox, case):
     cache, root = sandbox
