@@ -100,5 +100,5 @@ def test_cli_lock_of_the_miniature_with_per_host_rewrites(tmp_path):
         fetched = invoke("fetch", f"--recipe={recipe}", f"--rewrite=https://={srv.base}", cache=tmp_path / "cache")
         assert fetched.returncode == 0, fetched.stderr
     lock = load_lock(tmp_path / "my.toml.lock")
-    assert {d.name for d in lock.dependencies} == {d.name for d in mini.dependencies}
+    assert {d.name for d in lock.dependencies} == {d.name for d in mini.default_dependencies}
     assert all(sha256_file(Cache(tmp_path / "cache").blob(d.sha256)) == d.sha256 for d in lock.dependencies)

@@ -301,3 +301,19 @@ def test_ensure_sources_refuses_options_the_lock_was_not_made_for(release, tmp_p
         ensure_sources(Settings(cache_dir=cache, recipe=str(recipe_path), offline=True), recipe,
                        fetcher=_fetcher(cache, offline=True), options={"TFLITE_ENABLE_GPU": True})
     assert "\n" not in str(err.value)
+
+
+def test_invoke_lock_all_pins_everything_and_plain_lock_says_what_it_skipped(release, tmp_path):
+    from .test_fetch_cli import invoke
+    recipe = tmp_path / "my.toml"
+    recipe.write_text(release.recipe_path.read_text())
+    with FaultServer(release.www_root) as srv:
+        plain = invoke("lock", f"--recipe={recipe}", f"--rewrite=https://={srv.base}", cache=tmp_path / "cache")
+        assert plain.returncode == 0, plain.stderr
+        assert "5 dependencies pinned, 2 skipped (only other options reach them)" in plain.stdout + plain.stderr
+        assert "opencl_headers only when TFLITE_ENABLE_GPU" in plain.stdout + plain.stderr
+        everything = invoke("lock", "--all", f"--recipe={recipe}", f"--rewrite=https://={srv.base}",
+                            cache=tmp_path / "cache")
+        assert everything.returncode == 0, everything.stderr
+    lock = load_lock(tmp_path / "my.toml.lock")
+    assert lock.scope == "all" and {d.name for d in lock.dependencies} == {d.name for d in release.dependencies}
