@@ -529,7 +529,9 @@ class Condition:
 
     def _binary(self):
         tok = self._peek()
-        if tok is not None and tok.paren and tok.value == "(":
+        if tok is None or (tok.paren and tok.value == ")"):
+            raise IndexError("an operand is missing")
+        if tok.paren and tok.value == "(":
             self.i += 1
             node = self._logic()
             close = self._peek()
@@ -614,6 +616,20 @@ def evaluate_condition(text: str, values: dict[str, str]) -> bool:
         return ("str", values[name]) if name in values else None
     result = Condition(cmds[0].args, lookup).evaluate()
     return result is not False
+
+
+def check_condition(text: str) -> None:
+    """A LockError unless `text` is one well-formed CMake if() condition."""
+    cmds = parse_commands(f"if({text})\n", "condition")
+    if len(cmds) != 1 or cmds[0].name != "if" or not cmds[0].args:
+        raise LockError(f"{text!r} is not one if() condition")
+    cond = Condition(cmds[0].args, lambda name: None)
+    try:
+        cond._logic()
+    except IndexError:
+        raise LockError(f"{text!r} ends in the middle of an expression") from None
+    if cond.i != len(cond.toks):
+        raise LockError(f"{text!r} has unexpected words after the expression")
 
 
 # ---------------------------------------------------------------------- reach: which options bring a download in

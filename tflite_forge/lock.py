@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Iterable, Mapping
 from . import __version__
 from ._toml import check_keys, expect, load_toml, require
 from .arches import ARCHES, default_cmake_options, host_arch, resolve_arch
-from .cmake_scan import Declaration, condition_text, declarations, evaluate_condition, reach
+from .cmake_scan import Declaration, check_condition, condition_text, declarations, evaluate_condition, reach
 from .errors import ChecksumError, LockError
 from .fsutil import write_atomic
 from .recipe import SHA256_RE, select_recipes
@@ -177,7 +177,7 @@ def load_lock(path: str | Path) -> Lock:
 
 def _check_when(path: Path, where: str, when: str) -> None:
     try:
-        evaluate_condition(when, {})
+        check_condition(when)
     except LockError as exc:
         raise LockError(f"{path}: {where}.when: not a CMake condition: {when!r} ({exc})") from None
 

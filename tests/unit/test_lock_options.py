@@ -189,11 +189,12 @@ def test_an_old_lock_without_when_means_every_entry_is_needed(tmp_path):
     assert needed(lock, {"TFLITE_ENABLE_GPU": True}) == lock.dependencies
 
 
-def test_a_when_that_is_not_a_condition_is_refused(tmp_path):
+@pytest.mark.parametrize("bad", ["TFLITE_ENABLE_GPU AND (", "TFLITE_ENABLE_GPU AND", "A B", ") A", ""])
+def test_a_when_that_is_not_a_condition_is_refused(tmp_path, bad):
     path = tmp_path / "r.toml.lock"
     path.write_text(dump_lock(Lock(path=path, archive_sha256="b" * 64, generated_by="x",
                                    dependencies=(_dep("a", "TFLITE_ENABLE_GPU"),)))
-                    .replace('when = "TFLITE_ENABLE_GPU"', 'when = "TFLITE_ENABLE_GPU AND ("'))
+                    .replace('when = "TFLITE_ENABLE_GPU"', f'when = "{bad}"'))
     with pytest.raises(LockError, match=r"r.toml.lock: \[\[dependency\]\] #1.when: not a CMake condition") as err:
         load_lock(path)
     assert "\n" not in str(err.value)
