@@ -397,8 +397,18 @@ def _and(*xs):
             return False
         if x is True:
             continue
+        if out is not True and (x == ("not", out) or out == ("not", x) or _contradicts(out, x)):
+            return False
         out = x if out is True else (UNKNOWN if UNKNOWN in (out, x) else ("and", out, x))
     return out
+
+
+def _contradicts(a, b) -> bool:
+    """a AND b is false on its face: one side's conjunct is the other's negation (X AND NOT X)."""
+    def terms(n):
+        return terms(n[1]) + terms(n[2]) if n[0] == "and" else [n]
+    ta, tb = terms(a), terms(b)
+    return any(("not", t) in tb or t == ("not", u) for t in ta for u in tb)
 
 
 def _or(*xs):

@@ -142,8 +142,7 @@ def test_reach_keeps_the_if_conditions_around_each_download(tmp_path):
         "neon2sse.cmake": 'NOT CMAKE_SYSTEM_PROCESSOR OR CMAKE_SYSTEM_PROCESSOR MATCHES "x86"',
         "DownloadPThreadPool.cmake": "NOT SYSTEM_PTHREADPOOL",
         # NNAPI is forced OFF off Android (Linux is a fact); XNNPACK's path returns before declaring.
-        "fp16_headers.cmake": "(TFLITE_ENABLE_GPU AND NOT TFLITE_ENABLE_XNNPACK) OR "
-                              "(TFLITE_ENABLE_XNNPACK AND NOT TFLITE_ENABLE_XNNPACK)",
+        "fp16_headers.cmake": "TFLITE_ENABLE_GPU AND NOT TFLITE_ENABLE_XNNPACK",
         "Findegl_headers.cmake": "TFLITE_ENABLE_GPU",
         "Findgoogle_benchmark.cmake": "TFLITE_KERNEL_TEST",
         "protobuf.cmake": "TRUE",        # 2.17+: the C API configure reaches it unconditionally
