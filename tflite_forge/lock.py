@@ -462,15 +462,16 @@ def generate_lock(fetcher: "Fetcher", recipe: "Recipe", *, everything: bool = Fa
         for rel, decl in scan_tree(root, declared_by, note):
             name = decl.name.lower()
             var = cmake_variable(decl)
+            reached = declared_by != "tensorflow" or (rel, decl.line) in conditions
             if declared_by == "tensorflow":
-                when = conditions.get((rel, decl.line))
-                if when is None:
-                    when = ALWAYS
-                    if conditions:
-                        note(f"lock: {rel}: {name} is not reached from {entry}; pinned as always needed")
+                when = conditions.get((rel, decl.line), ALWAYS)
+                if not reached and conditions and name not in TEST_ONLY:
+                    note(f"lock: {rel}: {name} is not reached from {entry}; pinned as always needed")
             else:
                 when = inherited
-            if declared_by != "tensorflow" and name in TEST_ONLY:
+            # A dependency tree's own tests are off inside TFLite; TensorFlow's test modules count as
+            # test-only only when the walk did not say which option reaches them.
+            if name in TEST_ONLY and (declared_by != "tensorflow" or not (reached or everything)):
                 note(f"lock: {declared_by} {rel}: {name} is test-only; skipped")
                 continue
             first = by_name.get(name) or by_var.get(var)
