@@ -464,7 +464,8 @@ def generate_lock(fetcher: "Fetcher", recipe: "Recipe", *, everything: bool = Fa
             var = cmake_variable(decl)
             reached = declared_by != "tensorflow" or (rel, decl.line) in conditions
             if declared_by == "tensorflow":
-                when = conditions.get((rel, decl.line), ALWAYS)
+                # Unreached test libraries: only TFLite's kernel tests would use them.
+                when = conditions.get((rel, decl.line), "TFLITE_KERNEL_TEST" if name in TEST_ONLY else ALWAYS)
                 if not reached and conditions and name not in TEST_ONLY:
                     note(f"lock: {rel}: {name} is not reached from {entry}; pinned as always needed")
             else:
