@@ -128,6 +128,7 @@ class _Tree:
         self.archive = archive
         self.links: dict[str, tuple[str, str]] = {}   # tree path -> (link text, member name)
         self.kinds: dict[str, str] = {}               # tree path -> "dir" | "file" | "link"
+        self._folders: dict[str, str | None] = {}     # resolved parent folders; cleared when a link is added
 
     def resolve(self, path: str, member: str) -> str | None:
         """The tree path `path` ends at (every link on the way followed), or None when it leaves the tree."""
@@ -161,7 +162,10 @@ class _Tree:
             if kind != "dir":
                 raise self.archive.refuse(f"member {member!r} is the top folder itself but not a folder")
             return
-        parent = self.resolve(posixpath.dirname(rel), member)
+        folder = posixpath.dirname(rel)
+        if folder not in self._folders:   # tens of thousands of members share a few thousand folders
+            self._folders[folder] = self.resolve(folder, member)
+        parent = self._folders[folder]
         if parent is None:
             raise self.archive.refuse(f"member {member!r} would be written through a link that leads outside the tree")
         where = posixpath.join(parent, posixpath.basename(rel))   # where it lands, its last part not followed
@@ -175,6 +179,7 @@ class _Tree:
                 raise self.archive.refuse(f"member {member!r} links to absolute path {target!r}")
             self.links[where] = (target, member)
             self.kinds[where] = "link"
+            self._folders.clear()
             self._check_symlink(where)
             return
         if kind == "hardlink":
