@@ -207,7 +207,8 @@ def _last_line(text: str) -> str:
     lines = [line.strip() for line in (text or "").splitlines()
              if line.strip() and not line.startswith(("INFO:", "{"))]
     errors = [line.removeprefix("ERROR:").strip() for line in lines if line.startswith("ERROR:")]
-    return errors[0] if errors else lines[-1] if lines else ""
+    said = errors[0] if errors else lines[-1] if lines else ""
+    return said.rstrip(".")                  # it is followed by "; <how to fix>"
 
 
 def _ms(ns: float) -> str:
