@@ -365,6 +365,19 @@ def test_a_reset_below_one_read_keeps_every_byte_received(tmp_path, cut):
     assert got.read_bytes() == body
 
 
+def test_an_in_run_resume_says_how_much_it_kept(tmp_path):
+    body = os.urandom(300_000)
+    log = io.StringIO()
+    with FaultServer() as srv:
+        url = srv.add("/a", body, mode="cut_once", cut=6_000)
+        policy = FetchPolicy(connect_timeout=2, read_timeout=2, retries=0, backoff_factor=0)
+        got = Fetcher(tmp_path, policy=policy, progress=PlainProgress(stream=log)).fetch(
+            sha256_file_bytes(body), [url], name="a")
+        assert srv.requests("/a")[-1][1]["Range"] == "bytes=6000-"
+    assert got.read_bytes() == body
+    assert "5.9 KiB kept, resuming" in log.getvalue()
+
+
 def test_tcp_reset_mid_body_keeps_what_arrived(tmp_path):
     body = os.urandom(200_000)
     with FaultServer() as srv:
