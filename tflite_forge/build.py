@@ -772,7 +772,11 @@ def build_cell(settings, recipe, arch: Arch, engine: ct.EngineConfig, *, base_im
     ensure_free_space(Path(settings.work_dir), min_build_free_bytes(),
                       what=f"building {recipe.label} for {arch.name} (working copies, outputs, logs)",
                       fix="point TFLITE_FORGE_WORK_DIR at a larger disk (or lower TFLITE_FORGE_MIN_FREE_GIB)")
-    sources = fetch.ensure_sources(settings, recipe)
+    # Only the locked trees these options bring in (the GPU headers, kernel-test trees and, on armhf,
+    # XNNPACK's stay out); the compiler rules that need the builder's GCC do not gate any download.
+    wanted = default_cmake_options(arch, recipe.version)
+    wanted.update(dict(recipe.build.cmake_options))
+    sources = fetch.ensure_sources(settings, recipe, options=wanted, processors=(arch.cmake_system_processor,))
     prepared = patching.prepare_sources(settings, sources, arch.name)
     problem = soname_problem(recipe, Path(prepared.tensorflow))
     if problem and release:
@@ -846,6 +850,10 @@ def run_build_task(settings, *, base_image: str | None = None, cxx_shared: bool 
 
 # ---------------------------------------------------------------- clean
 
+def _kept_note(kept: Sequence[str]) -> str:
+    return f"; kept {len(kept)} in use by a running build ({', '.join(kept)})" if kept else ""
+
+
 def run_clean(settings, *, build: bool = False, images: bool = False, cache: bool = False) -> list[str]:
     """`invoke clean`: remove build trees (volumes, outputs, stamps), builder images, ccache volumes."""
     if not (build or images or cache):
@@ -855,15 +863,16 @@ def run_clean(settings, *, build: bool = False, images: bool = False, cache: boo
     work = Path(settings.work_dir)
     if build:
         volumes = ct.list_volumes(engine, (("io.tflite-forge.kind", "build"),))
-        ct.remove_volumes(engine, volumes)
+        kept = ct.remove_volumes(engine, volumes, keep_in_use=True)
         for path in (work / "out", work / "stamps"):
             if path.exists():
                 shutil.rmtree(path)
-        said.append(f"build trees: {len(volumes)} {engine.name} volume(s), {work / 'out'}, {work / 'stamps'}")
+        said.append(f"build trees: {len(volumes) - len(kept)} {engine.name} volume(s), {work / 'out'}, {work / 'stamps'}"
+                    + _kept_note(kept))
     if cache:
         volumes = ct.list_volumes(engine, (("io.tflite-forge.kind", "ccache"),))
-        ct.remove_volumes(engine, volumes)
-        said.append(f"compiler cache: {len(volumes)} ccache volume(s)")
+        kept = ct.remove_volumes(engine, volumes, keep_in_use=True)
+        said.append(f"compiler cache: {len(volumes) - len(kept)} ccache volume(s)" + _kept_note(kept))
     if images:
         from .image import builder_images
         refs = builder_images(engine)

@@ -632,9 +632,22 @@ def list_volumes(engine: EngineConfig, labels: Sequence[tuple[str, str]] = ()) -
     return sorted(line.strip() for line in proc.stdout.splitlines() if line.strip())
 
 
-def remove_volumes(engine: EngineConfig, names: Sequence[str]) -> None:
-    if names:
+def remove_volumes(engine: EngineConfig, names: Sequence[str], *, keep_in_use: bool = False) -> list[str]:
+    """Remove volumes. keep_in_use: a volume a running container uses (another build's) is left and
+    returned instead of failing the whole call."""
+    if not names:
+        return []
+    if not keep_in_use:
         _run(engine.argv("volume", "rm", "-f", *names), timeout=300, check=True)
+        return []
+    in_use = []
+    for name in names:
+        proc = _run(engine.argv("volume", "rm", "-f", name), timeout=300)
+        if proc.returncode != 0:
+            if "in use" not in proc.stderr:
+                raise EngineError(f"`{engine.name} volume rm {name}` failed: {_last_line(proc.stderr)}")
+            in_use.append(name)
+    return in_use
 
 
 def list_containers(engine: EngineConfig, labels: Sequence[tuple[str, str]] = ()) -> list[str]:

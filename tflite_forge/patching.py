@@ -235,8 +235,11 @@ def _evaluate_patch(st: Staging, patch: DiffPatch) -> EntryResult:
 
 
 def evaluate(trees: Mapping[str, Path], sets: Iterable[PatchSet], *, version: str,
-             arch: str | None = None, backend: str | None = None) -> tuple[Staging, list[EntryResult]]:
-    """Run every entry against the trees in memory. Nothing is written."""
+             arch: str | None = None, backend: str | None = None,
+             excluded: Iterable[str] = ()) -> tuple[Staging, list[EntryResult]]:
+    """Run every entry against the trees in memory. Nothing is written. `excluded`: locked trees the
+    build's options leave out (XNNPACK on armhf): their entries are n/a, not missing trees."""
+    excluded = frozenset(excluded)
     st = Staging(trees=trees, version=version)
     results: list[EntryResult] = []
     for ps in sets:
@@ -244,6 +247,8 @@ def evaluate(trees: Mapping[str, Path], sets: Iterable[PatchSet], *, version: st
             kind = "edit" if isinstance(entry, Edit) else "patch"
             files = entry.files if isinstance(entry, Edit) else ()
             why = entry.applies.why_not(version, arch, backend)
+            if not why and entry.tree in excluded:
+                why = f"the build's options leave the {entry.tree} tree out"
             if why:
                 results.append(EntryResult(ps.name, entry.id, kind, entry.tree, tuple(files), "n/a",
                                            expected=getattr(entry, "expected", ""), detail=why))
@@ -489,7 +494,8 @@ def prepare_sources(settings, sources, arch, backend: str = "cmake") -> Prepared
     with FileLock(str(root / ".lock")):
         _remove_stale_copies(root)
         # Evaluate against the cache: cheap (only named files are read) and decides everything.
-        st, results = evaluate(cache_trees, sets, version=version, arch=arch_name, backend=backend)
+        st, results = evaluate(cache_trees, sets, version=version, arch=arch_name, backend=backend,
+                               excluded=getattr(sources, "excluded", ()))
         err = _drift_error(results, sets, version)
         if err:
             raise err
