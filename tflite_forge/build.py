@@ -483,7 +483,7 @@ def _collect(plan: BuildPlan, run: Callable[[Sequence[str]], None]) -> dict:
     try:
         artifacts = target_artifacts(meta / "reply", plan.targets)
         commands = json.loads((meta / "compile_commands.json").read_text())
-    except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, IndexError, TypeError, StopIteration) as exc:
         raise BuildError(f"{plan.label} for {plan.arch}: CMake's file-API reply or compile_commands.json is "
                          f"unreadable ({exc}); run `invoke clean --build` and build again") from None
     # The file API names the link a consumer links against (lib<name>.so); the file behind it is the
