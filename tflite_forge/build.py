@@ -42,6 +42,7 @@ from typing import Callable, Iterator, Mapping, Sequence
 
 from filelock import FileLock, Timeout
 
+from . import __version__ as forge_version
 from . import compile_checks
 from . import container as ct
 from .cache import sha256_file
@@ -353,6 +354,8 @@ def plan_inputs(plan: BuildPlan, req: BuildRequest, image_id: str) -> dict:
         "patch_sets": list(req.patch_sets),
         "dependencies": [[d.name, d.sha256, list(d.patches)] for d in req.dependencies],
         "lock": req.lock_sha256,
+        # What runs the steps and collects the result: another tflite-forge may collect differently.
+        "tflite_forge": forge_version,
     }
 
 
@@ -718,8 +721,6 @@ def build_info(recipe, arch: Arch, builder, plan: BuildPlan, *, engine: str, pat
                lock_sha256: str | None) -> dict:
     """The build-info.json of a cell, from values only (no clock, no filesystem): it is embedded in the
     reproducible tarball, so the same inputs give the same bytes."""
-    from . import __version__ as forge_version
-
     return {
         "format": BUILD_INFO_FORMAT, "tflite_forge": forge_version,
         "recipe": {"label": recipe.label, "version": recipe.version, "archive_sha256": recipe.source.sha256,
