@@ -15,6 +15,7 @@ build, no-op build, clean, rebuild. Needs an engine (docker by default; TFLITE_F
 from __future__ import annotations
 
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -60,13 +61,17 @@ def main() -> list[dict]:
             _forge(["build", f"--arch={ARCH}", *common], env)  # builder image and working copies ready
             switched_recipe = root / "switched" / recipe.name
             switched_recipe.parent.mkdir()
-            switched_recipe.write_text(recipe.read_text().replace('"drop-mfpu-neon", "soname"]', '"drop-mfpu-neon"]'))
+            text, switched_sets = re.subn(r'^patch_sets = \[[^\]]*\]', 'patch_sets = ["o3", "drop-mfpu-neon"]',
+                                          recipe.read_text(), flags=re.M)
+            if switched_sets != 1:
+                raise RuntimeError(f"{recipe}: no patch_sets line to switch")
+            switched_recipe.write_text(text)
             Path(f"{switched_recipe}.lock").write_text(Path(f"{recipe}.lock").read_text())
             switched_args = [f"--recipe={switched_recipe}", f"--rewrite=https://={base_url}"]
             cold, noop, cold_compile, warm_compile, warm, switched = [], [], [], [], [], []
             for _ in range(RUNS):
-                volumes = ct.list_volumes(engine, (("io.tflite-forge.kind", "ccache"),
-                                                   ("io.tflite-forge.arch", ARCH)))
+                volumes = ct.list_volumes(engine, (("io.tflite-forge.kind", "ccache"), ("io.tflite-forge.arch", ARCH),
+                                                   ("io.tflite-forge.version", release.version)))
                 _forge(["clean", "--build"], env)
                 ct.remove_volumes(engine, volumes)
                 cold.append(_forge(["build", f"--arch={ARCH}", *common], env))
@@ -76,6 +81,8 @@ def main() -> list[dict]:
                 warm.append(_forge(["build", f"--arch={ARCH}", *common], env))
                 warm_compile.append(build_mod.step_times(log)["build"])
                 switched.append(_forge(["build", f"--arch={ARCH}", *switched_args], env))
+                if "step build took" not in log.read_text():
+                    raise RuntimeError("the switched patch set did not rebuild")
     med = statistics.median
     return [
         {"benchmark": f"build no-op ({ARCH}, {engine.name})", "ours": f"{med(noop):.2f}s",
