@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Mapping
@@ -171,8 +172,21 @@ def load_lock(path: str | Path) -> Lock:
         values = {k: require(path, where, entry, k, str, "a string", error=LockError) for k in SKIP_KEYS}
         _check_when(path, where, values["when"])
         skipped.append(SkippedDependency(**values))
+    if raw and not any("when" in entry for entry in raw) and "scope" not in head:
+        _warn_once(path, f"tflite-forge: warning: {path} predates option conditions (no `when` on any entry): "
+                         "every locked tree counts as needed, so trees the build never compiles are fetched and their "
+                         "licenses shipped; run `invoke lock` to rewrite it")
     return Lock(path=path, archive_sha256=archive, generated_by=generated_by, dependencies=tuple(deps),
                 scope=scope, option_defaults=tuple(sorted(raw_defaults.items())), skipped=tuple(skipped))
+
+
+_WARNED: set[Path] = set()
+
+
+def _warn_once(path: Path, line: str) -> None:
+    if path.resolve() not in _WARNED:
+        _WARNED.add(path.resolve())
+        print(line, file=sys.stderr)
 
 
 def _check_when(path: Path, where: str, when: str) -> None:

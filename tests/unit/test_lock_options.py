@@ -179,13 +179,22 @@ def test_lock_records_when_license_file_defaults_and_skipped(tmp_path):
     assert load_lock(lock.path) == lock
 
 
-def test_an_old_lock_without_when_means_every_entry_is_needed(tmp_path):
+def test_an_old_lock_without_when_means_every_entry_is_needed_and_says_so_once(tmp_path, capsys):
     path = tmp_path / "old.toml.lock"
     path.write_text(dump_lock(Lock(path=path, archive_sha256="b" * 64, generated_by="x", dependencies=(_dep("a"),)))
                     .replace('when = "TRUE"\n', "").replace('scope = "recipe"\n', ""))
     lock = load_lock(path)
     assert lock.dependencies[0].when == "TRUE"
     assert needed(lock, {"TFLITE_ENABLE_GPU": True}) == lock.dependencies
+    # Found on a real 2.14 lock written before `when` existed: it was taken silently, and the tarball
+    # shipped licenses of trees the build never compiled.
+    load_lock(path)
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "predates option conditions" in err[0] and "run `invoke lock`" in err[0]
+    new = tmp_path / "new.toml.lock"
+    new.write_text(dump_lock(Lock(path=new, archive_sha256="b" * 64, generated_by="x", dependencies=(_dep("a"),))))
+    load_lock(new)
+    assert capsys.readouterr().err == ""
 
 
 @pytest.mark.parametrize("bad", ["TFLITE_ENABLE_GPU AND (", "TFLITE_ENABLE_GPU AND", "A B", ") A", ""])
