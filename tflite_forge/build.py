@@ -138,6 +138,7 @@ class BuildPlan:
     targets: tuple[str, ...]
     lib_patterns: tuple[str, ...]
     compile_checks: tuple = ()                   # patchset.CompileCheck rows that apply to this cell
+    cell_labels: tuple[tuple[str, str], ...] = ()  # on the container and the cell's volumes
     out_dir: Path
     staging_dir: Path
     log_path: Path
@@ -206,6 +207,11 @@ def host_tools_digest(req: BuildRequest, dependency: Dependency, target: str) ->
     """The host-tools tree's own inputs: the tree it builds (archive and patches) and the host compiler."""
     return _digest({"tree": [dependency.name, dependency.sha256, list(dependency.patches)], "target": target,
                     "compiler": req.host_compiler})
+
+
+def work_id(work_dir: Path) -> str:
+    """A short id of a work dir (its resolved path): labels and volume names of its builds."""
+    return hashlib.sha256(str(Path(work_dir).resolve()).encode()).hexdigest()[:8]
 
 
 def _fetchcontent_defines(req: BuildRequest) -> list[str]:
@@ -290,10 +296,12 @@ def plan_build(req: BuildRequest, compile_checks: tuple = ()) -> BuildPlan:
                      f"{META}/reply && cp {BUILD}/target/compile_commands.json {META}/")))
 
     work = Path(req.work_dir)
+    # The cell lock lives in the work dir: two work dirs may build the same cell at once, so their
+    # trees, and what counts as an orphan or a superseded volume, are kept apart by the work dir's id.
     cell_labels = (("io.tflite-forge.version", req.version), ("io.tflite-forge.arch", arch.name),
-                   ("io.tflite-forge.key", key))
-    build_volume = f"tflite-forge-build-{key}-{inputs_digest(req)}"
-    deps_volume = f"tflite-forge-deps-{key}-{inputs_digest(req)}"
+                   ("io.tflite-forge.key", key), ("io.tflite-forge.work", work_id(work)))
+    build_volume = f"tflite-forge-build-{key}-{inputs_digest(req)}-{work_id(work)}"
+    deps_volume = f"tflite-forge-deps-{key}-{inputs_digest(req)}-{work_id(work)}"
     ccache_volume = f"tflite-forge-ccache-{key}"
     staging = work / "out" / f".staging-{key}"
     mounts = [ct.Mount(source=str(Path(req.tensorflow).resolve()), target=SRC, read_only=True)]
@@ -318,7 +326,7 @@ def plan_build(req: BuildRequest, compile_checks: tuple = ()) -> BuildPlan:
         key=key, label=req.label, arch=arch.name, image=req.image, spec=spec, steps=tuple(steps),
         volumes=tuple(volumes),
         cmake_options=tuple(sorted(options.items())), targets=targets, lib_patterns=patterns,
-        compile_checks=tuple(compile_checks),
+        compile_checks=tuple(compile_checks), cell_labels=cell_labels,
         out_dir=work / "out" / f"{req.label}-{arch.name}", staging_dir=staging,
         log_path=work / "logs" / f"build-{req.label}-{arch.name}.log",
         stamp_path=work / "stamps" / f"{key}.json",
@@ -650,7 +658,7 @@ def run_build(plan: BuildPlan, engine: ct.EngineConfig, *, req: BuildRequest, im
             return plan.out_dir, False
         # Under the cell lock a container of this cell is an orphan: a SIGKILLed build's, still
         # writing into the volumes this run is about to use.
-        orphans = ct.list_containers(engine, (("io.tflite-forge.key", plan.key),))
+        orphans = ct.list_containers(engine, plan.cell_labels)
         if orphans:
             print(f"tflite-forge: removing {len(orphans)} container(s) a killed build of {plan.label} for "
                   f"{plan.arch} left running: {', '.join(orphans)}", file=sys.stderr)
@@ -673,8 +681,8 @@ def _drop_superseded_volumes(plan: BuildPlan, engine: ct.EngineConfig) -> None:
     """Build and deps volumes of this key made for other inputs are never used again as they are (a
     later build with those inputs starts afresh, from ccache): remove them so disk use stays bounded."""
     current = {name for name, _ in plan.volumes}
-    cell = (("io.tflite-forge.kind", "build"), ("io.tflite-forge.key", plan.key))
-    stale = [v for v in ct.list_volumes(engine, cell) if v not in current]
+    stale = [v for v in ct.list_volumes(engine, (("io.tflite-forge.kind", "build"), *plan.cell_labels))
+             if v not in current]
     if stale:
         ct.remove_volumes(engine, stale)
 

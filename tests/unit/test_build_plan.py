@@ -320,3 +320,18 @@ def test_build_info_has_every_key_and_no_clock(tmp_path):
     numbers = [int(n) for n in re.findall(r"\b\d{9,}\b", text)]
     assert not [n for n in numbers if abs(n - now) < 86400], "a value looks like the build's clock"
     assert not re.search(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}", text)
+
+
+def test_two_work_dirs_building_one_cell_share_no_tree_and_see_no_orphans_of_each_other(tmp_path):
+    """The cell lock is the work dir's: two work dirs may build one cell at once. Their build and deps
+    trees differ, and the labels a run uses to find its own orphans and superseded volumes carry the
+    work dir's id; ccache (safe to share) and the host tools (under flock) stay shared."""
+    a = b.plan_build(request(tmp_path, work_dir=tmp_path / "a"))
+    other = b.plan_build(request(tmp_path, work_dir=tmp_path / "b"))
+    for prefix in ("tflite-forge-build-", "tflite-forge-deps-"):
+        assert volume(a, prefix) != volume(other, prefix)
+    for prefix in ("tflite-forge-ccache-", "tflite-forge-host-"):
+        assert volume(a, prefix) == volume(other, prefix)
+    assert a.key == other.key and a.cell_labels != other.cell_labels
+    assert ("io.tflite-forge.work", b.work_id(tmp_path / "a")) in a.cell_labels
+    assert dict(a.spec.labels) == dict(a.cell_labels)
