@@ -864,14 +864,18 @@ def _kept_note(kept: Sequence[str]) -> str:
 
 
 def run_clean(settings, *, build: bool = False, images: bool = False, cache: bool = False) -> list[str]:
-    """`invoke clean`: remove build trees (volumes, outputs, stamps), builder images, ccache volumes."""
+    """`invoke clean`: remove build trees (this work dir's volumes, outputs, stamps), builder images, ccache
+    volumes (shared by every work dir: the compiler cache)."""
     if not (build or images or cache):
         build = True
     engine = ct.resolve_engine(settings.engine)
     said: list[str] = []
     work = Path(settings.work_dir)
     if build:
-        volumes = ct.list_volumes(engine, (("io.tflite-forge.kind", "build"),))
+        # This work dir's build and deps trees (another checkout's are not ours to remove), and the
+        # shared host-tools trees no running build uses (a cache: the next cross build remakes flatc).
+        volumes = ct.list_volumes(engine, (("io.tflite-forge.kind", "build"), ("io.tflite-forge.work", work_id(work))))
+        volumes += ct.list_volumes(engine, (("io.tflite-forge.kind", "build"), ("io.tflite-forge.host-tools", "1")))
         kept = ct.remove_volumes(engine, volumes, keep_in_use=True)
         for path in (work / "out", work / "stamps"):
             if path.exists():

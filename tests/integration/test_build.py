@@ -231,14 +231,19 @@ def test_engine_variable_pointing_to_missing_binary(tmp_path, miniature, forge):
     assert str(missing) in line and "not found" in line
 
 
-def test_clean_scopes_say_what_they_delete(miniature, base_image_docker, docker_engine, forge):
+def test_clean_scopes_say_what_they_delete(miniature, base_image_docker, docker_engine, forge, tmp_path):
+    other = {**miniature.env, "TFLITE_FORGE_WORK_DIR": str(tmp_path / "other-checkout")}
+    forge("build", "--arch=x86_64", "--engine=docker", *miniature.args, env=other, check=True)
     forge("build", "--arch=x86_64", "--engine=docker", *miniature.args, env=miniature.env, check=True)
-    assert ct.list_volumes(docker_engine, (("io.tflite-forge.kind", "build"),))
+    mine = (("io.tflite-forge.kind", "build"), ("io.tflite-forge.work", build_mod.work_id(miniature.work_dir)))
+    theirs = (("io.tflite-forge.kind", "build"), ("io.tflite-forge.work", build_mod.work_id(tmp_path / "other-checkout")))
+    assert ct.list_volumes(docker_engine, mine) and ct.list_volumes(docker_engine, theirs)
     proc = forge("clean", "--build", "--cache", "--engine=docker", env=miniature.env, check=True)
     assert "removed build trees:" in proc.stdout and "removed compiler cache:" in proc.stdout
-    # Only volumes a running build uses are left, and the line names each (a developer's own build
-    # may be running on this engine; in CI none is).
-    for kind in ("build", "ccache"):
-        for left in ct.list_volumes(docker_engine, (("io.tflite-forge.kind", kind),)):
-            assert "in use by a running build" in proc.stdout and left in proc.stdout, proc.stdout
+    assert not ct.list_volumes(docker_engine, mine)
+    assert ct.list_volumes(docker_engine, theirs), "another work dir's build trees are not this clean's"
+    # Only ccache volumes a running build uses are left, and the line names each (a developer's own
+    # build may be running on this engine; in CI none is).
+    for left in ct.list_volumes(docker_engine, (("io.tflite-forge.kind", "ccache"),)):
+        assert "in use by a running build" in proc.stdout and left in proc.stdout, proc.stdout
     assert not (miniature.work_dir / "out").exists()
