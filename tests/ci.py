@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 
 import pytest
 
@@ -24,3 +25,10 @@ def need_tools(*tools: str) -> None:
     missing = [t for t in tools if shutil.which(t) is None]
     if missing:
         unavailable(f"missing {', '.join(missing)}: run ci/setup-host.sh")
+
+
+def ctrl_c_default() -> None:
+    """preexec_fn for a child a test sends SIGINT: a runner started in the background by a
+    non-interactive shell ignores SIGINT, the child would inherit that and Python would then raise
+    no KeyboardInterrupt. A user's Ctrl-C meets the default disposition, so the test sets it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

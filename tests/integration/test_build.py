@@ -16,6 +16,8 @@ import pytest
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 
+from tests.ci import ctrl_c_default
+
 from tflite_forge import build as build_mod
 from tflite_forge import container as ct
 from tflite_forge.arches import resolve_arch
@@ -183,7 +185,7 @@ def test_interrupted_build_leaves_no_container(miniature, base_image_docker, doc
     log.unlink(missing_ok=True)
     proc = subprocess.Popen([sys.executable, "-m", "invoke", "build", "--arch=aarch64", "--engine=docker", "--force",
                              *miniature.args], cwd=REPO, env={**os.environ, **miniature.env},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_default)
     try:
         deadline = time.monotonic() + 300
         # Signal as soon as the first step runs inside the container (the log says so).

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.ci import ctrl_c_default
 from tflite_forge.cache import Cache, sha256_file
 from tflite_forge.download import FetchPolicy
 from tflite_forge.errors import ConfigError, FetchError, PatchError, UnpackError
@@ -475,7 +476,7 @@ def test_i3_sigint_says_truthfully_what_was_kept(tmp_path):
         environ.update(TFLITE_FORGE_CACHE=str(tmp_path / "c"))
         proc = subprocess.Popen([sys.executable, "-m", "invoke", "fetch", f"--recipe={recipe}",
                                  f"--rewrite=https://={srv.base}"], cwd=REPO, env=environ,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_default)
         deadline = time.monotonic() + 60
         while not (part.exists() and part.stat().st_size > 100_000) and time.monotonic() < deadline:
             time.sleep(0.05)
