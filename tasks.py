@@ -7,8 +7,17 @@ Shared options (--version, --recipe, --arch, --engine, --cache-dir, --mirror, --
 --offline, --jobs) given to any task apply to the whole chain (tflite_forge.cli.ChainExecutor).
 """
 
-from tflite_forge.cli import chain_releases, forge_task
-from tflite_forge.settings import settings_from_context
+import sys
+
+# invoke turns bytecode writing off before it loads a tasks file (its --write-pyc flag), so every
+# module imported from here on -- all of tflite_forge, requests, urllib3 -- would be compiled from
+# source at every command: 0.5 s of CPU per `invoke fetch`, the start-up that kept a cold fetch
+# below curl + sync. The tool's modules are cached like any installed package's; Python's own
+# switches (-B, PYTHONDONTWRITEBYTECODE) still turn it off.
+sys.dont_write_bytecode = bool(sys.flags.dont_write_bytecode)
+
+from tflite_forge.cli import chain_releases, forge_task  # noqa: E402  (after the bytecode switch)
+from tflite_forge.settings import settings_from_context  # noqa: E402
 
 SHARED_HELP = {
     "version": "TensorFlow version from recipes/ (e.g. 2.16.1; 'all' or a comma list where a task runs a matrix); default: newest",

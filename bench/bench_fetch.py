@@ -17,7 +17,8 @@ Medians of several runs; nothing is timed in the test suite. `main()` returns th
 Fairness: the generated files are synced before anything is timed (otherwise the first runs pay
 for their writeback), the runs are interleaved and rotated (each tool goes first in turn), and the
 CLI runs with Python's bytecode cache (in a temp folder) as an installed tool does, even where
-PYTHONDONTWRITEBYTECODE is set. The in-process row shares its process with the loopback server,
+PYTHONDONTWRITEBYTECODE is set (tasks.py undoes invoke's own switch-off, so the warm-up run fills it
+for tflite_forge and requests too). The in-process row shares its process with the loopback server,
 so it is information only: the CLI against `curl` + `sync` is the like-for-like comparison.
 """
 

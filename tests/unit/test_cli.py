@@ -2,6 +2,7 @@
 
 import importlib.util
 import inspect
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -167,3 +168,21 @@ def test_arch_given_only_to_tasks_that_ignore_it_is_said_to_be_ignored(capsys):
     assert err.count("\n") == 1 and "--arch aarch64 is ignored: fetch, lock" in err
     ChainExecutor(ns).normalize(Parser(contexts=ns.to_contexts()).parse_argv(["fetch", "build", "--arch", "aarch64"]))
     assert capsys.readouterr().err == ""   # build uses it: nothing to say
+
+
+@pytest.mark.parametrize("python_says_no", [False, True])
+def test_the_tool_s_modules_are_byte_compiled_like_an_installed_package_s(tmp_path, python_says_no):
+    """invoke switches bytecode writing off before it loads tasks.py; tasks.py switches it back on
+    (the cost was half a second of compiling per command), unless Python itself was told not to."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(tmp_path / "pycache")
+    if python_says_no:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    subprocess.run([sys.executable, "-m", "invoke", "--help", "fetch"], cwd=ROOT, env=env, check=True,
+                   capture_output=True)
+    written = {p.name.split(".")[0] for p in (tmp_path / "pycache").rglob("*.pyc")
+               if "tflite_forge" in p.parts}
+    if python_says_no:
+        assert written == set()
+    else:
+        assert {"cli", "settings", "errors"} <= written
