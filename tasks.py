@@ -31,12 +31,15 @@ SHARED_HELP = {
     "jobs": "parallel compile jobs (default: from cores and memory, ~2 GiB per job)",
     "parallel": "with --arch/--version lists or 'all' (a matrix): cells run at once, capped by memory (default 1)",
     "resume": "with a matrix: skip cells already packaged from identical inputs",
+    "builder": "build on this container engine instead of this host's: unix:///path.sock, ssh://user@host, "
+               "tcp://host:port, podman+unix:///path.sock or a docker context; repeatable: a matrix spreads its "
+               "cells over the builders, one cell each at a time (env TFLITE_FORGE_BUILDERS)",
 }
-SHARED_ITERABLE = ["mirror", "rewrite"]
+SHARED_ITERABLE = ["mirror", "rewrite", "builder"]
 # The pipeline tasks all take every shared option, so a flag is accepted wherever it stands in a
 # chain (invoke parses a flag for the task it follows); ChainExecutor then shares it with the rest.
 PIPELINE = ("version", "recipe", "arch", "engine", "cache-dir", "mirror", "rewrite", "offline", "jobs",
-            "parallel", "resume")
+            "parallel", "resume", "builder")
 
 
 def _help(*shared, **extra):
@@ -56,9 +59,9 @@ def _settings(c, **flags):
     return settings_from_context(c, flags)
 
 
-def _pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs):
+def _pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs, builder):
     return settings_from_context(c, dict(version=version, recipe=recipe, arch=arch, engine=engine, cache_dir=cache_dir,
-                                         mirror=mirror, rewrite=rewrite, offline=offline, jobs=jobs))
+                                         mirror=mirror, rewrite=rewrite, offline=offline, jobs=jobs, builder=builder))
 
 
 @forge_task(help=_help("cache-dir"))
@@ -70,19 +73,19 @@ def recipes(c, cache_dir=None):
 
 @stage(per_arch=False)
 def fetch(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, mirror=None, rewrite=None,
-          offline=False, jobs=None, parallel=None, resume=False):
+          offline=False, jobs=None, parallel=None, resume=False, builder=None):
     """Download and verify the TensorFlow archive and every locked dependency into the cache."""
     from tflite_forge import fetch as fetch_mod
-    fetch_mod.run_fetch(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs))
+    fetch_mod.run_fetch(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs, builder))
 
 
 @stage(per_arch=False, all_="also pin what only other options reach (kernel tests, GPU headers, tools): "
                              "for users who build more than the recipe's configuration")
 def lock(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, mirror=None, rewrite=None,
-         offline=False, jobs=None, parallel=None, resume=False, all_=False):
+         offline=False, jobs=None, parallel=None, resume=False, builder=None, all_=False):
     """Write <recipe>.lock: every tree the recipe's TFLite configuration downloads at configure time, with sha256."""
     from tflite_forge import lock as lock_mod
-    lock_mod.run_lock(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs),
+    lock_mod.run_lock(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs, builder),
                       everything=all_)
 
 
@@ -96,10 +99,10 @@ def mirror(c, dest, cache_dir=None):
 @stage(backend="build system the working copy is for: cmake (default) or bazel; edits say which they need",
        dry_run="print the unified diff the patch sets would apply (from the cache trees) and change nothing")
 def patch(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, mirror=None, rewrite=None,
-          offline=False, jobs=None, parallel=None, resume=False, backend="cmake", dry_run=False):
+          offline=False, jobs=None, parallel=None, resume=False, builder=None, backend="cmake", dry_run=False):
     """Copy the unpacked trees to <work_dir>/src/<recipe>-<arch>/ and apply the recipe's patch sets, all or nothing."""
     from tflite_forge import patch_report
-    patch_report.run_patch(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs),
+    patch_report.run_patch(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs, builder),
                            backend=backend, dry_run=dry_run)
 
 
@@ -150,11 +153,11 @@ def selftest(c, engine=None, jobs=None, keep=False):
        cxx_shared="also build the C++ shared library libtensorflow-lite.so (-DBUILD_SHARED_LIBS=ON)",
        force="build even when the stamp says nothing changed")
 def build(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, mirror=None, rewrite=None,
-          offline=False, jobs=None, parallel=None, resume=False, base_image=None, cxx_shared=False, force=False):
+          offline=False, jobs=None, parallel=None, resume=False, builder=None, base_image=None, cxx_shared=False, force=False):
     """Build libtensorflowlite_c.so for --arch in a container with no network (fetches and patches first if needed)."""
     from tflite_forge import build as build_mod
     build_mod.run_build_task(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline,
-                                                jobs), base_image=base_image, cxx_shared=cxx_shared, force=force,
+                                                jobs, builder), base_image=base_image, cxx_shared=cxx_shared, force=force,
                              release=chain_releases())
 
 
@@ -178,11 +181,11 @@ def clean(c, engine=None, build=False, images=False, cache=False, cache_dir=None
 @stage(sign="gpg key id: also write a detached, armoured dist/SHA256SUMS.asc",
        glibc_max="fail when the library needs a GLIBC_ symbol version above this (e.g. 2.31)")
 def package(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, mirror=None, rewrite=None,
-            offline=False, jobs=None, parallel=None, resume=False, sign=None, glibc_max=None):
+            offline=False, jobs=None, parallel=None, resume=False, builder=None, sign=None, glibc_max=None):
     """Pack the build output into dist/ (builds first if needed): tarball + -dbg, manifest, SBOM, SHA256SUMS; verified."""
     from tflite_forge import package as package_mod
     package_mod.run_package(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline,
-                                               jobs), sign=sign, glibc_max=glibc_max)
+                                               jobs, builder), sign=sign, glibc_max=glibc_max)
 
 
 @forge_task(help={"tarball": "a release tarball (dist/libtensorflowlite_c-<v>-linux-<arch>.tar.gz)",
@@ -204,11 +207,11 @@ def verify(c, tarball, arch=None, glibc_max=None):
        interpreter="with --model: c-api (default: the packaged library, through a C program built against the "
                    "tarball) or tflite-runtime (the real interpreter from PyPI, in the arch's wheel runtime image)")
 def test(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, mirror=None, rewrite=None,
-         offline=False, jobs=None, parallel=None, resume=False, no_cmake=False, model=None, input=None, runs=10,
+         offline=False, jobs=None, parallel=None, resume=False, builder=None, no_cmake=False, model=None, input=None, runs=10,
          resize=False, interpreter="c-api"):
     """Smoke-test dist/'s tarballs on their target arch (natively or under qemu-user): {1, 3} -> {3, 9}; packages first if needed.
     With --model FILE: run that model through the packaged library instead and print what it computed."""
-    settings = _pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs)
+    settings = _pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs, builder)
     if model is None:
         from tflite_forge import smoke
         smoke.run_test(settings, cmake=not no_cmake)
@@ -220,28 +223,29 @@ def test(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, m
 
 @stage(flavor="runtime image from dist/'s tarball: minimal (<= 20 MB, FROM scratch, the default), "
               "python (python3 + ctypes smoke) or wheel (a prebuilt tflite-runtime wheel, installed offline)",
-       builder="make the builder image for --arch instead (tagged by a hash of its inputs; build does this itself)",
+       builder_image="make the builder image for --arch instead (tagged by a hash of its inputs; build does this itself)",
        bootstrap="make the Debian base image with debootstrap + import (no registry needed; needs root); "
                  "with --arch, that arch's base (e.g. tflite-forge/debian-base:bookworm-arm64, under qemu)",
-       base_image="Debian base image: for --builder/--bootstrap the builder's base (default "
+       base_image="Debian base image: for --builder-image/--bootstrap the builder's base (default "
                   "tflite-forge/debian-base:bookworm), for python/wheel the runtime base",
        force="with --bootstrap: debootstrap again even if the image or its cached tarball exists",
-       debian_suite="with --bootstrap/--builder: Debian suite of the base image, the glibc floor of every build "
+       debian_suite="with --bootstrap/--builder-image: Debian suite of the base image, the glibc floor of every build "
                     "on it (default bookworm, glibc 2.36; bullseye: 2.31); makes tflite-forge/debian-base:<suite>",
        debian_mirror="with --bootstrap: Debian archive debootstrap downloads from, and the base image's apt "
                      "sources (default http://deb.debian.org/debian)")
 def image(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, mirror=None, rewrite=None,
-          offline=False, jobs=None, parallel=None, resume=False, flavor="minimal", builder=False, bootstrap=False,
+          offline=False, jobs=None, parallel=None, resume=False, builder=None, flavor="minimal", builder_image=False,
+          bootstrap=False,
           base_image=None, force=False, debian_suite=None, debian_mirror=None):
     """Build images: the runtime image for --arch (--flavor; its test stage runs the smoke program), or the builder / base image."""
-    settings = _pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs)
-    if builder or bootstrap:
+    settings = _pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs, builder)
+    if builder_image or bootstrap:
         from tflite_forge import image as image_mod
         image_mod.run_image(settings, bootstrap=bootstrap, base_image=base_image, force=force, arch=arch,
-                            builder=builder, debian_suite=debian_suite, debian_mirror=debian_mirror)
+                            builder=builder_image, debian_suite=debian_suite, debian_mirror=debian_mirror)
     elif debian_suite or debian_mirror:
         from tflite_forge.errors import ConfigError
-        raise ConfigError("--debian-suite/--debian-mirror make base and builder images: add --bootstrap or --builder "
+        raise ConfigError("--debian-suite/--debian-mirror make base and builder images: add --bootstrap or --builder-image "
                           "(a runtime image's base is --base-image)")
     else:
         from tflite_forge import runtime_image as runtime_mod

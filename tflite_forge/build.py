@@ -45,11 +45,13 @@ from filelock import FileLock, Timeout
 from . import __version__ as forge_version
 from . import compile_checks
 from . import container as ct
+from . import remote
 from .cache import sha256_file
 from .download import ensure_free_space
 from .arches import Arch
-from .errors import BuildError, ConfigError, PackageError
-from .fsutil import write_json_atomic
+from .builders import parse_builders
+from .errors import BuildError, ConfigError, EngineError, PackageError
+from .fsutil import tree_digest, write_json_atomic
 from .patchset import load_recipe_sets
 
 SRC = "/src/tensorflow"
@@ -335,19 +337,6 @@ def plan_build(req: BuildRequest, compile_checks: tuple = ()) -> BuildPlan:
 
 # ---------------------------------------------------------------- incremental check
 
-def tree_digest(root: Path) -> str:
-    """Cheap digest of a tree: every entry's path, size, mode and mtime (patching keeps these
-    stable when it reuses a working copy, and any edit changes them)."""
-    h = hashlib.sha256()
-    root = Path(root)
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]):
-            path = os.path.join(dirpath, name)
-            st = os.lstat(path)
-            h.update(f"{os.path.relpath(path, root)}\0{st.st_size}\0{st.st_mode}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()
-
 
 def plan_inputs(plan: BuildPlan, req: BuildRequest, image_id: str) -> dict:
     """What the stamp compares: the plan (steps, mounts, volumes named by the inputs' digest, compile
@@ -451,9 +440,14 @@ def execute(plan: BuildPlan, engine: ct.EngineConfig, *, log_line: Callable[[str
     plan.log_path.parent.mkdir(parents=True, exist_ok=True)
     tail: list[str] = []
     proven: dict = {}
-    with open(plan.log_path, "w") as log, _Progress(f"{plan.label} {plan.arch}") as progress, \
-            ct.Container(engine, plan.spec) as box:
-        log.write(f"# {plan.describe()}\n# engine {engine.name} {engine.version}, container {box.name}\n")
+    # On a builder (--builder) the trees go over as volumes and /out comes back by copy (remote.py).
+    local = remote.localize(engine, plan.spec, run_labels=plan.cell_labels)
+    with contextlib.ExitStack() as stack:
+        stack.callback(remote.release, engine, local)
+        log = stack.enter_context(open(plan.log_path, "w"))
+        progress = stack.enter_context(_Progress(f"{plan.label} {plan.arch}"))
+        box = stack.enter_context(ct.Container(engine, local.spec))
+        log.write(f"# {plan.describe()}\n# engine {engine.name} {engine.version} ({engine.title}), container {box.name}\n")
 
         def on_line(text: str) -> None:
             nonlocal tail
@@ -481,16 +475,19 @@ def execute(plan: BuildPlan, engine: ct.EngineConfig, *, log_line: Callable[[str
             progress.step(step.name)
             run(step.name, step.argv, dict(step.env))
             if step.collect:
-                proven = _collect(plan, lambda argv: run("collect-artifacts", argv, {}))
+                proven = _collect(plan, lambda argv: run("collect-artifacts", argv, {}),
+                                  lambda sub: remote.fetch_out(engine, box, local, sub))
             progress.done()
     _own(plan.staging_dir)
     return proven
 
 
-def _collect(plan: BuildPlan, run: Callable[[Sequence[str]], None]) -> dict:
+def _collect(plan: BuildPlan, run: Callable[[Sequence[str]], None], fetch: Callable[[str], None]) -> dict:
     """Copy exactly the built targets' artifacts (CMake's file API) into /out/lib, add the SONAME and
-    development links a shared library's users expect, and check every compile command."""
+    development links a shared library's users expect, and check every compile command. `fetch(sub)`
+    brings /out/<sub> to the staging folder (a builder's; on this host it is there already)."""
     meta = plan.staging_dir / ".meta"
+    fetch(".meta")
     try:
         artifacts = target_artifacts(meta / "reply", plan.targets)
         commands = json.loads((meta / "compile_commands.json").read_text())
@@ -501,6 +498,7 @@ def _collect(plan: BuildPlan, run: Callable[[Sequence[str]], None]) -> dict:
     # versioned one: copy that, and make the links here.
     run(["sh", "-ec", f'for a; do f=$(readlink -f "$a"); cp -- "$f" {OUT}/lib/; echo "${{f##*/}}"; done', "collect",
          *(f"{BUILD}/target/{a}" for a in artifacts)])
+    fetch("lib")
     lib = plan.staging_dir / "lib"
     for real in sorted(p for p in lib.iterdir() if not p.is_symlink()):
         _library_links(real)
@@ -663,6 +661,8 @@ def run_build(plan: BuildPlan, engine: ct.EngineConfig, *, req: BuildRequest, im
             print(f"tflite-forge: removing {len(orphans)} container(s) a killed build of {plan.label} for "
                   f"{plan.arch} left running: {', '.join(orphans)}", file=sys.stderr)
             ct.remove_containers(engine, orphans)
+        # ... and so is a builder's /out volume a killed run of this cell left (remote.py).
+        ct.remove_volumes(engine, ct.list_volumes(engine, (remote.OUT_KIND, *plan.cell_labels)))
         plan.stamp_path.unlink(missing_ok=True)
         try:
             proven = execute(plan, engine)
@@ -771,9 +771,12 @@ def soname_problem(recipe, tensorflow: Path) -> str | None:
 
 
 def build_cell(settings, recipe, arch: Arch, engine: ct.EngineConfig, *, base_image: str | None = None,
-               cxx_shared: bool = False, force: bool = False, release: bool = False) -> CellResult:
+               cxx_shared: bool = False, force: bool = False, release: bool = False,
+               home: ct.EngineConfig | None = None) -> CellResult:
     """Fetch and patch if needed, ensure the builder image, plan, run. `release`: the library is to be
-    packaged, so the package's SONAME rule is a planning error, not a surprise after the build."""
+    packaged, so the package's SONAME rule is a planning error, not a surprise after the build.
+    `engine` may be a builder (--builder): the image is then made on `home` (this host's engine) and
+    loaded there with the same ID, so every builder compiles with the same bits."""
     from . import fetch, image, patching
     from .arches import check_combination, default_cmake_options
     from .jobs import choose_jobs
@@ -792,8 +795,10 @@ def build_cell(settings, recipe, arch: Arch, engine: ct.EngineConfig, *, base_im
         raise PackageError(problem)
     if problem:
         print(f"tflite-forge: warning: {problem}", file=sys.stderr)
-    builder = image.ensure_builder_image(engine, arch, work_dir=settings.work_dir, cache_dir=settings.cache_dir,
+    maker = home if engine.remote and home is not None else engine
+    builder = image.ensure_builder_image(maker, arch, work_dir=settings.work_dir, cache_dir=settings.cache_dir,
                                          base_image=base_image or image.DEFAULT_BASE_IMAGE)
+    remote.ensure_image(maker, engine, builder.tag, builder.id)
     options = default_cmake_options(arch, recipe.version, gcc_major=builder.gcc_major)
     options.update(dict(recipe.build.cmake_options))
     for bad in check_combination(arch, recipe.version, options, gcc_major=builder.gcc_major):
@@ -810,7 +815,7 @@ def build_cell(settings, recipe, arch: Arch, engine: ct.EngineConfig, *, base_im
                                patches=tuple(f"{n}:{digests[n]}" for n in touched)))
     resources = ct.host_resources(engine)
     user, userns = builder_user()
-    if engine.name == "podman" and os.geteuid() != 0:
+    if engine.name == "podman" and os.geteuid() != 0 and not engine.remote:
         user, userns = f"{os.getuid()}:{os.getgid()}", "keep-id"
     lock_sha256 = sha256_file(recipe.lock_path) if recipe.lock_path.exists() else None
     req = BuildRequest(
@@ -843,18 +848,37 @@ def run_build_task(settings, *, base_image: str | None = None, cxx_shared: bool 
 
     recipes = select_recipes(version=settings.version, recipe=settings.recipe)
     arches = resolve_arches_or_host(settings.arch)
-    engine = ct.resolve_engine(settings.engine)
+    home, engine = build_engines(settings)
     results = []
     for recipe in recipes:
         for arch in arches:
             result = build_cell(settings, recipe, arch, engine, base_image=base_image, cxx_shared=cxx_shared,
-                                force=force, release=release)
+                                force=force, release=release, home=home)
             libs = ", ".join(lib["name"] for lib in json.loads((result.out_dir / "build-info.json").read_text())
                              ["libraries"] if "sha256" in lib)
             state = "built" if result.built else "up to date"
             print(f"{recipe.label} {arch.name}: {state} -> {result.out_dir} ({libs})")
             results.append(result)
     return results
+
+
+def build_engines(settings) -> tuple[ct.EngineConfig, ct.EngineConfig]:
+    """(this host's engine, the engine builds run on): the first --builder that answers, if any were given
+    (a matrix hands each cell process one builder), else this host's engine."""
+    home = ct.resolve_engine(settings.engine)
+    if not settings.builders:
+        return home, home
+    problems = []
+    for spec in parse_builders(settings.builders):
+        try:
+            engine = ct.resolve_builder(spec)
+        except EngineError as err:
+            problems.append(str(err))
+            continue
+        if len(settings.builders) > 1 or problems:
+            print(f"tflite-forge: building on {engine.title}", file=sys.stderr)
+        return home, engine
+    raise EngineError("no builder answers: " + "; ".join(problems))
 
 
 # ---------------------------------------------------------------- clean

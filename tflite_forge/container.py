@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Callable, Literal, Mapping, Sequence
 
+from .builders import BuilderSpec
 from .errors import EngineError
 
 Engine = Literal["docker", "podman"]
@@ -43,9 +44,20 @@ class EngineConfig:
     name: Engine
     binary: str                 # absolute path of the CLI
     version: str = ""
+    flags: tuple[str, ...] = ()  # global flags selecting a builder's endpoint (--host URL, --context NAME, --url URL)
+    endpoint: str = ""          # the builder as the user named it ("" = this host's engine)
 
     def argv(self, *args: str) -> list[str]:
-        return [self.binary, *args]
+        return [self.binary, *self.flags, *args]
+
+    @property
+    def remote(self) -> bool:
+        """A builder: it shares no filesystem with this host (no bind mounts; trees go as volumes)."""
+        return bool(self.flags)
+
+    @property
+    def title(self) -> str:
+        return self.endpoint or f"local {self.name}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,10 +147,10 @@ def _which(name_or_path: str) -> str | None:
     return shutil.which(name_or_path)
 
 
-def _server_version(name: Engine, binary: str) -> tuple[bool, str, str]:
-    """(reachable, version, error line). For docker this needs the daemon to answer."""
-    fmt = "{{.Server.Version}}" if name == "docker" else "{{.Client.Version}}"
-    proc = _run([binary, "version", "--format", fmt], timeout=30)
+def _server_version(name: Engine, binary: str, flags: Sequence[str] = ()) -> tuple[bool, str, str]:
+    """(reachable, version, error line). For docker (and a podman service) this needs the daemon to answer."""
+    fmt = "{{.Server.Version}}" if name == "docker" or flags else "{{.Client.Version}}"
+    proc = _run([binary, *flags, "version", "--format", fmt], timeout=30)
     if proc.returncode != 0 or not proc.stdout.strip():
         return False, "", _last_line(proc.stderr)
     return True, proc.stdout.strip(), ""
@@ -176,6 +188,30 @@ def resolve_engine(requested: str | None = None) -> EngineConfig:
             return EngineConfig(name=name, binary=binary, version=version)
         errors.append(f"{name}: {err}")
     raise EngineError(f"no usable container engine ({'; '.join(errors)}); {INSTALL_HINT}")
+
+
+def resolve_builder(spec: BuilderSpec) -> EngineConfig:
+    """The engine behind a --builder endpoint, checked to answer (one line if it does not)."""
+    binary = _which(spec.engine)
+    if binary is None:
+        raise EngineError(f"builder {spec.text}: the {spec.engine} CLI is not installed here; {INSTALL_HINT}")
+    ok, version, err = _server_version(spec.engine, binary, spec.flags)  # type: ignore[arg-type]
+    if not ok:
+        raise EngineError(f"builder {spec.text} does not answer ({err}); start its daemon, check the address "
+                          f"(`{spec.engine} {' '.join(spec.flags)} info`), or leave it out of --builder")
+    check_version(spec.engine, version)  # type: ignore[arg-type]
+    return EngineConfig(name=spec.engine, binary=binary, version=version, flags=spec.flags,  # type: ignore[arg-type]
+                        endpoint=spec.text)
+
+
+def builder_answers(engine: EngineConfig, timeout: float = 20) -> bool:
+    """Whether a builder's daemon still answers (after a cell failed on it: retry elsewhere or not)."""
+    try:
+        proc = subprocess.run(engine.argv("version", "--format", "{{.Server.Version}}"), capture_output=True,
+                              text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return proc.returncode == 0 and bool(proc.stdout.strip())
 
 
 @dataclass(frozen=True)
@@ -249,6 +285,20 @@ def _register(name: str, engine: EngineConfig) -> None:
 def _unregister(name: str) -> None:
     with _LIVE_LOCK:
         _LIVE.pop(name, None)
+
+
+def register_container(name: str, engine: EngineConfig) -> None:
+    """A container started outside this module's helpers: removed on SIGTERM/SIGHUP like ours."""
+    _register(name, engine)
+
+
+def forget_container(name: str, engine: EngineConfig) -> None:
+    """Remove it if it is still there, and stop watching it."""
+    _remove_now(name, engine)
+    _unregister(name)
+
+
+last_line = _last_line
 
 
 def run_flags(engine: EngineConfig, spec: ContainerSpec, name: str) -> list[str]:

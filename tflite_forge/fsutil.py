@@ -7,6 +7,7 @@ never a half-written one; the temp file is removed on any error.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -35,3 +36,17 @@ def write_atomic(dest: str | os.PathLike[str], data: bytes | str, *, mode: int =
 def write_json_atomic(dest: str | os.PathLike[str], data: Any) -> Path:
     """Stable JSON (sorted keys, 2-space indent, trailing newline), written atomically."""
     return write_atomic(dest, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def tree_digest(root: Path) -> str:
+    """Cheap digest of a tree: every entry's path, size, mode and mtime (patching keeps these
+    stable when it reuses a working copy, and any edit changes them)."""
+    h = hashlib.sha256()
+    root = Path(root)
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]):
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            h.update(f"{os.path.relpath(path, root)}\0{st.st_size}\0{st.st_mode}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()

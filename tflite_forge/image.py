@@ -357,13 +357,13 @@ def run_image(settings, *, bootstrap: bool = False, base_image: str | None = Non
               arch: str | None = None, builder: bool = False, debian_suite: str | None = None,
               debian_mirror: str | None = None) -> None:
     # settings: tflite_forge.settings.Settings (engine, arch, cache_dir, work_dir)
-    """`invoke image`: make base images (--bootstrap) and/or the builder image for --arch (--builder).
+    """`invoke image`: make base images (--bootstrap) and/or the builder image for --arch (--builder-image).
 
     `--bootstrap` alone makes the host's base image; with `--arch` it makes the base image of each
     arch (`tflite-forge/debian-base:bookworm-arm64` for aarch64: the runtime base of the python and
     wheel flavors). `--debian-suite bullseye` makes `tflite-forge/debian-base:bullseye[-<arch>]`
-    instead (and is the builder's base with --builder); `--debian-mirror` is the archive debootstrap
-    (and later apt in the builder image) downloads from. Builder images are made with `--builder`
+    instead (and is the builder's base with --builder-image); `--debian-mirror` is the archive debootstrap
+    (and later apt in the builder image) downloads from. Builder images are made with `--builder-image`
     (or without --bootstrap)."""
     from .arches import resolve_arches
 

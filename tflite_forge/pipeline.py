@@ -17,10 +17,10 @@ def build_output(settings: Any, recipe: Any, arch: Any) -> Path:
 def ensure_built(settings: Any, recipe: Any, arch: Any, log: Callable[[str], None] = print) -> None:
     if (build_output(settings, recipe, arch) / "build-info.json").is_file():
         return
-    from . import container as ct
-    from .build import build_cell
+    from .build import build_cell, build_engines
     log(f"{recipe.label} {arch.name}: no build output yet; building it first")
-    build_cell(settings, recipe, arch, ct.resolve_engine(settings.engine), release=True)
+    home, engine = build_engines(settings)
+    build_cell(settings, recipe, arch, engine, release=True, home=home)
 
 
 def ensure_packaged(settings: Any, recipe: Any, arch: Any, tarball: Path,

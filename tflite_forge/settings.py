@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .arches import resolve_arches
+from .builders import parse_builders
 from .errors import ConfigError
 from .urls import url_problem
 
-SHARED_OPTIONS = ("version", "recipe", "arch", "engine", "cache_dir", "mirror", "rewrite", "offline", "jobs")
+SHARED_OPTIONS = ("version", "recipe", "arch", "engine", "cache_dir", "mirror", "rewrite", "offline", "jobs",
+                  "builder")
 
 ENV = {
     "version": "TFLITE_FORGE_VERSION",
@@ -34,9 +36,10 @@ ENV = {
     "jobs": "TFLITE_FORGE_JOBS",
     "work_dir": "TFLITE_FORGE_WORK_DIR",
     "dist_dir": "TFLITE_FORGE_DIST_DIR",
+    "builder": "TFLITE_FORGE_BUILDERS",
 }
 CONFIG_KEYS = {"version", "recipe", "arch", "engine", "cache_dir", "mirrors", "rewrites", "offline", "jobs",
-               "work_dir", "dist_dir"}
+               "work_dir", "dist_dir", "builders"}
 
 
 def default_cache_dir() -> Path:
@@ -57,6 +60,7 @@ class Settings:
     jobs: int | None = None
     work_dir: Path = Path("build")
     dist_dir: Path = Path("dist")
+    builders: tuple[str, ...] = ()          # --builder endpoints (builders.py); () = this host's engine
 
 
 def _split_list(value: str) -> list[str]:
@@ -177,6 +181,9 @@ def resolve(flags: Mapping[str, Any], config: Mapping[str, Any] | None = None,
     offline, _ = pick("offline")
     jobs, _ = pick("jobs")
     work_dir, _ = pick("work_dir")
+    builders, bsrc = pick("builder", "builders")
+    if isinstance(builders, str):
+        builders = _split_list(builders)
     dist_dir, _ = pick("dist_dir")
     for m in mirrors or ():
         _check_mirror(str(m), _spelling("mirror", msrc, "mirrors"))
@@ -185,6 +192,7 @@ def resolve(flags: Mapping[str, Any], config: Mapping[str, Any] | None = None,
             resolve_arches(str(arch))   # an unknown arch is an error for every task, even one that ignores it
         except ConfigError as exc:
             raise ConfigError(str(exc).replace("--arch", _spelling("arch", asrc), 1)) from None
+    specs = parse_builders(builders, _spelling("builder", bsrc, "builders"))
     cache_path = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     return Settings(
         version=str(version) if version is not None else None,
@@ -198,6 +206,7 @@ def resolve(flags: Mapping[str, Any], config: Mapping[str, Any] | None = None,
         jobs=_parse_jobs("jobs", jobs),
         work_dir=Path(work_dir) if work_dir else Path("build"),
         dist_dir=Path(dist_dir) if dist_dir else Path("dist"),
+        builders=tuple(s.text for s in specs),
     )
 
 
