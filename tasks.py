@@ -116,13 +116,13 @@ def patches(c, version=None, recipe=None, cache_dir=None, check=False):
     patch_report.run_patches(_settings(c, version=version, recipe=recipe, cache_dir=cache_dir), check=check)
 
 
-@forge_task(help=_help("engine", "cache-dir", "mirror", "rewrite", "offline"), iterable=SHARED_ITERABLE)
-def doctor(c, engine=None, cache_dir=None, mirror=None, rewrite=None, offline=False):
+@forge_task(help=_help("engine", "cache-dir", "mirror", "rewrite", "offline", "builder"), iterable=SHARED_ITERABLE)
+def doctor(c, engine=None, cache_dir=None, mirror=None, rewrite=None, offline=False, builder=None):
     """Check this host (engine, disk, memory, qemu/binfmt, cross compilers, cache, upstream, mirrors); a fix for every failing row."""
     from tflite_forge import doctor as doctor_mod
     from tflite_forge.errors import ConfigError
     failing = doctor_mod.run_doctor(_settings(c, engine=engine, cache_dir=cache_dir, mirror=mirror,
-                                              rewrite=rewrite, offline=offline))
+                                              rewrite=rewrite, offline=offline, builder=builder))
     if failing:
         raise ConfigError(f"{failing} check(s) failed; apply the fixes in the table above")
 
@@ -161,13 +161,13 @@ def build(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, 
                              release=chain_releases())
 
 
-@forge_task(help=_help("engine", "cache-dir",
+@forge_task(help=_help("engine", "cache-dir", "builder",
                        build="remove build trees: build volumes, <work_dir>/out and stamps (the default scope)",
                        images="remove the builder images (the base image is kept)",
                        cache="remove the ccache volumes (the next build is cold)",
                        downloads="read every cached download through and remove those that are not readable "
-                                 "archives (truncated, corrupt); alone, only this scope"))
-def clean(c, engine=None, build=False, images=False, cache=False, cache_dir=None, downloads=False):
+                                 "archives (truncated, corrupt); alone, only this scope"), iterable=["builder"])
+def clean(c, engine=None, build=False, images=False, cache=False, cache_dir=None, downloads=False, builder=None):
     """Remove what builds leave behind (and, with --downloads, unreadable cached downloads); each scope says what it deleted."""
     if downloads:
         from tflite_forge import unpack
@@ -175,7 +175,8 @@ def clean(c, engine=None, build=False, images=False, cache=False, cache_dir=None
         if not (build or images or cache):
             return
     from tflite_forge import build as build_mod
-    build_mod.run_clean(_settings(c, engine=engine, cache_dir=cache_dir), build=build, images=images, cache=cache)
+    build_mod.run_clean(_settings(c, engine=engine, cache_dir=cache_dir, builder=builder), build=build, images=images,
+                        cache=cache)
 
 
 @stage(sign="gpg key id: also write a detached, armoured dist/SHA256SUMS.asc",

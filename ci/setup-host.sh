@@ -46,6 +46,20 @@ if ! "$DOCKER" info >/dev/null 2>&1; then
   "$DOCKER" info >/dev/null 2>&1 || { echo "setup-host: dockerd did not start; see /var/log/tflite-forge-dockerd.log" >&2; exit 1; }
 fi
 
+# A second dockerd on its own socket, data root and exec root: the builder the --builder tests
+# spread a matrix over (no bridge, no iptables: builds run with --network=none anyway).
+DOCKER2_SOCK=/run/tflite-forge-docker2.sock
+if ! "$DOCKER" -H "unix://$DOCKER2_SOCK" info >/dev/null 2>&1; then
+  log "starting a second dockerd on $DOCKER2_SOCK"
+  mkdir -p /var/lib/tflite-forge-docker2 /run/tflite-forge-docker2
+  nohup setsid /usr/sbin/dockerd --host "unix://$DOCKER2_SOCK" --data-root /var/lib/tflite-forge-docker2 \
+    --exec-root /run/tflite-forge-docker2 --pidfile /run/tflite-forge-docker2/dockerd.pid \
+    --bridge=none --iptables=false --ip-masq=false >/var/log/tflite-forge-docker2.log 2>&1 &
+  for _ in $(seq 1 60); do "$DOCKER" -H "unix://$DOCKER2_SOCK" info >/dev/null 2>&1 && break; sleep 1; done
+  "$DOCKER" -H "unix://$DOCKER2_SOCK" info >/dev/null 2>&1 \
+    || { echo "setup-host: the second dockerd did not start; see /var/log/tflite-forge-docker2.log" >&2; exit 1; }
+fi
+
 # binfmt_misc + qemu: foreign-arch binaries and containers run under emulation.
 if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
   mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc

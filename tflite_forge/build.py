@@ -887,6 +887,19 @@ def _kept_note(kept: Sequence[str]) -> str:
     return f"; kept {len(kept)} in use by a running build ({', '.join(kept)})" if kept else ""
 
 
+def _clean_volumes(engine: ct.EngineConfig, work: Path, *, build: bool, cache: bool) -> tuple[int, list[str]]:
+    """A builder's share of `invoke clean`: (volumes removed, volumes kept because a build uses them)."""
+    volumes: list[str] = []
+    if build:
+        volumes += ct.list_volumes(engine, (("io.tflite-forge.kind", "build"), ("io.tflite-forge.work", work_id(work))))
+        volumes += ct.list_volumes(engine, (("io.tflite-forge.kind", "build"), ("io.tflite-forge.host-tools", "1")))
+        volumes += ct.list_volumes(engine, (remote.SOURCE_KIND,)) + ct.list_volumes(engine, (remote.OUT_KIND,))
+    if cache:
+        volumes += ct.list_volumes(engine, (("io.tflite-forge.kind", "ccache"),))
+    kept = ct.remove_volumes(engine, volumes, keep_in_use=True)
+    return len(volumes) - len(kept), kept
+
+
 def run_clean(settings, *, build: bool = False, images: bool = False, cache: bool = False) -> list[str]:
     """`invoke clean`: remove build trees (this work dir's volumes, outputs, stamps), builder images, ccache
     volumes (shared by every work dir: the compiler cache)."""
@@ -895,11 +908,17 @@ def run_clean(settings, *, build: bool = False, images: bool = False, cache: boo
     engine = ct.resolve_engine(settings.engine)
     said: list[str] = []
     work = Path(settings.work_dir)
+    for spec in parse_builders(settings.builders):
+        # A builder holds this work dir's build trees, the trees shipped to it and its compiler cache.
+        far = ct.resolve_builder(spec)
+        removed, kept = _clean_volumes(far, work, build=build, cache=cache)
+        said.append(f"on builder {far.title}: {removed} volume(s)" + _kept_note(kept))
     if build:
         # This work dir's build and deps trees (another checkout's are not ours to remove), and the
         # shared host-tools trees no running build uses (a cache: the next cross build remakes flatc).
         volumes = ct.list_volumes(engine, (("io.tflite-forge.kind", "build"), ("io.tflite-forge.work", work_id(work))))
         volumes += ct.list_volumes(engine, (("io.tflite-forge.kind", "build"), ("io.tflite-forge.host-tools", "1")))
+        volumes += ct.list_volumes(engine, (remote.SOURCE_KIND,)) + ct.list_volumes(engine, (remote.OUT_KIND,))
         kept = ct.remove_volumes(engine, volumes, keep_in_use=True)
         for path in (work / "out", work / "stamps"):
             if path.exists():

@@ -215,26 +215,29 @@ class ChainExecutor(Executor):
         from .matrix import run_matrix
         from .settings import resolve
 
-        def cell_argv(cell) -> list[str]:
-            """The same chain for one cell; --version/--arch go to the first task taking them
-            (the cell's own ChainExecutor shares them with the rest)."""
+        def cell_argv(cell, builder: str | None = None) -> list[str]:
+            """The same chain for one cell; --version/--arch (and the cell's one --builder) go to the
+            first task taking them (the cell's own ChainExecutor shares them with the rest)."""
             argv = [sys.executable, "-m", "invoke"]
-            pending = {"version": None if cell.recipe else cell.version, "arch": cell.arch or None}
+            pending = {"version": None if cell.recipe else cell.version, "arch": cell.arch or None,
+                       "builder": builder}
             for ctx in contexts:
-                argv += _render_args(ctx, skip=("version", "arch") + MATRIX_ONLY)
-                for name in ("version", "arch"):
+                argv += _render_args(ctx, skip=("version", "arch", "builder") + MATRIX_ONLY)
+                for name in ("version", "arch", "builder"):
                     if pending[name] and name in ctx.args:
                         argv.append(f"--{name}={pending.pop(name)}")
                         pending[name] = None
             return argv
 
-        settings = resolve({"jobs": self._given(contexts, "jobs")}, dict(self.config.get("tflite_forge", {}) or {}))
+        settings = resolve({"jobs": self._given(contexts, "jobs"), "builder": self._given(contexts, "builder")},
+                           dict(self.config.get("tflite_forge", {}) or {}))
         parallel = self._given(contexts, "parallel")
         states = run_matrix(cells, cell_argv, parallel=int(parallel) if parallel else None,
                             resume=bool(self._given(contexts, "resume")), jobs=settings.jobs,
                             work_dir=Path(settings.work_dir), dist_dir=Path(settings.dist_dir),
                             # test and image package a missing cell themselves (pipeline.py)
-                            packages=any(ctx.name in RELEASE_TASKS for ctx in contexts))
+                            packages=any(ctx.name in RELEASE_TASKS for ctx in contexts),
+                            builders=settings.builders)
         failed = [s for s in states if s.status == "failed"]
         if failed:
             names = ", ".join(s.cell.label for s in failed)

@@ -233,6 +233,14 @@ def host_resources(engine: EngineConfig) -> HostResources:
                          memory_bytes=os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 
 
+def engine_arch(engine: EngineConfig) -> str:
+    """The engine host's machine as Debian names it (amd64, arm64, ...), from the daemon; "" if unknown."""
+    fmt = "{{.Architecture}}" if engine.name == "docker" else "{{.Host.Arch}}"
+    proc = _run(engine.argv("info", "--format", fmt), timeout=30)
+    text = proc.stdout.strip() if proc.returncode == 0 else ""
+    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "armhf"}.get(text, text)
+
+
 # ---------------------------------------------------------------- names, labels, cleanup on signals
 
 def container_name(purpose: str) -> str:

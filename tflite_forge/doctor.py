@@ -1,6 +1,6 @@
 """`invoke doctor`: is this host ready? One row per check, and a fix for every failing row.
 
-Checks: container engine (present, version, rights), disk space, memory, qemu + binfmt_misc,
+Checks: container engine (present, version, rights), every --builder (answers, jobs, arch), disk space, memory, qemu + binfmt_misc,
 cross compilers, the cache dir, and reachability of upstream and mirrors (after rewrites, so
 a site that reaches GitHub through a proxy is checked through that proxy).
 """
@@ -48,6 +48,37 @@ def check_engine(settings: Settings) -> Iterable[Check]:
                     f"{SETUP} (installs docker.io and podman, starts dockerd), or pick one with --engine")
         return
     yield Check("container engine", OK, f"{engine.name} {engine.version} at {engine.binary} (daemon answers)")
+
+
+def check_builders(settings: Settings) -> Iterable[Check]:
+    """Every --builder: it answers, how many compile jobs it takes, and it runs this host's images."""
+    from . import container as ct
+    from .builders import parse_builders
+    from .errors import EngineError
+    from .jobs import jobs_by_memory
+    home_arch = None
+    try:
+        home_arch = ct.engine_arch(ct.resolve_engine(settings.engine))
+    except EngineError:
+        pass            # the engine row says so
+    for spec in parse_builders(settings.builders):
+        name = f"builder {spec.text}"
+        try:
+            engine = ct.resolve_builder(spec)
+        except EngineError as err:
+            yield Check(name, FAIL, str(err).split("; ")[0].removeprefix(f"builder {spec.text} "),
+                        "start its daemon, check the address and your access (ssh keys, socket rights), "
+                        "or leave it out of --builder / TFLITE_FORGE_BUILDERS")
+            continue
+        res = ct.host_resources(engine)
+        arch = ct.engine_arch(engine)
+        detail = (f"{engine.name} {engine.version}, {arch}, {res.cpus} CPUs, {res.memory_bytes / 2**30:.1f} GiB: "
+                  f"up to {min(res.cpus, jobs_by_memory(res.memory_bytes))} compile jobs")
+        if home_arch and arch != home_arch:
+            yield Check(name, FAIL, detail + f"; this host's engine is {home_arch}",
+                        "builder images are made here and loaded there: use builders of this host's architecture")
+        else:
+            yield Check(name, OK, detail)
 
 
 def check_disk(settings: Settings) -> Iterable[Check]:
@@ -154,7 +185,7 @@ def check_network(settings: Settings, timeout: float = 5.0) -> Iterable[Check]:
 
 
 CHECKS: tuple[Callable[[Settings], Iterable[Check]], ...] = (
-    check_engine, check_disk, check_memory, check_qemu, check_cross_compilers, check_cache, check_network,
+    check_engine, check_builders, check_disk, check_memory, check_qemu, check_cross_compilers, check_cache, check_network,
 )
 
 

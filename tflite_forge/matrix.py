@@ -6,13 +6,21 @@ Each cell runs the same task chain for one (version, arch) in its own `invoke` p
 board (rich) shows each cell's stage and elapsed time; a summary table closes the run.
 Cells report their stage through a status file (TFLITE_FORGE_STATUS_FILE), written by
 `cli.forge_task` as each task starts.
+
+With builders (`--builder`, repeatable) each builder runs one cell at a time: a cell goes to the
+next free builder, its process gets that one builder. When a cell fails and its builder no longer
+answers (a dead daemon, a lost host), the builder is dropped and the cell runs again on another; a
+cell that failed on a healthy builder failed for its own reasons and is not retried. Nothing of a
+cell lands in dist/ unless its package step verified it (package.py writes only verified tarballs).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -22,6 +30,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from . import __version__
+from . import container as ct
+from .builders import parse_builder
 from .errors import ConfigError
 from .jobs import default_jobs, host_memory_bytes
 
@@ -53,6 +63,8 @@ class CellState:
     ended: float | None = None
     returncode: int | None = None
     last_line: str = ""
+    builder: str = ""        # the builder it runs (or ran) on; "" = this host's engine
+    note: str = ""           # e.g. why it was retried
 
     def elapsed(self, now: float | None = None) -> float:
         if self.started is None:
@@ -150,20 +162,24 @@ class Board:
     def table(self):
         from rich.table import Table
         t = Table(title="tflite-forge matrix")
-        for col in ("cell", "stage", "status", "elapsed"):
+        builders = any(s.builder for s in self.states)
+        for col in ("cell", "stage", "status", "elapsed") + (("builder",) if builders else ()):
             t.add_column(col)
         colour = {"ok": "green", "failed": "red", "running": "cyan", "skipped": "dim", "queued": "dim"}
         for s in self.states:
-            t.add_row(s.cell.label, s.stage, f"[{colour[s.status]}]{s.status}[/]", f"{s.elapsed():6.1f}s")
+            row = [s.cell.label, s.stage, f"[{colour[s.status]}]{s.status}[/]", f"{s.elapsed():6.1f}s"]
+            t.add_row(*row, *((s.builder + (f" ({s.note})" if s.note else ""),) if builders else ()))
         return t
 
     def plain_updates(self) -> None:
         for s in self.states:
-            key = (s.status, s.stage)
+            key = (s.status, s.stage, s.builder, s.note)
             if self._seen.get(s.cell) != key:
                 self._seen[s.cell] = key
-                self.console.print(f"matrix: {s.cell.label}: {s.status} ({s.stage}) {s.elapsed():.1f}s",
-                                   highlight=False)
+                where = f" on {s.builder}" if s.builder else ""
+                note = f" [{s.note}]" if s.note else ""
+                self.console.print(f"matrix: {s.cell.label}: {s.status} ({s.stage}){where} {s.elapsed():.1f}s{note}",
+                                   highlight=False, markup=False, soft_wrap=True)   # one line per change, as written
 
     def run(self, work: Callable[[], None]) -> None:
         worker = threading.Thread(target=work, daemon=True)
@@ -184,19 +200,22 @@ class Board:
     def summary(self) -> None:
         from rich.table import Table
         t = Table(title="matrix summary")
-        for col in ("cell", "result", "time", "log / last line"):
+        builders = any(s.builder for s in self.states)
+        for col in ("cell", "result", "time") + (("builder",) if builders else ()) + ("log / last line",):
             t.add_column(col, overflow="fold")
         for s in self.states:
             detail = str(s.log) if s.status != "failed" else f"{s.log}: {s.last_line}"
-            t.add_row(s.cell.label, s.status, f"{s.elapsed():.1f}s", detail)
+            where = (s.builder + (f" ({s.note})" if s.note else ""),) if builders else ()
+            t.add_row(s.cell.label, s.status, f"{s.elapsed():.1f}s", *where, detail)
         self.console.print(t)
 
 
-def run_matrix(cells: list[Cell], chain_argv: Callable[[Cell], list[str]], *, parallel: int | None,
+def run_matrix(cells: list[Cell], chain_argv: Callable[..., list[str]], *, parallel: int | None,
                resume: bool, jobs: int | None, work_dir: Path, dist_dir: Path,
                packages: bool, stream=None, env: dict[str, str] | None = None,
-               cwd: Path | None = None) -> list[CellState]:
-    """Run every cell; returns their final states (the caller turns failures into an exit code)."""
+               cwd: Path | None = None, builders: Sequence[str] = ()) -> list[CellState]:
+    """Run every cell; returns their final states (the caller turns failures into an exit code).
+    `chain_argv(cell)` is a cell's command; with builders, `chain_argv(cell, builder=B)` runs it on B."""
     if not cells:
         raise ConfigError("the matrix is empty: give --version and --arch values")
     at_once, jobs_per_cell = plan_parallelism(len(cells), parallel)
@@ -211,6 +230,15 @@ def run_matrix(cells: list[Cell], chain_argv: Callable[[Cell], list[str]], *, pa
             s.status, s.stage = "skipped", "packaged from identical inputs"
     env = dict(os.environ if env is None else env, TFLITE_FORGE_JOBS=str(jobs_per_cell))
     env.pop("TFLITE_FORGE_STATUS_FILE", None)
+    if builders:
+        env.pop("TFLITE_FORGE_BUILDERS", None)   # each cell gets its one builder as a flag
+        if not jobs:
+            env.pop("TFLITE_FORGE_JOBS")          # ... and its jobs from that builder's cores and memory
+        board = Board(states, stream=stream)
+        board.run(lambda: _run_on_builders(states, builders, chain_argv, env, Path(cwd or os.getcwd()),
+                                           lambda s: record_done(dist_dir, s.cell, digests[s.cell]) if packages else None))
+        board.summary()
+        return states
 
     def work() -> None:
         pending = [s for s in states if s.status == "queued"]
@@ -236,3 +264,61 @@ def run_matrix(cells: list[Cell], chain_argv: Callable[[Cell], list[str]], *, pa
     board.run(work)
     board.summary()
     return states
+
+
+def _run_on_builders(states: list[CellState], builders: Sequence[str], chain_argv: Callable[..., list[str]],
+                     env: dict[str, str], cwd: Path, done: Callable[[CellState], None]) -> None:
+    """One worker per builder, one cell at a time each; a cell whose builder died goes back in the queue."""
+    queue = [s for s in states if s.status == "queued"]
+    alive = list(builders)
+    running = 0
+    cond = threading.Condition()
+
+    def worker(builder: str) -> None:
+        nonlocal running
+        while True:
+            with cond:
+                while not queue and running and builder in alive:
+                    cond.wait()      # a running cell may yet come back if its builder dies
+                if not queue or builder not in alive:
+                    return
+                s = queue.pop(0)
+                running += 1
+                s.builder, s.stage = builder, "-"
+            run_cell(s, chain_argv(s.cell, builder=builder), env, cwd)
+            lost = s.status == "failed" and not builder_answers(builder)
+            with cond:
+                running -= 1
+                if lost:
+                    alive.remove(builder)
+                    if alive:
+                        with contextlib.suppress(OSError):   # the lost attempt's log stays beside the retry's
+                            os.replace(s.log, s.log.with_name(f"{s.log.stem}.lost-on-builder-{len(builders) - len(alive)}.log"))
+                        s.note = f"retried: {builder} stopped answering"
+                        s.status, s.started, s.ended, s.returncode = "queued", None, None, None
+                        queue.append(s)
+                    else:
+                        s.last_line = f"builder {builder} stopped answering, and no other builder is left"
+                elif s.status == "ok":
+                    done(s)
+                cond.notify_all()
+
+    threads = [threading.Thread(target=worker, args=(b,), daemon=True) for b in builders]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in states:
+        if s.status == "queued":        # every builder died before it
+            s.status, s.last_line = "failed", "no builder answers any more"
+
+
+def builder_answers(builder: str) -> bool:
+    """Whether the daemon behind a --builder endpoint still answers."""
+    spec = parse_builder(builder)
+    binary = shutil.which(spec.engine)
+    if binary is None:
+        return False
+    return ct.builder_answers(ct.EngineConfig(name=spec.engine, binary=binary, flags=spec.flags,  # type: ignore[arg-type]
+                                              endpoint=spec.text))
+

@@ -150,7 +150,10 @@ def fetch_out(engine: ct.EngineConfig, box: ct.Container, local: Localized, sub:
 def release(engine: ct.EngineConfig, local: Localized) -> None:
     """Remove the run's own volume (the shipped trees stay: the next run with those trees reuses them)."""
     if local.out_volume:
-        ct.remove_volumes(engine, [local.out_volume])
+        try:
+            ct.remove_volumes(engine, [local.out_volume])
+        except EngineError:
+            pass     # a builder gone mid-run: the next run of the cell removes it (build.run_build)
 
 
 def ensure_image(home: ct.EngineConfig, engine: ct.EngineConfig, ref: str, image_id: str) -> None:
