@@ -16,6 +16,7 @@ PACKAGES=(
   crossbuild-essential-arm64 crossbuild-essential-armhf gcc-riscv64-linux-gnu g++-riscv64-linux-gnu
   cmake ninja-build ccache scons   # host-side builds in the toolchain and smoke tests
   gnupg binutils file             # signing SHA256SUMS, objcopy for debug info
+  iproute2                        # the second dockerd's own bridge (ip link add)
 )
 # A host whose docker already answers (GitHub runners: Docker's moby packages) keeps its engine:
 # Debian's docker.io and runc would conflict with moby's and replace them.
@@ -46,15 +47,19 @@ if ! "$DOCKER" info >/dev/null 2>&1; then
   "$DOCKER" info >/dev/null 2>&1 || { echo "setup-host: dockerd did not start; see /var/log/tflite-forge-dockerd.log" >&2; exit 1; }
 fi
 
-# A second dockerd on its own socket, data root and exec root: the builder the --builder tests
-# spread a matrix over (no bridge, no iptables: builds run with --network=none anyway).
+# A second dockerd on its own socket, data root, exec root and bridge: the builder the --builder
+# tests spread a matrix over (no iptables: builds run with --network=none anyway). Not --bridge=none:
+# a dockerd started so deletes the host's docker0, and with it the first daemon's default network.
 DOCKER2_SOCK=/run/tflite-forge-docker2.sock
 if ! "$DOCKER" -H "unix://$DOCKER2_SOCK" info >/dev/null 2>&1; then
   log "starting a second dockerd on $DOCKER2_SOCK"
   mkdir -p /var/lib/tflite-forge-docker2 /run/tflite-forge-docker2
+  if ! ip link show tfforge-br2 >/dev/null 2>&1; then
+    ip link add tfforge-br2 type bridge && ip addr add 172.31.2.1/24 dev tfforge-br2 && ip link set tfforge-br2 up
+  fi
   nohup setsid /usr/sbin/dockerd --host "unix://$DOCKER2_SOCK" --data-root /var/lib/tflite-forge-docker2 \
     --exec-root /run/tflite-forge-docker2 --pidfile /run/tflite-forge-docker2/dockerd.pid \
-    --bridge=none --iptables=false --ip-masq=false >/var/log/tflite-forge-docker2.log 2>&1 &
+    --bridge=tfforge-br2 --iptables=false --ip-masq=false >/var/log/tflite-forge-docker2.log 2>&1 &
   for _ in $(seq 1 60); do "$DOCKER" -H "unix://$DOCKER2_SOCK" info >/dev/null 2>&1 && break; sleep 1; done
   "$DOCKER" -H "unix://$DOCKER2_SOCK" info >/dev/null 2>&1 \
     || { echo "setup-host: the second dockerd did not start; see /var/log/tflite-forge-docker2.log" >&2; exit 1; }
@@ -85,6 +90,16 @@ runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
 CONF
+fi
+
+# podman's API service on a socket of its own: a builder driven through `podman --remote --url`.
+PODMAN_SOCK=/run/tflite-forge-podman.sock
+if ! podman --remote --url "unix://$PODMAN_SOCK" version >/dev/null 2>&1; then
+  log "starting podman system service on $PODMAN_SOCK"
+  nohup setsid podman system service --time=0 "unix://$PODMAN_SOCK" >/var/log/tflite-forge-podman-service.log 2>&1 &
+  for _ in $(seq 1 30); do podman --remote --url "unix://$PODMAN_SOCK" version >/dev/null 2>&1 && break; sleep 1; done
+  podman --remote --url "unix://$PODMAN_SOCK" version >/dev/null 2>&1 \
+    || { echo "setup-host: podman system service did not start; see /var/log/tflite-forge-podman-service.log" >&2; exit 1; }
 fi
 
 # The project and its test extra.

@@ -16,6 +16,7 @@ Everything that touches an engine goes through this module:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import secrets
@@ -71,7 +72,7 @@ class Mount:
     def flag(self) -> str:
         kind = "volume" if self.volume else "bind"
         text = f"type={kind},source={self.source},target={self.target}"
-        return text + (",readonly" if self.read_only else "")
+        return text + (",ro" if self.read_only else "")   # "ro": docker and podman take it for volumes too
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -680,14 +681,30 @@ def ensure_volume(engine: EngineConfig, name: str, labels: Sequence[tuple[str, s
     _run(engine.argv("volume", "create", *label_flags(labels), name), timeout=60, check=True)
 
 
+def _carrying(engine: EngineConfig, inspect: Sequence[str], names: list[str],
+              labels: Sequence[tuple[str, str]]) -> list[str]:
+    """The names among `names` whose labels include every (key, value) of `labels`. Checked here, not
+    with several --filter label=... flags: podman ORs those for volumes, docker ANDs them."""
+    if not labels or not names:
+        return names
+    proc = _run(engine.argv(*inspect, "--format", "{{json .%s}}" % ("Labels" if inspect[0] == "volume"
+                                                                    else "Config.Labels"), *names), timeout=60)
+    if proc.returncode != 0:          # one went away meanwhile: ask one by one
+        return [] if len(names) == 1 else [n for n in names if _carrying(engine, inspect, [n], labels)]
+    chosen = []
+    for name, line in zip(names, proc.stdout.splitlines()):
+        have = json.loads(line or "null") or {}
+        if all(have.get(key) == value for key, value in labels):
+            chosen.append(name)
+    return chosen
+
+
 def list_volumes(engine: EngineConfig, labels: Sequence[tuple[str, str]] = ()) -> list[str]:
-    flags = ["--filter", f"label={LABEL}=1"]
-    for key, value in labels:
-        flags += ["--filter", f"label={key}={value}"]
-    proc = _run(engine.argv("volume", "ls", "-q", *flags), timeout=60)
+    proc = _run(engine.argv("volume", "ls", "-q", "--filter", f"label={LABEL}=1"), timeout=60)
     if proc.returncode != 0:
         raise _refused(engine, "list volumes", proc)
-    return sorted(line.strip() for line in proc.stdout.splitlines() if line.strip())
+    names = sorted(line.strip() for line in proc.stdout.splitlines() if line.strip())
+    return _carrying(engine, ("volume", "inspect"), names, labels)
 
 
 def remove_volumes(engine: EngineConfig, names: Sequence[str], *, keep_in_use: bool = False) -> list[str]:
@@ -710,11 +727,11 @@ def remove_volumes(engine: EngineConfig, names: Sequence[str], *, keep_in_use: b
 
 def list_containers(engine: EngineConfig, labels: Sequence[tuple[str, str]] = ()) -> list[str]:
     """Names of every container (running or not) carrying our label (and `labels`, if given)."""
-    filters = [a for k, v in ((LABEL, "1"), *labels) for a in ("--filter", f"label={k}={v}")]
-    proc = _run(engine.argv("ps", "-a", *filters, "--format", "{{.Names}}"), timeout=60)
+    proc = _run(engine.argv("ps", "-a", "--filter", f"label={LABEL}=1", "--format", "{{.Names}}"), timeout=60)
     if proc.returncode != 0:
         raise _refused(engine, "list containers", proc)
-    return sorted(line.strip() for line in proc.stdout.splitlines() if line.strip())
+    names = sorted(line.strip() for line in proc.stdout.splitlines() if line.strip())
+    return _carrying(engine, ("container", "inspect"), names, labels)
 
 
 def remove_containers(engine: EngineConfig, names: Sequence[str]) -> None:

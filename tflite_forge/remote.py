@@ -156,10 +156,15 @@ def release(engine: ct.EngineConfig, local: Localized) -> None:
             pass     # a builder gone mid-run: the next run of the cell removes it (build.run_build)
 
 
+def _same_id(a: str | None, b: str | None) -> bool:
+    """docker says sha256:<hex>, podman <hex>: the same image either way."""
+    return bool(a and b) and a.removeprefix("sha256:") == b.removeprefix("sha256:")  # type: ignore[union-attr]
+
+
 def ensure_image(home: ct.EngineConfig, engine: ct.EngineConfig, ref: str, image_id: str) -> None:
     """Make `ref` exist on the builder with exactly `image_id`: `save` from this host's engine, `load`
     there (a docker build is not reproducible, so loading is how every builder gets the same ID)."""
-    if not engine.remote or ct.image_id(engine, ref) == image_id:
+    if not engine.remote or _same_id(ct.image_id(engine, ref), image_id):
         return
     save = subprocess.Popen(home.argv("save", ref), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -175,6 +180,6 @@ def ensure_image(home: ct.EngineConfig, engine: ct.EngineConfig, ref: str, image
         why = ct.last_line(save.stderr.read().decode(errors="replace") if saved and save.stderr else load.stderr)
         raise EngineError(f"builder {engine.title}: could not load {ref} from {home.title}: {why}")
     found = ct.image_id(engine, ref)
-    if found != image_id:
+    if not _same_id(found, image_id):
         raise EngineError(f"builder {engine.title}: {ref} has image ID {found}, not {image_id} as on "
                           f"{home.title}; remove it there (`{engine.name} {' '.join(engine.flags)} rmi {ref}`) and rerun")

@@ -22,11 +22,13 @@ import pytest
 from tests.ci import unavailable
 from tflite_forge import container as ct
 from tflite_forge import remote
+from tflite_forge.build import work_id
 from tflite_forge.builders import parse_builder
 from tflite_forge.errors import EngineError
 
 SECOND = "unix:///run/tflite-forge-docker2.sock"
 HOME = "unix:///var/run/docker.sock"
+PODMAN = "podman+unix:///run/tflite-forge-podman.sock"
 
 
 def _builder(text: str) -> ct.EngineConfig:
@@ -41,12 +43,13 @@ def second(docker_engine) -> ct.EngineConfig:
     return _builder(SECOND)
 
 
-def _ours(engine: ct.EngineConfig) -> list[str]:
-    return ct.list_containers(engine)
+def _ours(engine: ct.EngineConfig, work: Path) -> list[str]:
+    """This test's containers (the daemons are shared with whatever else runs here)."""
+    return ct.list_containers(engine, (("io.tflite-forge.work", work_id(work)),))
 
 
-def _out_volumes(engine: ct.EngineConfig) -> list[str]:
-    return ct.list_volumes(engine, (remote.OUT_KIND,))
+def _out_volumes(engine: ct.EngineConfig, work: Path) -> list[str]:
+    return ct.list_volumes(engine, (remote.OUT_KIND, ("io.tflite-forge.work", work_id(work))))
 
 
 def _lib_sha(tarball: Path) -> str:
@@ -86,7 +89,8 @@ def test_a_matrix_spreads_over_two_builders_and_gives_this_host_s_bytes(miniatur
                       "build-info.json").read_text())["builder_image"]
     assert ct.image_id(second, tag["tag"]) == ct.image_id(docker_engine, tag["tag"]) == tag["id"]
     for engine in (docker_engine, second):
-        assert not _ours(engine) and not _out_volumes(engine)
+        work = Path(env["TFLITE_FORGE_WORK_DIR"])
+        assert not _ours(engine, work) and not _out_volumes(engine, work)
     assert not list((Path(env["TFLITE_FORGE_WORK_DIR"]) / "out").glob(".staging-*"))
 
 
@@ -102,8 +106,25 @@ def test_a_second_run_on_the_builder_is_a_check_and_clean_empties_the_builder(mi
     assert set(ct.list_volumes(second, (remote.SOURCE_KIND,))) == shipped_before, "same trees, same volumes"
     proc = forge("clean", "--build", f"--builder={SECOND}", env=env, check=True)
     assert f"on builder {SECOND}:" in proc.stdout
-    work_id = hashlib.sha256(str(Path(env["TFLITE_FORGE_WORK_DIR"]).resolve()).encode()).hexdigest()[:8]
-    assert not ct.list_volumes(second, (("io.tflite-forge.kind", "build"), ("io.tflite-forge.work", work_id)))
+    mine = work_id(Path(env["TFLITE_FORGE_WORK_DIR"]))
+    assert not ct.list_volumes(second, (("io.tflite-forge.kind", "build"), ("io.tflite-forge.work", mine)))
+
+
+def test_a_podman_service_builds_the_same_library(miniature, base_image_docker, docker_engine, forge, tmp_path):
+    """podman+unix://: the podman CLI against `podman system service` (started by ci/setup-host.sh);
+    the image is docker's, loaded with its ID, and the library has the bytes of a local docker build."""
+    podman = _builder(PODMAN)
+    builds = {}
+    for name, flags in (("podman", [f"--builder={PODMAN}"]), ("local", ["--engine=docker"])):
+        env = {**miniature.env, "TFLITE_FORGE_WORK_DIR": str(tmp_path / f"work-{name}")}
+        forge("build", "--arch=x86_64", *flags, *miniature.args, env=env, check=True)
+        out = tmp_path / f"work-{name}" / "out" / "tensorflow-2.16.1-x86_64"
+        builds[name] = (json.loads((out / "build-info.json").read_text()),
+                        hashlib.sha256((out / "lib" / "libtensorflowlite_c.so.2.16.1").read_bytes()).hexdigest())
+    assert builds["podman"][1] == builds["local"][1]
+    assert builds["podman"][0]["builder_image"] == builds["local"][0]["builder_image"]
+    work = tmp_path / "work-podman"
+    assert not _ours(podman, work) and not _out_volumes(podman, work)
 
 
 def test_an_interrupted_fill_is_redone_not_used(second, base_image_docker, docker_engine, tmp_path):
@@ -147,15 +168,21 @@ def test_a_builder_that_does_not_answer_is_one_line(miniature, forge, tmp_path):
 class Dockerd:
     """A throw-away dockerd of this test: own socket, data root, exec root; SIGKILLed on demand."""
 
+    BRIDGE = "tfforge-br3"   # its own: a dockerd with --bridge=none deletes the host's docker0
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self.sock = root / "d.sock"
         self.url = f"unix://{self.sock}"
         for sub in ("data", "exec"):
             (root / sub).mkdir(parents=True, exist_ok=True)
+        if subprocess.run(["ip", "link", "show", self.BRIDGE], capture_output=True).returncode != 0:
+            for cmd in (["link", "add", self.BRIDGE, "type", "bridge"], ["addr", "add", "172.31.3.1/24", "dev", self.BRIDGE],
+                        ["link", "set", self.BRIDGE, "up"]):
+                subprocess.run(["ip", *cmd], check=True, capture_output=True)
         self.proc = subprocess.Popen(
             ["dockerd", "--host", self.url, "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
-             "--pidfile", str(root / "d.pid"), "--bridge=none", "--iptables=false", "--ip-masq=false"],
+             "--pidfile", str(root / "d.pid"), f"--bridge={self.BRIDGE}", "--iptables=false", "--ip-masq=false"],
             stdout=open(root / "dockerd.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 60
         while not ct.builder_answers(self.engine(), timeout=5):
@@ -201,6 +228,7 @@ class Dockerd:
         for mount in sorted(mounts, key=len, reverse=True):
             subprocess.run(["umount", "-l", mount], capture_output=True)
         shutil.rmtree(self.root, ignore_errors=True)
+        subprocess.run(["ip", "link", "delete", self.BRIDGE], capture_output=True)
 
 
 @pytest.fixture
@@ -210,6 +238,15 @@ def doomed(docker_engine):
     daemon = Dockerd(Path("/tmp") / f"tf-dd-{secrets.token_hex(3)}")
     yield daemon
     daemon.remove()
+
+
+def test_the_extra_daemons_leave_this_host_s_default_network_alone(docker_engine, base_image_docker, doomed):
+    """A dockerd started with --bridge=none deletes docker0: the builds still run, but every container
+    on the host's default network (the runtime images' tests) would fail to start."""
+    image = next(ref for ref in ct.list_images(docker_engine) if ref.startswith("tflite-forge/builder:"))
+    spec = ct.ContainerSpec(image=image, purpose="bridge-check", network=None)
+    proc = ct.run_container(docker_engine, spec, ["cat", "/sys/class/net/eth0/operstate"])
+    assert proc.returncode == 0 and proc.stdout.strip() == "up", proc.stderr
 
 
 def test_a_builder_killed_mid_cell_has_its_cell_retried_on_another(miniature, base_image_docker, second, doomed,
@@ -248,4 +285,4 @@ def test_a_builder_killed_mid_cell_has_its_cell_retried_on_another(miniature, ba
         "libtensorflowlite_c-2.16.1-linux-aarch64.tar.gz", "libtensorflowlite_c-2.16.1-linux-x86_64-dbg.tar.gz",
         "libtensorflowlite_c-2.16.1-linux-x86_64.tar.gz"], "nothing half-copied in dist/"
     assert not list((work / "out").glob(".staging-*"))
-    assert not _ours(second) and not _out_volumes(second)
+    assert not _ours(second, work) and not _out_volumes(second, work)

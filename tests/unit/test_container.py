@@ -42,7 +42,7 @@ def test_labels_mark_ours_and_the_cell():
 def test_mounts_read_only_and_volumes():
     flags = ct.run_flags(DOCKER, spec(), "n")
     mounts = [flags[i + 1] for i, f in enumerate(flags) if f == "--mount"]
-    assert mounts == ["type=bind,source=/host/src,target=/src,readonly", "type=volume,source=vol-a,target=/build"]
+    assert mounts == ["type=bind,source=/host/src,target=/src,ro", "type=volume,source=vol-a,target=/build"]
 
 
 def test_podman_never_pulls_and_default_network_is_opt_in():
