@@ -68,6 +68,8 @@ class Mount:
     target: str
     read_only: bool = False
     volume: bool = False
+    engine_host: bool = False   # source is a path on the engine's own host (e.g. a socket it provides):
+                                # bound there as it is, not shipped to a builder like our trees
 
     def flag(self) -> str:
         kind = "volume" if self.volume else "bind"

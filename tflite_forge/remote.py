@@ -118,7 +118,7 @@ def localize(engine: ct.EngineConfig, spec: ct.ContainerSpec, *, run_labels: tup
     mounts, shipped = [], []
     out_volume = out_target = out_source = None
     for mount in spec.mounts:
-        if mount.volume:
+        if mount.volume or mount.engine_host:
             mounts.append(mount)
         elif mount.read_only:
             name = ship_tree(engine, spec.image, Path(mount.source), user=spec.user)
