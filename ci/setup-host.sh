@@ -16,6 +16,7 @@ PACKAGES=(
   crossbuild-essential-arm64 crossbuild-essential-armhf gcc-riscv64-linux-gnu g++-riscv64-linux-gnu
   cmake ninja-build ccache scons   # host-side builds in the toolchain and smoke tests
   gnupg binutils file             # signing SHA256SUMS, objcopy for debug info
+  redis-server                    # tests and bench of the shared compile cache (--ccache-remote)
 )
 # A host whose docker already answers (GitHub runners: Docker's moby packages) keeps its engine:
 # Debian's docker.io and runc would conflict with moby's and replace them.

@@ -139,6 +139,7 @@ SHARED_VALUES = {  # option -> (argv after the flag, value each task must receiv
     "engine": (["podman"], "podman"), "cache_dir": (["/tmp/forge-cache"], "/tmp/forge-cache"),
     "mirror": (["file:///m"], ["file:///m"]), "rewrite": (["https://=http://127.0.0.1:1/"], ["https://=http://127.0.0.1:1/"]),
     "offline": ([], True), "jobs": (["3"], "3"),
+    "ccache_remote": (["redis+unix:///run/cache.sock"], "redis+unix:///run/cache.sock"),
 }
 
 
