@@ -43,7 +43,7 @@ from typing import Callable, Iterator, Mapping, Sequence
 from filelock import FileLock, Timeout
 
 from . import __version__ as forge_version
-from . import compile_checks
+from . import ccache_remote, compile_checks
 from . import container as ct
 from .cache import sha256_file
 from .download import ensure_free_space
@@ -442,18 +442,53 @@ def _own(path: Path) -> None:
             os.lchown(name, 0, 0)
 
 
-def execute(plan: BuildPlan, engine: ct.EngineConfig, *, log_line: Callable[[str], None] | None = None) -> dict:
+def _remote_cache_access(plan: BuildPlan, engine: ct.EngineConfig,
+                         remote: ccache_remote.RemoteCache | None) -> tuple[ccache_remote.Access | None, str | None]:
+    """The shared compile cache for this build on this engine, if it answers (else one warning line and
+    the local ccache only). Not part of the plan: the cache never changes what is built."""
+    if remote is None:
+        return None, None
+    access = ccache_remote.container_access(remote, engine)
+    problem = ccache_remote.probe(access, engine, image=plan.image, user=plan.spec.user, userns=plan.spec.userns)
+    if problem:
+        print(ccache_remote.probe_warning(remote, problem), file=sys.stderr, flush=True)
+        return None, problem
+    return access, None
+
+
+def run_record_path(plan: BuildPlan) -> Path:
+    """<work_dir>/logs/build-<label>-<arch>.run.json: what the last run of the cell did (ccache hits),
+    beside its log; never packaged."""
+    return plan.log_path.with_suffix(".run.json")
+
+
+def _write_run_record(plan: BuildPlan, stats_log: str, access, remote, problem) -> None:
+    stats = ccache_remote.parse_stats_log(stats_log)
+    write_json_atomic(run_record_path(plan), {"key": plan.key, **ccache_remote.run_record(
+        stats, access, configured=remote, problem=problem)})
+    warning = ccache_remote.after_build_warning(remote, stats) if access is not None else None
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+
+
+def execute(plan: BuildPlan, engine: ct.EngineConfig, *, log_line: Callable[[str], None] | None = None,
+            remote_cache: ccache_remote.RemoteCache | None = None) -> dict:
     """Run the plan's steps in one container; the staging folder holds the libraries afterwards.
-    Returns what the build proved about itself (the compile checks) for build-info.json."""
+    Returns what the build proved about itself (the compile checks) for build-info.json.
+    `remote_cache`: the shared ccache (ccache_remote), reached on this engine through its socket."""
     for name, labels in plan.volumes:
         ct.ensure_volume(engine, name, labels)
     _prepare_staging(plan, plan.spec.user or "")
     plan.log_path.parent.mkdir(parents=True, exist_ok=True)
     tail: list[str] = []
     proven: dict = {}
+    access, problem = _remote_cache_access(plan, engine, remote_cache)
     with open(plan.log_path, "w") as log, _Progress(f"{plan.label} {plan.arch}") as progress, \
-            ct.Container(engine, plan.spec) as box:
+            ct.Container(engine, ccache_remote.with_access(plan.spec, access)) as box:
         log.write(f"# {plan.describe()}\n# engine {engine.name} {engine.version}, container {box.name}\n")
+        log.write(f"# compile cache: local {CCACHE}"
+                  + (f" + remote {access.remote.url} at {ccache_remote.SOCKET}\n" if access else
+                     f" only (remote {remote_cache.url}: {problem})\n" if remote_cache else " only\n"))
 
         def on_line(text: str) -> None:
             nonlocal tail
@@ -483,7 +518,9 @@ def execute(plan: BuildPlan, engine: ct.EngineConfig, *, log_line: Callable[[str
             if step.collect:
                 proven = _collect(plan, lambda argv: run("collect-artifacts", argv, {}))
             progress.done()
+        stats_log = box.call(["sh", "-c", f"cat {ccache_remote.STATS_LOG} 2>/dev/null || true"], capture=True).stdout
     _own(plan.staging_dir)
+    _write_run_record(plan, stats_log or "", access, remote_cache, problem)
     return proven
 
 
@@ -647,7 +684,7 @@ def cell_lock(plan: BuildPlan, *, on_wait: Callable[[], None] | None = None) -> 
 
 
 def run_build(plan: BuildPlan, engine: ct.EngineConfig, *, req: BuildRequest, image_id: str, info: dict,
-              force: bool = False) -> tuple[Path, bool]:
+              force: bool = False, remote_cache: ccache_remote.RemoteCache | None = None) -> tuple[Path, bool]:
     """Run the plan unless its stamp says nothing changed. Returns (out_dir, built).
 
     Two runs of the same cell would share the staging folder and the /build volume: the second
@@ -665,7 +702,7 @@ def run_build(plan: BuildPlan, engine: ct.EngineConfig, *, req: BuildRequest, im
             ct.remove_containers(engine, orphans)
         plan.stamp_path.unlink(missing_ok=True)
         try:
-            proven = execute(plan, engine)
+            proven = execute(plan, engine, remote_cache=remote_cache)
             out = finish(plan, {**info, **proven})
         except BaseException:
             shutil.rmtree(plan.staging_dir, ignore_errors=True)
@@ -830,7 +867,8 @@ def build_cell(settings, recipe, arch: Arch, engine: ct.EngineConfig, *, base_im
     plan = plan_build(req, compile_checks=tuple(checks))
     info = build_info(recipe, arch, builder, plan, engine=engine.name,
                       patch_sets=prepared.stamp_summary()["sets"], deps=deps, lock_sha256=lock_sha256)
-    out, built = run_build(plan, engine, req=req, image_id=builder.id, info=info, force=force)
+    remote = ccache_remote.parse(settings.ccache_remote) if settings.ccache_remote else None
+    out, built = run_build(plan, engine, req=req, image_id=builder.id, info=info, force=force, remote_cache=remote)
     return CellResult(out_dir=out, built=built, plan=plan, info=info)
 
 
