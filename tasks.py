@@ -128,7 +128,7 @@ def doctor(c, engine=None, cache_dir=None, mirror=None, rewrite=None, offline=Fa
         raise ConfigError(f"{failing} check(s) failed; apply the fixes in the table above")
 
 
-@forge_task(help={"only": "run only benchmarks whose name contains this (fetch, patch, build, package); repeatable"},
+@forge_task(help={"only": "run only benchmarks whose name contains this (fetch, patch, build, ccache, package); repeatable"},
             iterable=["only"])
 def bench(c, only=None):
     """Run the benchmarks in bench/ and print one table of ratios against references measured in the same run."""

@@ -144,8 +144,7 @@ def probe(access: Access, engine: ct.EngineConfig, *, image: str, user: str | No
     if said and proc.returncode in (2, 3, 4, 5):
         return said[-1] if proc.returncode != 5 else f"answered {said[-1]!r} instead of +PONG"
     # The engine itself refused (exit 125/126/127), e.g. the socket path does not exist on its host.
-    err = [line.strip() for line in (proc.stderr or "").splitlines() if line.strip()]
-    return f"{engine.name} could not mount {access.remote.socket_path}: {err[-1] if err else 'no message'}"
+    return f"{engine.name} could not mount {access.remote.socket_path}: {ct._last_line(proc.stderr)}"
 
 
 def ping(path: str, timeout: float = PROBE_TIMEOUT_S) -> tuple[str | None, float]:
