@@ -17,6 +17,8 @@ executes it in one hermetic container:
                       compiler only, so every cross cell of the same flatbuffers shares one flatc
     /ccache           the compiler cache of the cell
     /out              a staging folder on the host, renamed into <work_dir>/out/<label>-<arch> on success
+    /run/tflite-forge/ccache.sock   with --ccache-remote only: the shared cache's socket, added at run
+                      time by ccache_remote (not in the plan, so not in the stamp: it never changes the output)
 
 with `--network=none --cap-drop=ALL --security-opt no-new-privileges --user uid:gid`.
 Cross builds first build the host `flatc` natively from the flatbuffers tree and hand it over with
@@ -462,7 +464,8 @@ def run_record_path(plan: BuildPlan) -> Path:
     return plan.log_path.with_suffix(".run.json")
 
 
-def _write_run_record(plan: BuildPlan, stats_log: str, access, remote, problem) -> None:
+def _write_run_record(plan: BuildPlan, stats_log: str, access: ccache_remote.Access | None,
+                      remote: ccache_remote.RemoteCache | None, problem: str | None) -> None:
     stats = ccache_remote.parse_stats_log(stats_log)
     write_json_atomic(run_record_path(plan), {"key": plan.key, **ccache_remote.run_record(
         stats, access, configured=remote, problem=problem)})
