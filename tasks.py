@@ -4,7 +4,7 @@ hands off to the tflite_forge package, where the work and its tests live.
 Data flow: recipe -> fetch -> unpack -> patch -> build (in a container) -> package -> verify/test.
 Every @forge_task in this module is a task (no explicit Collection: invoke collects them).
 Shared options (--version, --recipe, --arch, --engine, --cache-dir, --mirror, --rewrite,
---offline, --jobs) given to any task apply to the whole chain (tflite_forge.cli.ChainExecutor).
+--offline, --jobs, --ccache-remote) given to any task apply to the whole chain (tflite_forge.cli.ChainExecutor).
 """
 
 import sys
@@ -29,6 +29,9 @@ SHARED_HELP = {
     "rewrite": "URL rewrite FROM=TO applied to every upstream URL (like git insteadOf); repeatable",
     "offline": "never open a socket: use only the cache and file:// mirrors",
     "jobs": "parallel compile jobs (default: from cores and memory, ~2 GiB per job)",
+    "ccache-remote": "shared compile cache read and written by every build: redis+unix:///abs/path.sock (a Redis "
+                     "unix socket on the engine's host, mounted into the build container, which keeps no network); "
+                     "the local ccache stays the first level; never changes what is built",
     "parallel": "with --arch/--version lists or 'all' (a matrix): cells run at once, capped by memory (default 1)",
     "resume": "with a matrix: skip cells already packaged from identical inputs",
     "builder": "build on this container engine instead of this host's: unix:///path.sock, ssh://user@host, "
@@ -39,7 +42,7 @@ SHARED_ITERABLE = ["mirror", "rewrite", "builder"]
 # The pipeline tasks all take every shared option, so a flag is accepted wherever it stands in a
 # chain (invoke parses a flag for the task it follows); ChainExecutor then shares it with the rest.
 PIPELINE = ("version", "recipe", "arch", "engine", "cache-dir", "mirror", "rewrite", "offline", "jobs",
-            "parallel", "resume", "builder")
+            "ccache-remote", "parallel", "resume", "builder")
 
 
 def _help(*shared, **extra):
@@ -59,9 +62,11 @@ def _settings(c, **flags):
     return settings_from_context(c, flags)
 
 
-def _pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs, builder):
+def _pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs, builder=None,
+                       ccache_remote=None):
     return settings_from_context(c, dict(version=version, recipe=recipe, arch=arch, engine=engine, cache_dir=cache_dir,
-                                         mirror=mirror, rewrite=rewrite, offline=offline, jobs=jobs, builder=builder))
+                                         mirror=mirror, rewrite=rewrite, offline=offline, jobs=jobs, builder=builder,
+                                         ccache_remote=ccache_remote))
 
 
 @forge_task(help=_help("cache-dir"))
@@ -73,19 +78,19 @@ def recipes(c, cache_dir=None):
 
 @stage(per_arch=False)
 def fetch(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, mirror=None, rewrite=None,
-          offline=False, jobs=None, parallel=None, resume=False, builder=None):
+          offline=False, jobs=None, ccache_remote=None, parallel=None, resume=False, builder=None):
     """Download and verify the TensorFlow archive and every locked dependency into the cache."""
     from tflite_forge import fetch as fetch_mod
-    fetch_mod.run_fetch(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs, builder))
+    fetch_mod.run_fetch(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs, builder, ccache_remote))
 
 
 @stage(per_arch=False, all_="also pin what only other options reach (kernel tests, GPU headers, tools): "
                              "for users who build more than the recipe's configuration")
 def lock(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, mirror=None, rewrite=None,
-         offline=False, jobs=None, parallel=None, resume=False, builder=None, all_=False):
+         offline=False, jobs=None, ccache_remote=None, parallel=None, resume=False, builder=None, all_=False):
     """Write <recipe>.lock: every tree the recipe's TFLite configuration downloads at configure time, with sha256."""
     from tflite_forge import lock as lock_mod
-    lock_mod.run_lock(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs, builder),
+    lock_mod.run_lock(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs, builder, ccache_remote),
                       everything=all_)
 
 
@@ -99,10 +104,10 @@ def mirror(c, dest, cache_dir=None):
 @stage(backend="build system the working copy is for: cmake (default) or bazel; edits say which they need",
        dry_run="print the unified diff the patch sets would apply (from the cache trees) and change nothing")
 def patch(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, mirror=None, rewrite=None,
-          offline=False, jobs=None, parallel=None, resume=False, builder=None, backend="cmake", dry_run=False):
+          offline=False, jobs=None, ccache_remote=None, parallel=None, resume=False, builder=None, backend="cmake", dry_run=False):
     """Copy the unpacked trees to <work_dir>/src/<recipe>-<arch>/ and apply the recipe's patch sets, all or nothing."""
     from tflite_forge import patch_report
-    patch_report.run_patch(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs, builder),
+    patch_report.run_patch(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs, builder, ccache_remote),
                            backend=backend, dry_run=dry_run)
 
 
@@ -116,18 +121,20 @@ def patches(c, version=None, recipe=None, cache_dir=None, check=False):
     patch_report.run_patches(_settings(c, version=version, recipe=recipe, cache_dir=cache_dir), check=check)
 
 
-@forge_task(help=_help("engine", "cache-dir", "mirror", "rewrite", "offline", "builder"), iterable=SHARED_ITERABLE)
-def doctor(c, engine=None, cache_dir=None, mirror=None, rewrite=None, offline=False, builder=None):
-    """Check this host (engine, disk, memory, qemu/binfmt, cross compilers, cache, upstream, mirrors); a fix for every failing row."""
+@forge_task(help=_help("engine", "cache-dir", "mirror", "rewrite", "offline", "builder", "ccache-remote"),
+            iterable=SHARED_ITERABLE)
+def doctor(c, engine=None, cache_dir=None, mirror=None, rewrite=None, offline=False, builder=None, ccache_remote=None):
+    """Check this host (engine, builders, disk, memory, qemu/binfmt, cross compilers, cache, upstream, mirrors, compile cache); a fix for every failing row."""
     from tflite_forge import doctor as doctor_mod
     from tflite_forge.errors import ConfigError
     failing = doctor_mod.run_doctor(_settings(c, engine=engine, cache_dir=cache_dir, mirror=mirror,
-                                              rewrite=rewrite, offline=offline, builder=builder))
+                                              rewrite=rewrite, offline=offline, builder=builder,
+                                              ccache_remote=ccache_remote))
     if failing:
         raise ConfigError(f"{failing} check(s) failed; apply the fixes in the table above")
 
 
-@forge_task(help={"only": "run only benchmarks whose name contains this (fetch, patch, build, package); repeatable"},
+@forge_task(help={"only": "run only benchmarks whose name contains this (fetch, patch, build, ccache, package); repeatable"},
             iterable=["only"])
 def bench(c, only=None):
     """Run the benchmarks in bench/ and print one table of ratios against references measured in the same run."""
@@ -153,11 +160,11 @@ def selftest(c, engine=None, jobs=None, keep=False):
        cxx_shared="also build the C++ shared library libtensorflow-lite.so (-DBUILD_SHARED_LIBS=ON)",
        force="build even when the stamp says nothing changed")
 def build(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, mirror=None, rewrite=None,
-          offline=False, jobs=None, parallel=None, resume=False, builder=None, base_image=None, cxx_shared=False, force=False):
+          offline=False, jobs=None, ccache_remote=None, parallel=None, resume=False, builder=None, base_image=None, cxx_shared=False, force=False):
     """Build libtensorflowlite_c.so for --arch in a container with no network (fetches and patches first if needed)."""
     from tflite_forge import build as build_mod
     build_mod.run_build_task(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline,
-                                                jobs, builder), base_image=base_image, cxx_shared=cxx_shared, force=force,
+                                                jobs, builder, ccache_remote), base_image=base_image, cxx_shared=cxx_shared, force=force,
                              release=chain_releases())
 
 
@@ -182,11 +189,11 @@ def clean(c, engine=None, build=False, images=False, cache=False, cache_dir=None
 @stage(sign="gpg key id: also write a detached, armoured dist/SHA256SUMS.asc",
        glibc_max="fail when the library needs a GLIBC_ symbol version above this (e.g. 2.31)")
 def package(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, mirror=None, rewrite=None,
-            offline=False, jobs=None, parallel=None, resume=False, builder=None, sign=None, glibc_max=None):
+            offline=False, jobs=None, ccache_remote=None, parallel=None, resume=False, builder=None, sign=None, glibc_max=None):
     """Pack the build output into dist/ (builds first if needed): tarball + -dbg, manifest, SBOM, SHA256SUMS; verified."""
     from tflite_forge import package as package_mod
     package_mod.run_package(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline,
-                                               jobs, builder), sign=sign, glibc_max=glibc_max)
+                                               jobs, builder, ccache_remote), sign=sign, glibc_max=glibc_max)
 
 
 @forge_task(help={"tarball": "a release tarball (dist/libtensorflowlite_c-<v>-linux-<arch>.tar.gz)",
@@ -208,11 +215,11 @@ def verify(c, tarball, arch=None, glibc_max=None):
        interpreter="with --model: c-api (default: the packaged library, through a C program built against the "
                    "tarball) or tflite-runtime (the real interpreter from PyPI, in the arch's wheel runtime image)")
 def test(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, mirror=None, rewrite=None,
-         offline=False, jobs=None, parallel=None, resume=False, builder=None, no_cmake=False, model=None, input=None, runs=10,
+         offline=False, jobs=None, ccache_remote=None, parallel=None, resume=False, builder=None, no_cmake=False, model=None, input=None, runs=10,
          resize=False, interpreter="c-api"):
     """Smoke-test dist/'s tarballs on their target arch (natively or under qemu-user): {1, 3} -> {3, 9}; packages first if needed.
     With --model FILE: run that model through the packaged library instead and print what it computed."""
-    settings = _pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs, builder)
+    settings = _pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs, builder, ccache_remote)
     if model is None:
         from tflite_forge import smoke
         smoke.run_test(settings, cmake=not no_cmake)
@@ -235,11 +242,11 @@ def test(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, m
        debian_mirror="with --bootstrap: Debian archive debootstrap downloads from, and the base image's apt "
                      "sources (default http://deb.debian.org/debian)")
 def image(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, mirror=None, rewrite=None,
-          offline=False, jobs=None, parallel=None, resume=False, builder=None, flavor="minimal", builder_image=False,
+          offline=False, jobs=None, ccache_remote=None, parallel=None, resume=False, builder=None, flavor="minimal", builder_image=False,
           bootstrap=False,
           base_image=None, force=False, debian_suite=None, debian_mirror=None):
     """Build images: the runtime image for --arch (--flavor; its test stage runs the smoke program), or the builder / base image."""
-    settings = _pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs, builder)
+    settings = _pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs, builder, ccache_remote)
     if builder_image or bootstrap:
         from tflite_forge import image as image_mod
         image_mod.run_image(settings, bootstrap=bootstrap, base_image=base_image, force=force, arch=arch,

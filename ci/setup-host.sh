@@ -17,6 +17,7 @@ PACKAGES=(
   cmake ninja-build ccache scons   # host-side builds in the toolchain and smoke tests
   gnupg binutils file             # signing SHA256SUMS, objcopy for debug info
   iproute2                        # the second dockerd's own bridge (ip link add)
+  redis-server                    # tests and bench of the shared compile cache (--ccache-remote)
 )
 # A host whose docker already answers (GitHub runners: Docker's moby packages) keeps its engine:
 # Debian's docker.io and runc would conflict with moby's and replace them.

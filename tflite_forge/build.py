@@ -17,6 +17,8 @@ executes it in one hermetic container:
                       compiler only, so every cross cell of the same flatbuffers shares one flatc
     /ccache           the compiler cache of the cell
     /out              a staging folder on the host, renamed into <work_dir>/out/<label>-<arch> on success
+    /run/tflite-forge/ccache.sock   with --ccache-remote only: the shared cache's socket, added at run
+                      time by ccache_remote (not in the plan, so not in the stamp: it never changes the output)
 
 with `--network=none --cap-drop=ALL --security-opt no-new-privileges --user uid:gid`.
 Cross builds first build the host `flatc` natively from the flatbuffers tree and hand it over with
@@ -43,7 +45,7 @@ from typing import Callable, Iterator, Mapping, Sequence
 from filelock import FileLock, Timeout
 
 from . import __version__ as forge_version
-from . import compile_checks
+from . import ccache_remote, compile_checks
 from . import container as ct
 from . import remote
 from .cache import sha256_file
@@ -431,23 +433,60 @@ def _own(path: Path) -> None:
             os.lchown(name, 0, 0)
 
 
-def execute(plan: BuildPlan, engine: ct.EngineConfig, *, log_line: Callable[[str], None] | None = None) -> dict:
+def _remote_cache_access(plan: BuildPlan, engine: ct.EngineConfig,
+                         remote: ccache_remote.RemoteCache | None) -> tuple[ccache_remote.Access | None, str | None]:
+    """The shared compile cache for this build on this engine, if it answers (else one warning line and
+    the local ccache only). Not part of the plan: the cache never changes what is built."""
+    if remote is None:
+        return None, None
+    access = ccache_remote.container_access(remote, engine)
+    problem = ccache_remote.probe(access, engine, image=plan.image, user=plan.spec.user, userns=plan.spec.userns)
+    if problem:
+        print(ccache_remote.probe_warning(remote, problem), file=sys.stderr, flush=True)
+        return None, problem
+    return access, None
+
+
+def run_record_path(plan: BuildPlan) -> Path:
+    """<work_dir>/logs/build-<label>-<arch>.run.json: what the last run of the cell did (ccache hits),
+    beside its log; never packaged."""
+    return plan.log_path.with_suffix(".run.json")
+
+
+def _write_run_record(plan: BuildPlan, stats_log: str, access: ccache_remote.Access | None,
+                      remote: ccache_remote.RemoteCache | None, problem: str | None) -> None:
+    stats = ccache_remote.parse_stats_log(stats_log)
+    write_json_atomic(run_record_path(plan), {"key": plan.key, **ccache_remote.run_record(
+        stats, access, configured=remote, problem=problem)})
+    warning = ccache_remote.after_build_warning(remote, stats) if access is not None else None
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+
+
+def execute(plan: BuildPlan, engine: ct.EngineConfig, *, log_line: Callable[[str], None] | None = None,
+            remote_cache: ccache_remote.RemoteCache | None = None) -> dict:
     """Run the plan's steps in one container; the staging folder holds the libraries afterwards.
-    Returns what the build proved about itself (the compile checks) for build-info.json."""
+    Returns what the build proved about itself (the compile checks) for build-info.json.
+    `remote_cache`: the shared ccache (ccache_remote), reached on this engine through its socket."""
     for name, labels in plan.volumes:
         ct.ensure_volume(engine, name, labels)
     _prepare_staging(plan, plan.spec.user or "")
     plan.log_path.parent.mkdir(parents=True, exist_ok=True)
     tail: list[str] = []
     proven: dict = {}
-    # On a builder (--builder) the trees go over as volumes and /out comes back by copy (remote.py).
-    local = remote.localize(engine, plan.spec, run_labels=plan.cell_labels)
+    access, problem = _remote_cache_access(plan, engine, remote_cache)
+    # On a builder (--builder) the trees go over as volumes and /out comes back by copy (remote.py);
+    # the cache socket is the builder host's own and stays a bind mount.
+    local = remote.localize(engine, ccache_remote.with_access(plan.spec, access), run_labels=plan.cell_labels)
     with contextlib.ExitStack() as stack:
         stack.callback(remote.release, engine, local)
         log = stack.enter_context(open(plan.log_path, "w"))
         progress = stack.enter_context(_Progress(f"{plan.label} {plan.arch}"))
         box = stack.enter_context(ct.Container(engine, local.spec))
         log.write(f"# {plan.describe()}\n# engine {engine.name} {engine.version} ({engine.title}), container {box.name}\n")
+        log.write(f"# compile cache: local {CCACHE}"
+                  + (f" + remote {access.remote.url} at {ccache_remote.SOCKET}\n" if access else
+                     f" only (remote {remote_cache.url}: {problem})\n" if remote_cache else " only\n"))
 
         def on_line(text: str) -> None:
             nonlocal tail
@@ -478,7 +517,9 @@ def execute(plan: BuildPlan, engine: ct.EngineConfig, *, log_line: Callable[[str
                 proven = _collect(plan, lambda argv: run("collect-artifacts", argv, {}),
                                   lambda sub: remote.fetch_out(engine, box, local, sub))
             progress.done()
+        stats_log = box.call(["sh", "-c", f"cat {ccache_remote.STATS_LOG} 2>/dev/null || true"], capture=True).stdout
     _own(plan.staging_dir)
+    _write_run_record(plan, stats_log or "", access, remote_cache, problem)
     return proven
 
 
@@ -645,7 +686,7 @@ def cell_lock(plan: BuildPlan, *, on_wait: Callable[[], None] | None = None) -> 
 
 
 def run_build(plan: BuildPlan, engine: ct.EngineConfig, *, req: BuildRequest, image_id: str, info: dict,
-              force: bool = False) -> tuple[Path, bool]:
+              force: bool = False, remote_cache: ccache_remote.RemoteCache | None = None) -> tuple[Path, bool]:
     """Run the plan unless its stamp says nothing changed. Returns (out_dir, built).
 
     Two runs of the same cell would share the staging folder and the /build volume: the second
@@ -665,7 +706,7 @@ def run_build(plan: BuildPlan, engine: ct.EngineConfig, *, req: BuildRequest, im
         ct.remove_volumes(engine, ct.list_volumes(engine, (remote.OUT_KIND, *plan.cell_labels)))
         plan.stamp_path.unlink(missing_ok=True)
         try:
-            proven = execute(plan, engine)
+            proven = execute(plan, engine, remote_cache=remote_cache)
             out = finish(plan, {**info, **proven})
         except BaseException:
             shutil.rmtree(plan.staging_dir, ignore_errors=True)
@@ -835,7 +876,8 @@ def build_cell(settings, recipe, arch: Arch, engine: ct.EngineConfig, *, base_im
     plan = plan_build(req, compile_checks=tuple(checks))
     info = build_info(recipe, arch, builder, plan, engine=engine.name,
                       patch_sets=prepared.stamp_summary()["sets"], deps=deps, lock_sha256=lock_sha256)
-    out, built = run_build(plan, engine, req=req, image_id=builder.id, info=info, force=force)
+    remote = ccache_remote.parse(settings.ccache_remote) if settings.ccache_remote else None
+    out, built = run_build(plan, engine, req=req, image_id=builder.id, info=info, force=force, remote_cache=remote)
     return CellResult(out_dir=out, built=built, plan=plan, info=info)
 
 

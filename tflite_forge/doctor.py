@@ -1,8 +1,9 @@
 """`invoke doctor`: is this host ready? One row per check, and a fix for every failing row.
 
-Checks: container engine (present, version, rights), every --builder (answers, jobs, arch), disk space, memory, qemu + binfmt_misc,
-cross compilers, the cache dir, and reachability of upstream and mirrors (after rewrites, so
-a site that reaches GitHub through a proxy is checked through that proxy).
+Checks: container engine (present, version, rights), every --builder (answers, jobs, arch), disk space,
+memory, qemu + binfmt_misc, cross compilers, the cache dir, reachability of upstream and mirrors
+(after rewrites, so a site that reaches GitHub through a proxy is checked through that proxy), and
+the shared compile cache (--ccache-remote) when one is configured.
 """
 
 from __future__ import annotations
@@ -184,8 +185,30 @@ def check_network(settings: Settings, timeout: float = 5.0) -> Iterable[Check]:
                     "" if reason is None else "check the URL, or drop it from --mirror / TFLITE_FORGE_MIRRORS")
 
 
+def check_ccache_remote(settings: Settings) -> Iterable[Check]:
+    """The shared compile cache, from this host: the socket answers PING, and the build user may connect.
+    (The path is the engine's host's: for an engine on another machine, a build's own probe decides.)"""
+    from .build import builder_user
+    from .ccache_remote import connect_problem, parse, ping
+    if not settings.ccache_remote:
+        yield Check("compile cache (remote)", OK, "not configured: local ccache only (--ccache-remote to share one)")
+        return
+    remote = parse(settings.ccache_remote)
+    problem, took = ping(remote.socket_path)
+    if problem is None:
+        uid, _, gid = builder_user()[0].partition(":")
+        problem = connect_problem(remote.socket_path, int(uid), int(gid))
+    if problem:
+        yield Check("compile cache (remote)", FAIL, f"{remote.url}: {problem}",
+                    "start the team's Redis with `unixsocket` (or socat UNIX-LISTEN:<path>,fork,mode=666 TCP:redis:6379) "
+                    "on this host; builds go on with the local ccache meanwhile")
+    else:
+        yield Check("compile cache (remote)", OK, f"{remote.url} answers PING in {took * 1000:.1f} ms")
+
+
 CHECKS: tuple[Callable[[Settings], Iterable[Check]], ...] = (
-    check_engine, check_builders, check_disk, check_memory, check_qemu, check_cross_compilers, check_cache, check_network,
+    check_engine, check_builders, check_disk, check_memory, check_qemu, check_cross_compilers, check_cache,
+    check_network, check_ccache_remote,
 )
 
 

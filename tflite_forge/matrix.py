@@ -86,7 +86,9 @@ def inputs_digest(cell: Cell, chain_argv: Sequence[str]) -> str:
     from .recipe import select_recipe
     recipe = select_recipe(version=None if cell.recipe else cell.version, recipe=cell.recipe)
     h = hashlib.sha256()
-    h.update(f"tflite-forge {__version__}\n{cell.arch}\n{' '.join(chain_argv)}\n".encode())
+    # The shared compile cache never changes what is built: another cache URL is the same inputs.
+    chain = [a for a in chain_argv if not a.startswith("--ccache-remote")]
+    h.update(f"tflite-forge {__version__}\n{cell.arch}\n{' '.join(chain)}\n".encode())
     paths = [recipe.path, recipe.lock_path]
     # The tool's own code counts too: a fix in packaging must not be skipped by --resume.
     for folder in ("patches", "toolchains", "tflite_forge"):

@@ -18,11 +18,12 @@ from typing import Any, Iterable, Mapping
 
 from .arches import resolve_arches
 from .builders import parse_builders
+from .ccache_remote import parse as parse_remote
 from .errors import ConfigError
 from .urls import url_problem
 
 SHARED_OPTIONS = ("version", "recipe", "arch", "engine", "cache_dir", "mirror", "rewrite", "offline", "jobs",
-                  "builder")
+                  "builder", "ccache_remote")
 
 ENV = {
     "version": "TFLITE_FORGE_VERSION",
@@ -34,12 +35,13 @@ ENV = {
     "rewrite": "TFLITE_FORGE_REWRITES",
     "offline": "TFLITE_FORGE_OFFLINE",
     "jobs": "TFLITE_FORGE_JOBS",
+    "ccache_remote": "TFLITE_FORGE_CCACHE_REMOTE",
     "work_dir": "TFLITE_FORGE_WORK_DIR",
     "dist_dir": "TFLITE_FORGE_DIST_DIR",
     "builder": "TFLITE_FORGE_BUILDERS",
 }
 CONFIG_KEYS = {"version", "recipe", "arch", "engine", "cache_dir", "mirrors", "rewrites", "offline", "jobs",
-               "work_dir", "dist_dir", "builders"}
+               "ccache_remote", "work_dir", "dist_dir", "builders"}
 
 
 def default_cache_dir() -> Path:
@@ -58,6 +60,7 @@ class Settings:
     rewrites: tuple[tuple[str, str], ...] = ()
     offline: bool = False
     jobs: int | None = None
+    ccache_remote: str | None = None      # the shared compile cache (ccache_remote.parse): never an input of a build
     work_dir: Path = Path("build")
     dist_dir: Path = Path("dist")
     builders: tuple[str, ...] = ()          # --builder endpoints (builders.py); () = this host's engine
@@ -180,6 +183,7 @@ def resolve(flags: Mapping[str, Any], config: Mapping[str, Any] | None = None,
         rewrites = _split_list(rewrites)
     offline, _ = pick("offline")
     jobs, _ = pick("jobs")
+    ccache_url, csrc = pick("ccache_remote")
     work_dir, _ = pick("work_dir")
     builders, bsrc = pick("builder", "builders")
     if isinstance(builders, str):
@@ -204,6 +208,7 @@ def resolve(flags: Mapping[str, Any], config: Mapping[str, Any] | None = None,
         rewrites=tuple(parse_rewrite(r) for r in (rewrites or ())),
         offline=_parse_bool("offline", offline) if offline is not None else False,
         jobs=_parse_jobs("jobs", jobs),
+        ccache_remote=parse_remote(str(ccache_url), _spelling("ccache_remote", csrc)).url if ccache_url else None,
         work_dir=Path(work_dir) if work_dir else Path("build"),
         dist_dir=Path(dist_dir) if dist_dir else Path("dist"),
         builders=tuple(s.text for s in specs),

@@ -140,6 +140,7 @@ SHARED_VALUES = {  # option -> (argv after the flag, value each task must receiv
     "mirror": (["file:///m"], ["file:///m"]), "rewrite": (["https://=http://127.0.0.1:1/"], ["https://=http://127.0.0.1:1/"]),
     "offline": ([], True), "jobs": (["3"], "3"),
     "builder": (["unix:///run/b.sock"], ["unix:///run/b.sock"]),
+    "ccache_remote": (["redis+unix:///run/cache.sock"], "redis+unix:///run/cache.sock"),
 }
 
 
