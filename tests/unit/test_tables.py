@@ -15,6 +15,9 @@ from rich.console import Console
 from tflite_forge.loopback import serve_directory
 from tflite_forge.matrix import Board, Cell, CellState
 from tflite_forge.miniature import write_release
+from tflite_forge.patch_report import render_checks
+from tflite_forge.patching import check_recipes
+from tflite_forge.recipe import available_recipes
 from tflite_forge.tables import Styled, plain_lines, print_table
 
 REPO = Path(__file__).resolve().parents[2]
@@ -131,3 +134,11 @@ def test_doctor_piped_prints_a_title_and_one_line_per_check(tmp_path):
     assert all(re.match(r"check=[^|]+ \| status=(ok|warn|FAIL)( \||$)", line) for line in lines[1:]), done.stdout
     assert any(line.startswith(f"check=cache dir | status=ok | detail={tmp_path / 'cache'}") for line in lines)
     assert not BOX.search(done.stdout) and ANSI not in done.stdout
+
+
+def test_a_recipe_not_fetched_is_one_plain_line(tmp_path):
+    recipe = available_recipes()[0]
+    out = io.StringIO()
+    render_checks(check_recipes(tmp_path, [recipe]), out)
+    assert out.getvalue() == (f"{recipe.label}  ({', '.join(recipe.build.patch_sets)}): archive not fetched "
+                              f"(run `invoke fetch --version {recipe.version}`)\n")
