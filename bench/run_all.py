@@ -43,14 +43,15 @@ def run(only: list[str] | None = None, stream=None, bench_dir: Path = BENCH_DIR)
     rows: list[dict] = []
     for script in discover(only, bench_dir):
         started = time.monotonic()
-        console.print(f"bench: running {script.name} ...", highlight=False)
+        console.print(f"bench: running {script.name} ...", highlight=False, markup=False, soft_wrap=True)
         try:
             produced = load(script).main()
         except Exception as err:  # one broken benchmark must not hide the others
             produced = [{"benchmark": script.stem, "ratio": "error", "note": f"{type(err).__name__}: {err}"}]
         for row in produced:
             rows.append({"script": script.stem, **row})
-        console.print(f"bench: {script.name} done in {time.monotonic() - started:.1f}s", highlight=False)
+        console.print(f"bench: {script.name} done in {time.monotonic() - started:.1f}s", highlight=False, markup=False,
+                      soft_wrap=True)
     columns: list[str] = []
     for row in rows:
         columns += [k for k in row if k not in columns]
