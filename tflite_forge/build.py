@@ -374,7 +374,9 @@ def is_up_to_date(plan: BuildPlan, inputs: Mapping) -> bool:
 
 class _Progress:
     """ninja's [n/N] as a rich progress bar on a TTY; off one (logs), a line per step and a line at
-    every tenth of ninja's edges, never a carriage return."""
+    every tenth of ninja's edges, never a carriage return. A nested ninja (an ExternalProject's own
+    build, e.g. the host flatc) prints its own small [n/N] in between: progress is the largest n
+    and the largest N seen in the step, so it only moves forward."""
 
     def __init__(self, title: str, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
@@ -383,7 +385,7 @@ class _Progress:
         self._progress = None
         self._task = None
         self._step = ""
-        self._tenth = 0
+        self._done = self._total = self._tenth = 0
 
     def __enter__(self) -> "_Progress":
         if self.tty:
@@ -397,7 +399,7 @@ class _Progress:
             self._progress.__exit__(*exc)
 
     def step(self, name: str) -> None:
-        self._step, self._tenth = name, 0
+        self._step, self._done, self._total, self._tenth = name, 0, 0, 0
         if self._progress is not None:
             self._task = self._progress.add_task(f"{self.title} {name}", total=None)
         else:
@@ -407,7 +409,8 @@ class _Progress:
         match = NINJA_PROGRESS.match(text)
         if not match:
             return
-        done, total = int(match.group(1)), int(match.group(2))
+        self._done, self._total = max(self._done, int(match.group(1))), max(self._total, int(match.group(2)))
+        done, total = min(self._done, self._total), self._total
         if self._progress is not None:
             if self._task is not None:
                 self._progress.update(self._task, completed=done, total=total)

@@ -67,3 +67,20 @@ def test_build_steps_off_a_terminal_print_every_tenth_of_ninja():
     assert lines[:2] == ["tflite-forge: 2.16.1 aarch64: configure", "tflite-forge: 2.16.1 aarch64: build"]
     assert lines[2:] == [f"tflite-forge: 2.16.1 aarch64: build {n}/200 ({n // 2}%)" for n in range(20, 201, 20)]
     assert "\r" not in log.getvalue()
+
+
+def test_a_nested_ninja_does_not_move_the_build_backwards():
+    """The real shape of a TFLite build log: ExternalProject's flatc build prints its own [n/2]."""
+    log = io.StringIO()
+    with _Progress("2.16.1 x86_64", stream=log) as progress:
+        progress.step("build")
+        for n in range(1, 23):
+            progress.line(f"[{n}/31] Building C object o{n}.o")
+        progress.line("[1/2] Building C object CMakeFiles/flatc.dir/src/flatc.c.o")
+        progress.line("[2/2] Linking C executable flatc")
+        for n in range(23, 32):
+            progress.line(f"[{n}/31] Building CXX object o{n}.o")
+    counts = re.findall(r"build (\d+)/(\d+) \(", log.getvalue())
+    assert [int(d) for d, _ in counts] == [4, 7, 10, 13, 16, 19, 22, 25, 28, 31]
+    assert {t for _, t in counts} == {"31"}
+
