@@ -15,6 +15,11 @@ import time
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
+if str(BENCH_DIR.parent) not in sys.path:   # `python bench/run_all.py` from anywhere
+    sys.path.insert(0, str(BENCH_DIR.parent))
+
+from tflite_forge.errors import ForgeError  # noqa: E402  (needs the path above)
+from tflite_forge.tables import console_for, print_table  # noqa: E402
 
 
 def discover(only: list[str] | None = None, bench_dir: Path = BENCH_DIR) -> list[Path]:
@@ -34,36 +39,24 @@ def load(path: Path):
 
 def run(only: list[str] | None = None, stream=None, bench_dir: Path = BENCH_DIR) -> list[dict]:
     """Run the benchmarks, print the table, return its rows (errored ones included)."""
-    from rich.console import Console
-    from rich.table import Table
-    console = Console(file=stream or sys.stdout)
+    console = console_for(stream)
     rows: list[dict] = []
     for script in discover(only, bench_dir):
         started = time.monotonic()
-        console.print(f"bench: running {script.name} ...", highlight=False)
+        console.print(f"bench: running {script.name} ...", highlight=False, markup=False, soft_wrap=True)
         try:
             produced = load(script).main()
         except Exception as err:  # one broken benchmark must not hide the others
             produced = [{"benchmark": script.stem, "ratio": "error", "note": f"{type(err).__name__}: {err}"}]
         for row in produced:
             rows.append({"script": script.stem, **row})
-        console.print(f"bench: {script.name} done in {time.monotonic() - started:.1f}s", highlight=False)
+        console.print(f"bench: {script.name} done in {time.monotonic() - started:.1f}s", highlight=False, markup=False,
+                      soft_wrap=True)
     columns: list[str] = []
     for row in rows:
         columns += [k for k in row if k not in columns]
     title = "tflite-forge benchmarks (ratios against a reference measured in the same run)"
-    if console.is_terminal:
-        table = Table(title=title)
-        for col in columns:
-            table.add_column(col, overflow="fold")
-        for row in rows:
-            table.add_row(*(_fmt(row.get(col, "")) for col in columns))
-        console.print(table)
-    else:  # logs and CI: one readable line per row instead of a table folded into 80 columns
-        console.print(title, highlight=False)
-        for row in rows:
-            console.print(" | ".join(f"{col}={_fmt(row[col])}" for col in columns if row.get(col, "") != ""),
-                          highlight=False, soft_wrap=True)
+    print_table(console, title, columns, [[_fmt(row.get(col, "")) for col in columns] for row in rows])
     return rows
 
 
@@ -73,8 +66,6 @@ def errored(rows: list[dict]) -> list[dict]:
 
 def check(rows: list[dict]) -> None:
     """Fail (ForgeError, one line) when any benchmark crashed: its row alone must not pass."""
-    from tflite_forge.errors import ForgeError
-
     bad = errored(rows)
     if bad:
         names = "; ".join(f"{row.get('script', row.get('benchmark'))} ({row.get('note', 'no message')})" for row in bad)
@@ -96,8 +87,6 @@ def _fmt(value) -> str:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(BENCH_DIR.parent))
-    from tflite_forge.errors import ForgeError
     try:
         main(sys.argv[1:] or None)
     except ForgeError as err:

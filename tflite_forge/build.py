@@ -40,9 +40,11 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence, TextIO
 
 from filelock import FileLock, Timeout
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import __version__ as forge_version
 from . import ccache_remote, compile_checks
@@ -373,20 +375,24 @@ def is_up_to_date(plan: BuildPlan, inputs: Mapping) -> bool:
 # ---------------------------------------------------------------- running
 
 class _Progress:
-    """ninja's [n/N] as a rich progress bar on a TTY; step names otherwise."""
+    """ninja's [n/N] as a rich progress bar on a TTY; off one (logs), a line per step and a line at
+    every tenth of ninja's edges, never a carriage return. A nested ninja (an ExternalProject's own
+    build, e.g. the host flatc) prints its own small [n/N] in between: progress is the largest n
+    and the largest N seen in the step, so it only moves forward."""
 
-    def __init__(self, title: str) -> None:
-        self.tty = sys.stderr.isatty()
+    def __init__(self, title: str, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
         self.title = title
         self._progress = None
         self._task = None
+        self._step = ""
+        self._done = self._total = self._tenth = 0
 
     def __enter__(self) -> "_Progress":
         if self.tty:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
             self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                      TimeElapsedColumn(), console=Console(stderr=True), transient=False)
+                                      TimeElapsedColumn(), console=Console(file=self.stream), transient=False)
             self._progress.__enter__()
         return self
 
@@ -395,17 +401,25 @@ class _Progress:
             self._progress.__exit__(*exc)
 
     def step(self, name: str) -> None:
+        self._step, self._done, self._total, self._tenth = name, 0, 0, 0
         if self._progress is not None:
             self._task = self._progress.add_task(f"{self.title} {name}", total=None)
         else:
-            print(f"tflite-forge: {self.title}: {name}", file=sys.stderr, flush=True)
+            print(f"tflite-forge: {self.title}: {name}", file=self.stream, flush=True)
 
     def line(self, text: str) -> None:
-        if self._progress is None or self._task is None:
-            return
         match = NINJA_PROGRESS.match(text)
-        if match:
-            self._progress.update(self._task, completed=int(match.group(1)), total=int(match.group(2)))
+        if not match:
+            return
+        self._done, self._total = max(self._done, int(match.group(1))), max(self._total, int(match.group(2)))
+        done, total = min(self._done, self._total), self._total
+        if self._progress is not None:
+            if self._task is not None:
+                self._progress.update(self._task, completed=done, total=total)
+        elif total and done * 10 // total > self._tenth:
+            self._tenth = done * 10 // total
+            print(f"tflite-forge: {self.title}: {self._step} {done}/{total} ({100 * done // total}%)",
+                  file=self.stream, flush=True)
 
     def done(self) -> None:
         if self._progress is not None and self._task is not None:

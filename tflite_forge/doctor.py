@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from .settings import Settings
+from .tables import Styled, print_table
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 MIN_FREE_GIB = 10      # a real TensorFlow build tree with ccache needs several GB
@@ -224,14 +225,8 @@ def run_checks(settings: Settings, checks=CHECKS) -> list[Check]:
 
 def run_doctor(settings: Settings, stream=None) -> int:
     """Print the table; return the number of failing rows."""
-    from rich.console import Console
-    from rich.table import Table
     rows = run_checks(settings)
-    table = Table(title="tflite-forge doctor")
-    for col in ("check", "status", "detail", "fix"):
-        table.add_column(col, overflow="fold")
     colour = {OK: "green", WARN: "yellow", FAIL: "red"}
-    for r in rows:
-        table.add_row(r.name, f"[{colour[r.status]}]{r.status}[/]", r.detail, r.fix)
-    Console(file=stream).print(table)
+    print_table(stream, "tflite-forge doctor", ("check", "status", "detail", "fix"),
+                [(r.name, Styled(r.status, colour[r.status]), r.detail, r.fix) for r in rows])
     return sum(r.status == FAIL for r in rows)

@@ -13,7 +13,6 @@ second process wait, then find the file cached.
 from __future__ import annotations
 
 import hashlib
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
@@ -25,6 +24,7 @@ from .errors import ChecksumError, FetchError, OfflineError, UnpackError
 from .lock import require_needed
 from .progress import Progress, default_progress
 from .settings import check_cache_dir, check_file_mirrors
+from .tables import print_table
 from .unpack import check_archive
 
 if TYPE_CHECKING:
@@ -341,17 +341,5 @@ def run_recipes(settings: "Settings", *, stream=None) -> list[tuple[str, str, st
             have = sum(cache.has(d.sha256) for d in lock.dependencies)
             locked = f"yes ({have}/{len(lock.dependencies)} deps fetched)"
         rows.append((recipe.version, recipe.source.sha256[:12], fetched, locked))
-    stream = stream or sys.stdout
-    if stream.isatty():
-        from rich.console import Console
-        from rich.table import Table
-        table = Table("version", "sha256", "fetched", "locked", title=f"recipes (cache: {cache.root})")
-        for row in rows:
-            table.add_row(*row)
-        Console(file=stream).print(table)
-    else:
-        header = ("version", "sha256", "fetched", "locked")
-        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
-        for row in [header, *rows]:
-            print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip(), file=stream)
+    print_table(stream, f"recipes (cache: {cache.root})", ("version", "sha256", "fetched", "locked"), rows)
     return rows

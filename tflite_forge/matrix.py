@@ -29,11 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from rich.live import Live
+
 from . import __version__
 from . import container as ct
 from .builders import parse_builder
 from .errors import ConfigError
 from .jobs import default_jobs, host_memory_bytes
+from .tables import Styled, console_for, print_table, rich_table
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -156,22 +159,17 @@ class Board:
     """A rich Live table on a TTY; one plain line per state change otherwise."""
 
     def __init__(self, states: list[CellState], stream=None) -> None:
-        from rich.console import Console
         self.states = states
-        self.console = Console(file=stream or sys.stderr)
+        self.console = console_for(stream or sys.stderr)
         self._seen: dict[Cell, tuple[str, str]] = {}
 
     def table(self):
-        from rich.table import Table
-        t = Table(title="tflite-forge matrix")
         builders = any(s.builder for s in self.states)
-        for col in ("cell", "stage", "status", "elapsed") + (("builder",) if builders else ()):
-            t.add_column(col)
         colour = {"ok": "green", "failed": "red", "running": "cyan", "skipped": "dim", "queued": "dim"}
-        for s in self.states:
-            row = [s.cell.label, s.stage, f"[{colour[s.status]}]{s.status}[/]", f"{s.elapsed():6.1f}s"]
-            t.add_row(*row, *((s.builder + (f" ({s.note})" if s.note else ""),) if builders else ()))
-        return t
+        rows = [(s.cell.label, s.stage, Styled(s.status, colour[s.status]), f"{s.elapsed():6.1f}s",
+                 *((s.builder + (f" ({s.note})" if s.note else ""),) if builders else ())) for s in self.states]
+        return rich_table("tflite-forge matrix", ("cell", "stage", "status", "elapsed") + (("builder",) if builders else ()),
+                          rows)
 
     def plain_updates(self) -> None:
         for s in self.states:
@@ -187,7 +185,6 @@ class Board:
         worker = threading.Thread(target=work, daemon=True)
         worker.start()
         if self.console.is_terminal:
-            from rich.live import Live
             with Live(self.table(), console=self.console, refresh_per_second=4) as live:
                 while worker.is_alive():
                     live.update(self.table())
@@ -200,16 +197,14 @@ class Board:
             self.plain_updates()
 
     def summary(self) -> None:
-        from rich.table import Table
-        t = Table(title="matrix summary")
         builders = any(s.builder for s in self.states)
-        for col in ("cell", "result", "time") + (("builder",) if builders else ()) + ("log / last line",):
-            t.add_column(col, overflow="fold")
+        rows = []
         for s in self.states:
             detail = str(s.log) if s.status != "failed" else f"{s.log}: {s.last_line}"
             where = (s.builder + (f" ({s.note})" if s.note else ""),) if builders else ()
-            t.add_row(s.cell.label, s.status, f"{s.elapsed():.1f}s", *where, detail)
-        self.console.print(t)
+            rows.append((s.cell.label, s.status, f"{s.elapsed():.1f}s", *where, detail))
+        print_table(self.console, "matrix summary",
+                    ("cell", "result", "time") + (("builder",) if builders else ()) + ("log / last line",), rows)
 
 
 def run_matrix(cells: list[Cell], chain_argv: Callable[..., list[str]], *, parallel: int | None,

@@ -1,13 +1,17 @@
-"""The `patch` and `patches` task bodies: rich tables of what each patch entry does.
+"""The `patch` and `patches` task bodies: tables of what each patch entry does (tables.py: rich on a
+terminal, one line per row in a log).
 
 The engine and the working copies live in patching.py; this module only calls them and renders.
 """
 
 from __future__ import annotations
 
+from rich.text import Text
+
 from .errors import PatchError
 from .patching import PreparedSources, RecipeCheck, check_recipes, plan_diff, prepare_sources
-from .patchset import Edit, load_recipe_sets
+from .patchset import Edit, available_sets, load_recipe_sets
+from .tables import Styled, console_for, print_table
 
 
 _STATUS_STYLE = {"applies": "green", "drift": "bold red", "upstream": "yellow", "n/a": "dim", "no-tree": "magenta"}
@@ -22,53 +26,43 @@ def _scope(entry) -> str:
     return "; ".join(parts)
 
 
-def render_checks(checks: list[RecipeCheck], console=None) -> None:
-    from rich.console import Console
-    from rich.table import Table
+CHECK_COLUMNS = ("set", "entry", "tree", "files", "applies to", "expected", "found", "status")
+SET_COLUMNS = ("entry", "tree", "files", "applies to", "expected", "upstream")
 
-    console = console or Console()
+
+def render_checks(checks: list[RecipeCheck], console=None) -> None:
+    console = console_for(console)
     for chk in checks:
         r = chk.recipe
         title = f"{r.label}  ({', '.join(r.build.patch_sets) or 'no patch sets'})"
         if not chk.fetched:
-            console.print(f"[bold]{title}[/bold]: [dim]{chk.note}[/dim]")
+            console.print(Text.assemble((title, "bold"), ": ", (chk.note, "dim")), soft_wrap=True)
             continue
         entries = {(ps.name, e.id): e for ps in load_recipe_sets(r) for e in ps.entries}
-        table = Table(title=title, caption=chk.note or None, title_justify="left")
-        for col in ("set", "entry", "tree", "files", "applies to", "expected", "found", "status"):
-            table.add_column(col, overflow="fold")
+        rows = []
         for res in chk.results:
-            style = _STATUS_STYLE.get(res.status, "")
             status = _STATUS_TEXT.get(res.status, res.status)
             if res.detail and res.status != "applies":
                 status += f": {res.detail}"
-            table.add_row(res.set_name, res.entry_id, res.tree, "\n".join(res.files),
-                          _scope(entries[(res.set_name, res.entry_id)]), res.expected,
-                          "" if res.found is None else str(res.found), f"[{style}]{status}[/{style}]" if style else status)
+            rows.append((res.set_name, res.entry_id, res.tree, "\n".join(res.files),
+                         _scope(entries[(res.set_name, res.entry_id)]), res.expected,
+                         "" if res.found is None else str(res.found), Styled(status, _STATUS_STYLE.get(res.status, ""))))
         if not chk.results:
-            table.add_row("-", "-", "-", "-", "-", "-", "-", "no patch sets")
-        console.print(table)
+            rows.append(("-", "-", "-", "-", "-", "-", "-", "no patch sets"))
+        print_table(console, title, CHECK_COLUMNS, rows, caption=chk.note or None)
 
 
 def run_patches(settings, *, check: bool = False, console=None) -> list[RecipeCheck] | None:
     """`invoke patches`: list the bundled sets, or (--check) check every selected recipe."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from .patchset import available_sets
     from .recipe import select_recipes
 
-    console = console or Console()
+    console = console_for(console)
     if not check:
         for ps in available_sets():
-            table = Table(title=f"{ps.name}: {ps.description}", caption=f"{ps.path.name}  sha256 {ps.digest[:16]}",
-                          title_justify="left", caption_justify="left")
-            for col in ("entry", "tree", "files", "applies to", "expected", "upstream"):
-                table.add_column(col, overflow="fold")
-            for e in ps.entries:
-                files = "\n".join(e.files) if isinstance(e, Edit) else e.id
-                table.add_row(e.id, e.tree, files, _scope(e), getattr(e, "expected", "all hunks"), e.upstream)
-            console.print(table)
+            rows = [(e.id, e.tree, "\n".join(e.files) if isinstance(e, Edit) else e.id, _scope(e),
+                     getattr(e, "expected", "all hunks"), e.upstream) for e in ps.entries]
+            print_table(console, f"{ps.name}: {ps.description}", SET_COLUMNS, rows,
+                        caption=f"{ps.path.name}  sha256 {ps.digest[:16]}")
         return None
     recipes = select_recipes(version=settings.version or (None if settings.recipe else "all"), recipe=settings.recipe)
     checks = check_recipes(settings.cache_dir, recipes)

@@ -1,4 +1,4 @@
-"""Download progress: a rich bar on a terminal, plain one-line messages otherwise (CI logs)."""
+"""Download progress: a rich bar on a terminal, periodic plain lines otherwise (CI logs)."""
 
 from __future__ import annotations
 
@@ -23,13 +23,21 @@ def _size(n: float) -> str:
 
 
 class PlainProgress:
-    """One line when a download starts and one when it ends; no carriage returns."""
+    """Plain lines for logs, never a carriage return: one when a download starts, one per tenth of
+    it (or per `min_step` bytes, whichever is more; per `min_step` when the size is unknown), one at
+    the end. Small files get the first and the last line only."""
 
-    def __init__(self, stream: TextIO | None = None, quiet: bool = False) -> None:
+    MIN_STEP = 16 * 1024 * 1024
+
+    def __init__(self, stream: TextIO | None = None, quiet: bool = False, min_step: int = MIN_STEP) -> None:
         self.stream = stream or sys.stdout
         self.quiet = quiet
+        self.min_step = min_step
         self._label = ""
+        self._total: int | None = None
         self._done = 0
+        self._step = min_step
+        self._next = 0
         self._t0 = 0.0
 
     def note(self, message: str) -> None:
@@ -37,13 +45,20 @@ class PlainProgress:
             print(f"fetch: {message}", file=self.stream, flush=True)
 
     def start(self, label: str, total: int | None, resumed_at: int = 0) -> None:
-        self._label, self._done, self._t0 = label, resumed_at, time.monotonic()
+        self._label, self._total, self._done, self._t0 = label, total, resumed_at, time.monotonic()
+        self._step = max(total // 10, self.min_step) if total else self.min_step
+        self._next = (resumed_at // self._step + 1) * self._step
         size = f" ({_size(total)})" if total else ""
         resumed = f", resuming at {_size(resumed_at)}" if resumed_at else ""
         self.note(f"downloading {label}{size}{resumed}")
 
     def advance(self, n: int) -> None:
         self._done += n
+        if self._done < self._next or (self._total and self._done >= self._total):
+            return   # the end has its own line
+        self._next = (self._done // self._step + 1) * self._step
+        of = f" of {_size(self._total)} ({100 * self._done // self._total}%)" if self._total else ""
+        self.note(f"{self._label}: {_size(self._done)}{of}")
 
     def finish(self, ok: bool) -> None:
         if ok:

@@ -41,5 +41,10 @@ def test_a_crashing_benchmark_fails_the_run_after_the_others_ran(tmp_path):
 
 
 def test_all_benchmarks_fine_returns_the_rows(tmp_path):
-    rows = runner().main(stream=io.StringIO(), bench_dir=write_benches(tmp_path / "b", crash=False))
+    out = io.StringIO()
+    rows = runner().main(stream=out, bench_dir=write_benches(tmp_path / "b", crash=False))
     assert [r["ratio"] for r in rows] == [1.0, 0.5]
+    # Not a terminal: the title, then one `col=value | ...` line per row (the format every table shares).
+    lines = out.getvalue().splitlines()
+    assert lines[-3:] == ["tflite-forge benchmarks (ratios against a reference measured in the same run)",
+                          "script=bench_boom | benchmark=other | ratio=1", "script=bench_fine | benchmark=fine | ratio=0.5"]

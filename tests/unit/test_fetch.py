@@ -384,6 +384,7 @@ def test_recipes_table_reports_fetched_and_locked(tmp_path):
     row = {r[0]: r for r in rows}[recipe.version]
     assert row[1] == recipe.source.sha256[:12] and row[2] == "yes"
     assert {r[2] for r in rows if r[0] != recipe.version} == {"no"}
-    text = out.getvalue()
-    assert text.splitlines()[0].split() == ["version", "sha256", "fetched", "locked"]
-    assert recipe.source.sha256[:12] in text
+    lines = out.getvalue().splitlines()   # not a terminal: the title, then one line per recipe
+    assert lines[0] == f"recipes (cache: {tmp_path})"
+    assert len(lines) == 1 + len(rows)
+    assert f"version={recipe.version} | sha256={recipe.source.sha256[:12]} | fetched=yes | locked=" in out.getvalue()
