@@ -448,15 +448,15 @@ def _own(path: Path) -> None:
 
 
 def _remote_cache_access(plan: BuildPlan, engine: ct.EngineConfig,
-                         remote: ccache_remote.RemoteCache | None) -> tuple[ccache_remote.Access | None, str | None]:
+                         cache: ccache_remote.RemoteCache | None) -> tuple[ccache_remote.Access | None, str | None]:
     """The shared compile cache for this build on this engine, if it answers (else one warning line and
     the local ccache only). Not part of the plan: the cache never changes what is built."""
-    if remote is None:
+    if cache is None:
         return None, None
-    access = ccache_remote.container_access(remote, engine)
+    access = ccache_remote.container_access(cache, engine)
     problem = ccache_remote.probe(access, engine, image=plan.image, user=plan.spec.user, userns=plan.spec.userns)
     if problem:
-        print(ccache_remote.probe_warning(remote, problem), file=sys.stderr, flush=True)
+        print(ccache_remote.probe_warning(cache, problem), file=sys.stderr, flush=True)
         return None, problem
     return access, None
 
@@ -468,11 +468,11 @@ def run_record_path(plan: BuildPlan) -> Path:
 
 
 def _write_run_record(plan: BuildPlan, stats_log: str, access: ccache_remote.Access | None,
-                      remote: ccache_remote.RemoteCache | None, problem: str | None) -> None:
+                      cache: ccache_remote.RemoteCache | None, problem: str | None) -> None:
     stats = ccache_remote.parse_stats_log(stats_log)
     write_json_atomic(run_record_path(plan), {"key": plan.key, **ccache_remote.run_record(
-        stats, access, configured=remote, problem=problem)})
-    warning = ccache_remote.after_build_warning(remote, stats) if access is not None else None
+        stats, access, configured=cache, problem=problem)})
+    warning = ccache_remote.after_build_warning(cache, stats) if access is not None else None
     if warning:
         print(warning, file=sys.stderr, flush=True)
 
@@ -890,8 +890,8 @@ def build_cell(settings, recipe, arch: Arch, engine: ct.EngineConfig, *, base_im
     plan = plan_build(req, compile_checks=tuple(checks))
     info = build_info(recipe, arch, builder, plan, engine=engine.name,
                       patch_sets=prepared.stamp_summary()["sets"], deps=deps, lock_sha256=lock_sha256)
-    remote = ccache_remote.parse(settings.ccache_remote) if settings.ccache_remote else None
-    out, built = run_build(plan, engine, req=req, image_id=builder.id, info=info, force=force, remote_cache=remote)
+    cache = ccache_remote.parse(settings.ccache_remote) if settings.ccache_remote else None
+    out, built = run_build(plan, engine, req=req, image_id=builder.id, info=info, force=force, remote_cache=cache)
     return CellResult(out_dir=out, built=built, plan=plan, info=info)
 
 

@@ -34,7 +34,6 @@ import time
 import urllib.parse
 from collections import Counter
 from dataclasses import dataclass, replace
-from pathlib import PurePosixPath
 
 from . import container as ct
 from .errors import ConfigError

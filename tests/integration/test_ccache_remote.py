@@ -235,7 +235,7 @@ def test_from_inside_the_build_container_only_the_socket_is_reachable(cell, dock
         expected = {m.target for m in spec.mounts} | {"/", "/etc/hosts", "/etc/hostname", "/etc/resolv.conf"}
         assert outside == expected
         assert [m for m in spec.mounts if m.target == cr.SOCKET] == [
-            ct.Mount(source=str(redis.socket), target=cr.SOCKET, read_only=True)]
+            ct.Mount(source=str(redis.socket), target=cr.SOCKET, read_only=True, engine_host=True)]
         # Control: the same probe in the host's network namespace reaches the listener on every address.
         control = dataclasses.replace(spec, network="host", mounts=())
         for address in addresses:
