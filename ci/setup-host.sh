@@ -17,6 +17,7 @@ PACKAGES=(
   cmake ninja-build ccache scons   # host-side builds in the toolchain and smoke tests
   gnupg binutils file             # signing SHA256SUMS, objcopy for debug info
   iproute2                        # the second dockerd's own bridge (ip link add)
+  openssh-server openssh-client   # a builder reached as ssh://root@tflite-forge-ssh-builder (this host)
   redis-server                    # tests and bench of the shared compile cache (--ccache-remote)
 )
 # A host whose docker already answers (GitHub runners: Docker's moby packages) keeps its engine:
@@ -101,6 +102,39 @@ if ! podman --remote --url "unix://$PODMAN_SOCK" version >/dev/null 2>&1; then
   for _ in $(seq 1 30); do podman --remote --url "unix://$PODMAN_SOCK" version >/dev/null 2>&1 && break; sleep 1; done
   podman --remote --url "unix://$PODMAN_SOCK" version >/dev/null 2>&1 \
     || { echo "setup-host: podman system service did not start; see /var/log/tflite-forge-podman-service.log" >&2; exit 1; }
+fi
+
+# An ssh builder: this host's dockerd through docker's ssh transport, as ssh://root@tflite-forge-ssh-builder
+# (an sshd of its own on 127.0.0.1:2222, a key of its own, a Host entry in root's ssh config).
+SSH_KEY=/root/.ssh/tflite-forge-builder
+mkdir -p /root/.ssh /etc/tflite-forge && chmod 700 /root/.ssh
+[ -f "$SSH_KEY" ] || ssh-keygen -q -t ed25519 -N '' -C tflite-forge-builder -f "$SSH_KEY"
+[ -f /etc/tflite-forge/ssh_host_ed25519_key ] || ssh-keygen -q -t ed25519 -N '' -f /etc/tflite-forge/ssh_host_ed25519_key
+grep -qF "$(cat "$SSH_KEY.pub")" /root/.ssh/authorized_keys 2>/dev/null || cat "$SSH_KEY.pub" >> /root/.ssh/authorized_keys
+chmod 600 /root/.ssh/authorized_keys
+if ! grep -q '^Host tflite-forge-ssh-builder$' /root/.ssh/config 2>/dev/null; then
+  cat >> /root/.ssh/config <<'SSHCONF'
+# written by tflite-forge ci/setup-host.sh: the ssh builder of the --builder tests (this host)
+Host tflite-forge-ssh-builder
+  HostName 127.0.0.1
+  Port 2222
+  User root
+  IdentityFile /root/.ssh/tflite-forge-builder
+  IdentitiesOnly yes
+  StrictHostKeyChecking no
+  UserKnownHostsFile /dev/null
+  LogLevel ERROR
+SSHCONF
+  chmod 600 /root/.ssh/config
+fi
+if ! ssh -o BatchMode=yes tflite-forge-ssh-builder true >/dev/null 2>&1; then
+  log "starting sshd on 127.0.0.1:2222 for the ssh builder"
+  mkdir -p /run/sshd
+  /usr/sbin/sshd -o ListenAddress=127.0.0.1 -o Port=2222 -o HostKey=/etc/tflite-forge/ssh_host_ed25519_key \
+    -o PermitRootLogin=prohibit-password -o PasswordAuthentication=no -o PidFile=/run/tflite-forge-sshd.pid
+  for _ in $(seq 1 20); do ssh -o BatchMode=yes tflite-forge-ssh-builder true >/dev/null 2>&1 && break; sleep 0.5; done
+  ssh -o BatchMode=yes tflite-forge-ssh-builder true \
+    || { echo "setup-host: the ssh builder (sshd on 127.0.0.1:2222) does not answer" >&2; exit 1; }
 fi
 
 # The project and its test extra.

@@ -127,6 +127,36 @@ def test_a_podman_service_builds_the_same_library(miniature, base_image_docker, 
     assert not _ours(podman, work) and not _out_volumes(podman, work)
 
 
+SSH = "ssh://root@tflite-forge-ssh-builder"   # this host's dockerd through docker's ssh transport (setup-host)
+
+
+@pytest.fixture
+def context(second):
+    """A docker context naming the second dockerd, removed afterwards."""
+    name = f"tflite-forge-test-{secrets.token_hex(3)}"
+    subprocess.run(["docker", "context", "create", name, "--docker", f"host={SECOND}"], check=True, capture_output=True)
+    yield name
+    subprocess.run(["docker", "context", "rm", "-f", name], capture_output=True)
+
+
+@pytest.mark.parametrize("form", ["ssh", "context"])
+def test_the_ssh_and_context_forms_build_the_same_library(form, miniature, base_image_docker, docker_engine, forge,
+                                                        tmp_path, request):
+    builder = SSH if form == "ssh" else request.getfixturevalue("context")
+    engine = _builder(builder)
+    builds = {}
+    for name, flags in ((form, [f"--builder={builder}"]), ("local", ["--engine=docker"])):
+        env = {**miniature.env, "TFLITE_FORGE_WORK_DIR": str(tmp_path / f"work-{name}")}
+        proc = forge("build", "--arch=x86_64", *flags, *miniature.args, env=env, check=True)
+        lib = tmp_path / f"work-{name}" / "out" / "tensorflow-2.16.1-x86_64" / "lib" / "libtensorflowlite_c.so.2.16.1"
+        builds[name] = hashlib.sha256(lib.read_bytes()).hexdigest()
+        if name == form:
+            assert "copying" in proc.stderr, "a builder gets the trees as volumes, even one on this host"
+    assert builds[form] == builds["local"]
+    work = tmp_path / f"work-{form}"
+    assert not _ours(engine, work) and not _out_volumes(engine, work)
+
+
 def test_an_interrupted_fill_is_redone_not_used(second, base_image_docker, docker_engine, tmp_path):
     tree = tmp_path / "tree"
     (tree / "sub").mkdir(parents=True)
