@@ -17,24 +17,17 @@ from __future__ import annotations
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import REPO, timed_invoke  # noqa: E402  (bench/ is not a package)
+
 RUNS = int(os.environ.get("BENCH_BUILD_RUNS", "3"))
 ARCH = os.environ.get("BENCH_BUILD_ARCH", "aarch64")
 
 
-def _forge(args: list[str], env: dict) -> float:
-    started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=REPO, env={**os.environ, **env},
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"invoke {' '.join(args)} failed: {proc.stderr.strip()[-400:]}")
-    return time.monotonic() - started
 
 
 def main() -> list[dict]:
@@ -56,9 +49,9 @@ def main() -> list[dict]:
         log = root / "work" / "logs" / f"build-{label}-{ARCH}.log"
         with serve_directory(release.www_root) as base_url:
             common = [f"--recipe={recipe}", f"--rewrite=https://={base_url}"]
-            _forge(["lock", *common], env)
-            _forge(["fetch", *common], env)
-            _forge(["build", f"--arch={ARCH}", *common], env)  # builder image and working copies ready
+            timed_invoke(["lock", *common], env)
+            timed_invoke(["fetch", *common], env)
+            timed_invoke(["build", f"--arch={ARCH}", *common], env)  # builder image and working copies ready
             switched_recipe = root / "switched" / recipe.name
             switched_recipe.parent.mkdir()
             text, switched_sets = re.subn(r'^patch_sets = \[[^\]]*\]', 'patch_sets = ["o3", "drop-mfpu-neon"]',
@@ -72,15 +65,15 @@ def main() -> list[dict]:
             for _ in range(RUNS):
                 volumes = ct.list_volumes(engine, (("io.tflite-forge.kind", "ccache"), ("io.tflite-forge.arch", ARCH),
                                                    ("io.tflite-forge.version", release.version)))
-                _forge(["clean", "--build"], env)
+                timed_invoke(["clean", "--build"], env)
                 ct.remove_volumes(engine, volumes)
-                cold.append(_forge(["build", f"--arch={ARCH}", *common], env))
+                cold.append(timed_invoke(["build", f"--arch={ARCH}", *common], env))
                 cold_compile.append(build_mod.step_times(log)["build"])
-                noop.append(_forge(["build", f"--arch={ARCH}", *common], env))
-                _forge(["clean", "--build"], env)
-                warm.append(_forge(["build", f"--arch={ARCH}", *common], env))
+                noop.append(timed_invoke(["build", f"--arch={ARCH}", *common], env))
+                timed_invoke(["clean", "--build"], env)
+                warm.append(timed_invoke(["build", f"--arch={ARCH}", *common], env))
                 warm_compile.append(build_mod.step_times(log)["build"])
-                switched.append(_forge(["build", f"--arch={ARCH}", *switched_args], env))
+                switched.append(timed_invoke(["build", f"--arch={ARCH}", *switched_args], env))
                 if "step build took" not in log.read_text():
                     raise RuntimeError("the switched patch set did not rebuild")
     med = statistics.median

@@ -18,22 +18,18 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import REPO, timed_invoke  # noqa: E402  (bench/ is not a package)
+
 RUNS = int(os.environ.get("BENCH_BUILDERS_RUNS", "3"))
 BUILDERS = os.environ.get("BENCH_BUILDERS", "unix:///run/tflite-forge-docker2.sock unix:///var/run/docker.sock").split()
 ARCHES = "x86_64,aarch64,armhf,riscv64"
 
 
 def _matrix(args: list[str], env: dict) -> float:
-    started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "invoke", "fetch", "build", "package", f"--arch={ARCHES}", *args],
-                          cwd=REPO, env={**os.environ, **env}, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"the matrix failed: {(proc.stdout + proc.stderr).strip()[-600:]}")
-    return time.monotonic() - started
+    return timed_invoke(["fetch", "build", "package", f"--arch={ARCHES}", *args], env)
 
 
 def main() -> list[dict]:

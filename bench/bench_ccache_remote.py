@@ -30,18 +30,13 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import REPO, timed_invoke  # noqa: E402  (bench/ is not a package)
+
 RUNS = int(os.environ.get("BENCH_CCACHE_RUNS", "3"))
 ARCH = os.environ.get("BENCH_CCACHE_ARCH", "x86_64")
 
 
-def _forge(args: list[str], env: dict) -> float:
-    started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=REPO, env={**os.environ, **env},
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"invoke {' '.join(args)} failed: {proc.stderr.strip()[-400:]}")
-    return time.monotonic() - started
 
 
 def _redis(sock: Path, *words: str) -> bytes:
@@ -151,22 +146,22 @@ def main() -> list[dict]:
         try:
             with serve_directory(release.www_root) as base_url, _redis_server(sockets_dir) as sock:
                 common = [f"--rewrite=https://={base_url}"]
-                _forge(["lock", f"--recipe={recipe}", *common], base_env)
+                timed_invoke(["lock", f"--recipe={recipe}", *common], base_env)
                 own.write_text(text)
                 Path(f"{own}.lock").write_text(Path(f"{recipe}.lock").read_text())
                 args = ["build", f"--arch={ARCH}", f"--recipe={own}", *common]
                 remote = f"--ccache-remote=redis+unix://{sock}"
-                _forge(args, env_for("prepare"))   # builder image, working copies
+                timed_invoke(args, env_for("prepare"))   # builder image, working copies
                 key = next((root / "prepare" / "stamps").glob("*.json")).stem
                 volume = f"tflite-forge-ccache-{key}"
                 cold, warm, cold_compile, warm_compile, hits, stalled = [], [], [], [], [], []
                 for run in range(RUNS):
                     _redis(sock, "FLUSHALL")
                     ct.remove_volumes(engine, [volume])
-                    cold.append(_forge([*args, remote], env_for(f"cold{run}")))
+                    cold.append(timed_invoke([*args, remote], env_for(f"cold{run}")))
                     cold_compile.append(step_time(f"cold{run}"))
                     ct.remove_volumes(engine, [volume])
-                    warm.append(_forge([*args, remote], env_for(f"warm{run}")))
+                    warm.append(timed_invoke([*args, remote], env_for(f"warm{run}")))
                     warm_compile.append(step_time(f"warm{run}"))
                     counts = record(f"warm{run}")["ccache"]
                     if counts["misses"] or not counts["remote_hits"]:
@@ -175,14 +170,14 @@ def main() -> list[dict]:
                     if run == 0:
                         ct.remove_volumes(engine, [volume])
                         with _stalling_socket(sockets_dir / "stall.sock") as stall:
-                            stalled.append(_forge([*args, f"--ccache-remote=redis+unix://{stall}"], env_for("stalled")))
+                            stalled.append(timed_invoke([*args, f"--ccache-remote=redis+unix://{stall}"], env_for("stalled")))
                         stalled_compile = step_time("stalled")
                         stalled_counts = record("stalled")["ccache"]
         finally:
             for work in works:
                 if (work / "stamps").is_dir():
                     with contextlib.suppress(Exception):
-                        _forge(["clean", "--build"], {**base_env, "TFLITE_FORGE_WORK_DIR": str(work)})
+                        timed_invoke(["clean", "--build"], {**base_env, "TFLITE_FORGE_WORK_DIR": str(work)})
             if key:
                 ct.remove_volumes(engine, [f"tflite-forge-ccache-{key}"], keep_in_use=True)
     med = statistics.median
