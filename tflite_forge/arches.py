@@ -230,7 +230,7 @@ def _same_option(a: str, b: str) -> bool:
     return a == b
 
 
-# TFLite's own defaults for the options the known-bad rules look at (facts §2).
+# TFLite's own defaults (tensorflow/lite/CMakeLists.txt) for the options the known-bad rules look at.
 TFLITE_OPTION_DEFAULTS = {"TFLITE_ENABLE_XNNPACK": "ON"}
 
 

@@ -174,7 +174,7 @@ def merged_options(req: BuildRequest) -> dict[str, str]:
     return options
 
 
-def compiler_flags(req: BuildRequest, options: Mapping[str, str]) -> dict[str, str]:
+def compiler_flags() -> dict[str, str]:
     """CFLAGS/CXXFLAGS/LDFLAGS for configure: reproducible paths and build ids only.
 
     Given through the environment, CMake combines them with the toolchain file's *_INIT flags.
@@ -263,7 +263,7 @@ def plan_build(req: BuildRequest, compile_checks: tuple = ()) -> BuildPlan:
     launcher = ["-DCMAKE_C_COMPILER_LAUNCHER=ccache", "-DCMAKE_CXX_COMPILER_LAUNCHER=ccache"]
     base_env = (("SOURCE_DATE_EPOCH", str(req.source_date_epoch)), ("CCACHE_DIR", CCACHE),
                 ("CCACHE_BASEDIR", "/"), ("HOME", "/tmp"), ("LC_ALL", "C.UTF-8"), ("TZ", "UTC"))
-    flags_env = tuple(sorted(compiler_flags(req, options).items()))
+    flags_env = tuple(sorted(compiler_flags().items()))
     steps: list[Step] = []
     # The build's own writable copies of the dependency trees: exactly /src/deps, every run (files a
     # previous configure wrote are put back or removed), mtimes kept so ninja stays incremental.
@@ -744,12 +744,12 @@ def _drop_superseded_volumes(plan: BuildPlan, engine: ct.EngineConfig) -> None:
 
 # ---------------------------------------------------------------- the task
 
-def builder_user() -> tuple[str, str | None]:
-    """(--user, --userns): the caller's ids, or 1000:1000 when the caller is root."""
+def builder_user() -> str:
+    """The build's --user: the caller's ids, or 1000:1000 when the caller is root."""
     uid, gid = os.getuid(), os.getgid()
     if uid == 0:
-        return "1000:1000", None
-    return f"{uid}:{gid}", None
+        return "1000:1000"
+    return f"{uid}:{gid}"
 
 
 def _source_date_epoch(recipe, tree: Path) -> int:
@@ -869,7 +869,7 @@ def build_cell(settings, recipe, arch: Arch, engine: ct.EngineConfig, *, base_im
         deps.append(Dependency(name=name, cmake_variable=locked.cmake_variable, path=Path(path), sha256=locked.sha256,
                                patches=tuple(f"{n}:{digests[n]}" for n in touched)))
     resources = ct.host_resources(engine)
-    user, userns = builder_user()
+    user, userns = builder_user(), None
     if engine.name == "podman" and os.geteuid() != 0 and not engine.remote:
         user, userns = f"{os.getuid()}:{os.getgid()}", "keep-id"
     lock_sha256 = sha256_file(recipe.lock_path) if recipe.lock_path.exists() else None

@@ -197,7 +197,7 @@ def check_ccache_remote(settings: Settings) -> Iterable[Check]:
     remote = parse(settings.ccache_remote)
     problem, took = ping(remote.socket_path)
     if problem is None:
-        uid, _, gid = builder_user()[0].partition(":")
+        uid, _, gid = builder_user().partition(":")
         problem = connect_problem(remote.socket_path, int(uid), int(gid))
     if problem:
         yield Check("compile cache (remote)", FAIL, f"{remote.url}: {problem}",

@@ -1,7 +1,7 @@
 """How many compile jobs a build may run: cores, capped by memory. The one place for this rule.
 
 A TensorFlow Lite translation unit can take close to 2 GiB in cc1plus; too high a `-j`
-gets cc1plus OOM-killed (facts §5). So jobs = min(cores, memory // 2 GiB), at least 1.
+gets cc1plus OOM-killed (TensorFlow Lite's larger kernels need up to ~2 GiB per g++). So jobs = min(cores, memory // 2 GiB), at least 1.
 `--jobs N` (Settings.jobs) overrides. matrix (cells at once x jobs per cell) and doctor (the
 memory row) use `jobs_by_memory` / `default_jobs` / `host_memory_bytes` from here.
 """

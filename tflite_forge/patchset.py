@@ -146,8 +146,7 @@ class Edit:
     def render_replacement(self, version: str) -> str:
         major, minor, patch = (_vkey(version) + (0, 0, 0))[:3]
         text = self.replacement
-        for key, value in (("@TF_VERSION@", version), ("@TF_VERSION_MAJOR@", str(major)),
-                           ("@TF_VERSION_MINOR@", str(minor)), ("@TF_VERSION_PATCH@", str(patch))):
+        for key, value in zip(PLACEHOLDERS, (version, str(major), str(minor), str(patch))):
             text = text.replace(key, value)
         return text
 

@@ -1,4 +1,4 @@
-"""`invoke image` (runtime flavors): the blog's runtime stage done right, from a release tarball.
+"""`invoke image` (runtime flavors): the runtime stage tutorials write, done right, from a release tarball.
 
 Flavors (multi-stage; a `test` stage runs the smoke program, the final stage copies its
 stamp — so the final image cannot exist unless the test passed — and runs as non-root):

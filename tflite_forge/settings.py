@@ -178,7 +178,7 @@ def resolve(flags: Mapping[str, Any], config: Mapping[str, Any] | None = None,
     mirrors, msrc = pick("mirror", "mirrors")
     if isinstance(mirrors, str):
         mirrors = _split_list(mirrors)
-    rewrites, rsrc = pick("rewrite", "rewrites")
+    rewrites, _ = pick("rewrite", "rewrites")
     if isinstance(rewrites, str):
         rewrites = _split_list(rewrites)
     offline, _ = pick("offline")
@@ -223,7 +223,3 @@ def settings_from_context(ctx: Any, flags: Mapping[str, Any]) -> Settings:
     except AttributeError:
         section = {}
     return resolve(flags, dict(section))
-
-
-def iter_given(values: Iterable[Any] | None) -> list[Any]:
-    return [v for v in (values or []) if v not in (None, "")]

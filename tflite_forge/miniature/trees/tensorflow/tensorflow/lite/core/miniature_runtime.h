@@ -4,7 +4,7 @@
 // model's header (the "TFL3" identifier, schema version 3) and counts the
 // operators of its first subgraph, then treats the graph as a chain of ADD
 // nodes that each add the input once more: output = input * (operators + 1).
-// For the smoke model (two ADD nodes, facts §7) that is output = 3 * input,
+// For the smoke model (two ADD nodes: x + x, then + x) that is output = 3 * input,
 // the same numbers the real interpreter computes.
 #ifndef TENSORFLOW_LITE_CORE_MINIATURE_RUNTIME_H_
 #define TENSORFLOW_LITE_CORE_MINIATURE_RUNTIME_H_
