@@ -77,7 +77,8 @@ def fetch(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, 
           offline=False, jobs=None, ccache_remote=None, parallel=None, resume=False):
     """Download and verify the TensorFlow archive and every locked dependency into the cache."""
     from tflite_forge import fetch as fetch_mod
-    fetch_mod.run_fetch(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs, ccache_remote))
+    fetch_mod.run_fetch(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs,
+                                           ccache_remote))
 
 
 @stage(per_arch=False, all_="also pin what only other options reach (kernel tests, GPU headers, tools): "
@@ -86,7 +87,8 @@ def lock(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, m
          offline=False, jobs=None, ccache_remote=None, parallel=None, resume=False, all_=False):
     """Write <recipe>.lock: every tree the recipe's TFLite configuration downloads at configure time, with sha256."""
     from tflite_forge import lock as lock_mod
-    lock_mod.run_lock(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs, ccache_remote),
+    lock_mod.run_lock(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs,
+                                         ccache_remote),
                       everything=all_)
 
 
@@ -103,7 +105,8 @@ def patch(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, 
           offline=False, jobs=None, ccache_remote=None, parallel=None, resume=False, backend="cmake", dry_run=False):
     """Copy the unpacked trees to <work_dir>/src/<recipe>-<arch>/ and apply the recipe's patch sets, all or nothing."""
     from tflite_forge import patch_report
-    patch_report.run_patch(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs, ccache_remote),
+    patch_report.run_patch(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs,
+                                              ccache_remote),
                            backend=backend, dry_run=dry_run)
 
 
@@ -117,9 +120,11 @@ def patches(c, version=None, recipe=None, cache_dir=None, check=False):
     patch_report.run_patches(_settings(c, version=version, recipe=recipe, cache_dir=cache_dir), check=check)
 
 
-@forge_task(help=_help("engine", "cache-dir", "mirror", "rewrite", "offline", "ccache-remote"), iterable=SHARED_ITERABLE)
+@forge_task(help=_help("engine", "cache-dir", "mirror", "rewrite", "offline", "ccache-remote"),
+            iterable=SHARED_ITERABLE)
 def doctor(c, engine=None, cache_dir=None, mirror=None, rewrite=None, offline=False, ccache_remote=None):
-    """Check this host (engine, disk, memory, qemu/binfmt, cross compilers, cache, upstream, mirrors, compile cache); a fix for every failing row."""
+    """Check this host (engine, disk, memory, qemu/binfmt, cross compilers, cache, upstream, mirrors, shared compile
+    cache); a fix for every failing row."""
     from tflite_forge import doctor as doctor_mod
     from tflite_forge.errors import ConfigError
     failing = doctor_mod.run_doctor(_settings(c, engine=engine, cache_dir=cache_dir, mirror=mirror,
@@ -154,12 +159,13 @@ def selftest(c, engine=None, jobs=None, keep=False):
        cxx_shared="also build the C++ shared library libtensorflow-lite.so (-DBUILD_SHARED_LIBS=ON)",
        force="build even when the stamp says nothing changed")
 def build(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, mirror=None, rewrite=None,
-          offline=False, jobs=None, ccache_remote=None, parallel=None, resume=False, base_image=None, cxx_shared=False, force=False):
+          offline=False, jobs=None, ccache_remote=None, parallel=None, resume=False, base_image=None, cxx_shared=False,
+          force=False):
     """Build libtensorflowlite_c.so for --arch in a container with no network (fetches and patches first if needed)."""
     from tflite_forge import build as build_mod
     build_mod.run_build_task(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline,
-                                                jobs, ccache_remote), base_image=base_image, cxx_shared=cxx_shared, force=force,
-                             release=chain_releases())
+                                                jobs, ccache_remote), base_image=base_image, cxx_shared=cxx_shared,
+                             force=force, release=chain_releases())
 
 
 @forge_task(help=_help("engine", "cache-dir",
@@ -208,11 +214,13 @@ def verify(c, tarball, arch=None, glibc_max=None):
        interpreter="with --model: c-api (default: the packaged library, through a C program built against the "
                    "tarball) or tflite-runtime (the real interpreter from PyPI, in the arch's wheel runtime image)")
 def test(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, mirror=None, rewrite=None,
-         offline=False, jobs=None, ccache_remote=None, parallel=None, resume=False, no_cmake=False, model=None, input=None, runs=10,
+         offline=False, jobs=None, ccache_remote=None, parallel=None, resume=False, no_cmake=False, model=None, input=None,
+         runs=10,
          resize=False, interpreter="c-api"):
     """Smoke-test dist/'s tarballs on their target arch (natively or under qemu-user): {1, 3} -> {3, 9}; packages first if needed.
     With --model FILE: run that model through the packaged library instead and print what it computed."""
-    settings = _pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs, ccache_remote)
+    settings = _pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs,
+                                  ccache_remote)
     if model is None:
         from tflite_forge import smoke
         smoke.run_test(settings, cmake=not no_cmake)
@@ -235,10 +243,12 @@ def test(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, m
        debian_mirror="with --bootstrap: Debian archive debootstrap downloads from, and the base image's apt "
                      "sources (default http://deb.debian.org/debian)")
 def image(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, mirror=None, rewrite=None,
-          offline=False, jobs=None, ccache_remote=None, parallel=None, resume=False, flavor="minimal", builder=False, bootstrap=False,
+          offline=False, jobs=None, ccache_remote=None, parallel=None, resume=False, flavor="minimal", builder=False,
+          bootstrap=False,
           base_image=None, force=False, debian_suite=None, debian_mirror=None):
     """Build images: the runtime image for --arch (--flavor; its test stage runs the smoke program), or the builder / base image."""
-    settings = _pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs, ccache_remote)
+    settings = _pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs,
+                                  ccache_remote)
     if builder or bootstrap:
         from tflite_forge import image as image_mod
         image_mod.run_image(settings, bootstrap=bootstrap, base_image=base_image, force=force, arch=arch,
