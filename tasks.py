@@ -81,7 +81,8 @@ def fetch(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, 
           offline=False, jobs=None, ccache_remote=None, parallel=None, resume=False, builder=None):
     """Download and verify the TensorFlow archive and every locked dependency into the cache."""
     from tflite_forge import fetch as fetch_mod
-    fetch_mod.run_fetch(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs, builder, ccache_remote))
+    fetch_mod.run_fetch(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs,
+                                           builder, ccache_remote))
 
 
 @stage(per_arch=False, all_="also pin what only other options reach (kernel tests, GPU headers, tools): "
@@ -90,7 +91,8 @@ def lock(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, m
          offline=False, jobs=None, ccache_remote=None, parallel=None, resume=False, builder=None, all_=False):
     """Write <recipe>.lock: every tree the recipe's TFLite configuration downloads at configure time, with sha256."""
     from tflite_forge import lock as lock_mod
-    lock_mod.run_lock(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs, builder, ccache_remote),
+    lock_mod.run_lock(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs,
+                                         builder, ccache_remote),
                       everything=all_)
 
 
@@ -104,10 +106,12 @@ def mirror(c, dest, cache_dir=None):
 @stage(backend="build system the working copy is for: cmake (default) or bazel; edits say which they need",
        dry_run="print the unified diff the patch sets would apply (from the cache trees) and change nothing")
 def patch(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, mirror=None, rewrite=None,
-          offline=False, jobs=None, ccache_remote=None, parallel=None, resume=False, builder=None, backend="cmake", dry_run=False):
+          offline=False, jobs=None, ccache_remote=None, parallel=None, resume=False, builder=None,
+          backend="cmake", dry_run=False):
     """Copy the unpacked trees to <work_dir>/src/<recipe>-<arch>/ and apply the recipe's patch sets, all or nothing."""
     from tflite_forge import patch_report
-    patch_report.run_patch(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs, builder, ccache_remote),
+    patch_report.run_patch(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs,
+                                              builder, ccache_remote),
                            backend=backend, dry_run=dry_run)
 
 
@@ -160,7 +164,8 @@ def selftest(c, engine=None, jobs=None, keep=False):
        cxx_shared="also build the C++ shared library libtensorflow-lite.so (-DBUILD_SHARED_LIBS=ON)",
        force="build even when the stamp says nothing changed")
 def build(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, mirror=None, rewrite=None,
-          offline=False, jobs=None, ccache_remote=None, parallel=None, resume=False, builder=None, base_image=None, cxx_shared=False, force=False):
+          offline=False, jobs=None, ccache_remote=None, parallel=None, resume=False, builder=None,
+          base_image=None, cxx_shared=False, force=False):
     """Build libtensorflowlite_c.so for --arch in a container with no network (fetches and patches first if needed)."""
     from tflite_forge import build as build_mod
     build_mod.run_build_task(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline,
@@ -189,7 +194,8 @@ def clean(c, engine=None, build=False, images=False, cache=False, cache_dir=None
 @stage(sign="gpg key id: also write a detached, armoured dist/SHA256SUMS.asc",
        glibc_max="fail when the library needs a GLIBC_ symbol version above this (e.g. 2.31)")
 def package(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, mirror=None, rewrite=None,
-            offline=False, jobs=None, ccache_remote=None, parallel=None, resume=False, builder=None, sign=None, glibc_max=None):
+            offline=False, jobs=None, ccache_remote=None, parallel=None, resume=False, builder=None,
+            sign=None, glibc_max=None):
     """Pack the build output into dist/ (builds first if needed): tarball + -dbg, manifest, SBOM, SHA256SUMS; verified."""
     from tflite_forge import package as package_mod
     package_mod.run_package(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline,
@@ -215,11 +221,13 @@ def verify(c, tarball, arch=None, glibc_max=None):
        interpreter="with --model: c-api (default: the packaged library, through a C program built against the "
                    "tarball) or tflite-runtime (the real interpreter from PyPI, in the arch's wheel runtime image)")
 def test(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, mirror=None, rewrite=None,
-         offline=False, jobs=None, ccache_remote=None, parallel=None, resume=False, builder=None, no_cmake=False, model=None, input=None, runs=10,
+         offline=False, jobs=None, ccache_remote=None, parallel=None, resume=False, builder=None,
+         no_cmake=False, model=None, input=None, runs=10,
          resize=False, interpreter="c-api"):
     """Smoke-test dist/'s tarballs on their target arch (natively or under qemu-user): {1, 3} -> {3, 9}; packages first if needed.
     With --model FILE: run that model through the packaged library instead and print what it computed."""
-    settings = _pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs, builder, ccache_remote)
+    settings = _pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs,
+                                  builder, ccache_remote)
     if model is None:
         from tflite_forge import smoke
         smoke.run_test(settings, cmake=not no_cmake)
@@ -242,11 +250,13 @@ def test(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, m
        debian_mirror="with --bootstrap: Debian archive debootstrap downloads from, and the base image's apt "
                      "sources (default http://deb.debian.org/debian)")
 def image(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, mirror=None, rewrite=None,
-          offline=False, jobs=None, ccache_remote=None, parallel=None, resume=False, builder=None, flavor="minimal", builder_image=False,
+          offline=False, jobs=None, ccache_remote=None, parallel=None, resume=False, builder=None,
+          flavor="minimal", builder_image=False,
           bootstrap=False,
           base_image=None, force=False, debian_suite=None, debian_mirror=None):
     """Build images: the runtime image for --arch (--flavor; its test stage runs the smoke program), or the builder / base image."""
-    settings = _pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs, builder, ccache_remote)
+    settings = _pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs,
+                                  builder, ccache_remote)
     if builder_image or bootstrap:
         from tflite_forge import image as image_mod
         image_mod.run_image(settings, bootstrap=bootstrap, base_image=base_image, force=force, arch=arch,
