@@ -31,6 +31,7 @@ from typing import IO, Callable, Literal, Mapping, Sequence
 
 from .builders import BuilderSpec
 from .errors import EngineError
+from .jobs import host_memory_bytes
 
 Engine = Literal["docker", "podman"]
 ENGINES: tuple[Engine, ...] = ("docker", "podman")
@@ -232,8 +233,7 @@ def host_resources(engine: EngineConfig) -> HostResources:
     parts = proc.stdout.split()
     if proc.returncode == 0 and len(parts) == 2 and all(p.isdigit() for p in parts):
         return HostResources(cpus=int(parts[0]), memory_bytes=int(parts[1]))
-    return HostResources(cpus=os.cpu_count() or 1,
-                         memory_bytes=os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    return HostResources(cpus=os.cpu_count() or 1, memory_bytes=host_memory_bytes())   # the daemon would not say
 
 
 def engine_arch(engine: EngineConfig) -> str:

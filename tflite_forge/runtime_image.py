@@ -33,13 +33,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import image
 from .errors import ConfigError, EngineError, PackageError
 
 FLAVORS = ("minimal", "python", "wheel", "blog")
 USER = "65532:65532"                 # "nonroot", as distroless images number it
 PREFIX = "/opt/tflite"
 IMAGE_REPO = "tflite-forge/runtime"
-DEFAULT_BASE = "tflite-forge/debian-base:bookworm"
 WHEELS = ("tflite-runtime==2.14.0", "numpy<2")
 WHEEL_PYTHON = "3.11"                # bookworm's python3
 WHEEL_GLIBC = (2, 36)                # bookworm's glibc: the newest manylinux tag the base image runs
@@ -60,7 +60,8 @@ def image_tag(version: str, arch: str, flavor: str) -> str:
 
 
 def default_base_image(arch: Any) -> str:
-    return DEFAULT_BASE if arch.debian_arch == "amd64" else f"{DEFAULT_BASE}-{arch.debian_arch}"
+    """The base image `invoke image --bootstrap [--arch A]` makes for `arch` on this host (image.py names it)."""
+    return image.base_image_ref(arch)
 
 
 # ---------------------------------------------------------------- the root filesystem (host side, no emulation)
@@ -296,7 +297,7 @@ def build_runtime_image(engine: Any, tarball: Path, arch: Any, *, flavor: str = 
         raise ConfigError(f"--flavor {flavor!r}: expected one of {', '.join(FLAVORS[:3])}")
     base = base_image or default_base_image(arch)
     if flavor != "minimal" and ct.image_id(engine, base) is None:
-        hint = ("`invoke image --bootstrap`" if base == DEFAULT_BASE else
+        hint = ("`invoke image --bootstrap`" if base == image.DEFAULT_BASE_IMAGE else
                 f"`invoke image --bootstrap --arch {arch.name}` (debootstrap --arch={arch.debian_arch} under qemu), "
                 "or --base-image")
         raise EngineError(f"base image {base} is missing for --flavor {flavor}; make it with {hint}")

@@ -64,3 +64,12 @@ def test_wheel_platforms_cover_every_manylinux_tag_the_base_runs():
     tags = wheel_platforms(resolve_arch("aarch64"))
     assert tags[0] == "manylinux_2_36_aarch64" and "manylinux_2_34_aarch64" in tags   # tflite-runtime 2.14.0
     assert tags[-2:] == ["manylinux_2_17_aarch64", "manylinux2014_aarch64"]           # numpy 1.26
+
+
+def test_on_an_arm64_host_the_runtime_flavors_look_for_the_base_the_bootstrap_makes(monkeypatch):
+    """issue 12: runtime_image assumed an amd64 host; image.py asks the host. On an aarch64 host the
+    bootstrap makes tflite-forge/debian-base:bookworm for aarch64 and ...-amd64 for x86_64."""
+    monkeypatch.setattr(image, "host_debian_arch", lambda: "arm64")
+    arm64, amd64 = resolve_arch("aarch64"), resolve_arch("x86_64")
+    assert default_base_image(arm64) == image.base_image_ref(arm64) == image.DEFAULT_BASE_IMAGE
+    assert default_base_image(amd64) == image.base_image_ref(amd64) == "tflite-forge/debian-base:bookworm-amd64"
