@@ -42,7 +42,6 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterator, Mapping, Sequence, TextIO
 
-from filelock import FileLock, Timeout
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -55,7 +54,7 @@ from .download import ensure_free_space
 from .arches import Arch
 from .builders import parse_builders
 from .errors import BuildError, ConfigError, EngineError, PackageError
-from .fsutil import tree_digest, write_json_atomic
+from .fsutil import held_lock, swap_dir, tree_digest, write_json_atomic
 from .patchset import load_recipe_sets
 
 SRC = "/src/tensorflow"
@@ -636,13 +635,7 @@ def finish(plan: BuildPlan, info: dict) -> Path:
     info = dict(info, libraries=libraries(plan.staging_dir / "lib"))
     text = json.dumps(info, indent=2, sort_keys=True) + "\n"
     (plan.staging_dir / "build-info.json").write_text(text)
-    old = None
-    if plan.out_dir.exists():
-        old = plan.out_dir.with_name(f".old-{plan.out_dir.name}-{os.getpid()}")
-        os.replace(plan.out_dir, old)
-    os.replace(plan.staging_dir, plan.out_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    swap_dir(plan.staging_dir, plan.out_dir)
     return plan.out_dir
 
 
@@ -686,17 +679,9 @@ def cell_lock(plan: BuildPlan, *, on_wait: Callable[[], None] | None = None) -> 
     """Hold the cell's lock (waiting, and saying so, if another process has it); clear stale leftovers."""
     path = cell_lock_path(plan)
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(path))
-    try:
-        lock.acquire(timeout=0.5)
-    except Timeout:
-        (on_wait or (lambda: _say_waiting(plan)))()
-        lock.acquire()
-    try:
+    with held_lock(path, on_wait or (lambda: _say_waiting(plan))):
         remove_stale(plan)
         yield
-    finally:
-        lock.release()
 
 
 def run_build(plan: BuildPlan, engine: ct.EngineConfig, *, req: BuildRequest, image_id: str, info: dict,

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from filelock import FileLock, Timeout
 
 from .errors import ConfigError
+from .fsutil import held_lock
 
 HEX_RE = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1 << 20
@@ -121,17 +121,8 @@ class Cache:
     def locked(self, key: str, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
         """Hold the cross-process lock for one entry; call on_wait once if another process has it."""
         self.ensure_dirs()
-        lock = FileLock(str(self.root / "locks" / f"{key}.lock"))
-        try:
-            lock.acquire(timeout=0.5)
-        except Timeout:
-            if on_wait:
-                on_wait()
-            lock.acquire()
-        try:
+        with held_lock(self.root / "locks" / f"{key}.lock", on_wait):
             yield
-        finally:
-            lock.release()
 
     def install(self, tmp: Path, hex_: str) -> Path:
         """Move a fully written file whose sha256 is hex_ into sha256/ (fsync, then os.replace)."""

@@ -1,18 +1,23 @@
-"""Atomic file writes: the one way tflite-forge puts a file in place.
+"""Putting things in place: the one atomic file write, the one folder swap, the one waiting lock.
 
-A temp file beside the destination (same file system), written, fsynced, given its final mode,
-then renamed over the destination. A crash or an error leaves the old file or the new one,
-never a half-written one; the temp file is removed on any error.
+A file: a temp file beside the destination (same file system), written, fsynced, given its final
+mode, then renamed over the destination. A crash or an error leaves the old file or the new one,
+never a half-written one; the temp file is removed on any error. A folder: renamed into place, the
+old one renamed aside first and removed after, so the destination is never a mix of both.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
+
+from filelock import FileLock, Timeout
 
 
 def write_atomic(dest: str | os.PathLike[str], data: bytes | str, *, mode: int = 0o644) -> Path:
@@ -50,3 +55,41 @@ def tree_digest(root: Path) -> str:
             st = os.lstat(path)
             h.update(f"{os.path.relpath(path, root)}\0{st.st_size}\0{st.st_mode}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
+
+
+def _remove_quietly(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def swap_dir(new: Path, dest: Path, *, remove: Callable[[Path], None] = _remove_quietly) -> None:
+    """Put the folder `new` at `dest` by rename (same file system). An existing `dest` is renamed
+    aside first (.old-<name>-<pid>) and removed with `remove` after, so `dest` holds the old folder
+    or the new one, never a mix; `remove` also clears an aside left by a killed run of this process id."""
+    new, dest = Path(new), Path(dest)
+    old = None
+    if dest.exists() or dest.is_symlink():
+        old = dest.with_name(f".old-{dest.name}-{os.getpid()}")
+        if old.exists():
+            remove(old)
+        os.replace(dest, old)
+    os.replace(new, dest)
+    if old is not None:
+        remove(old)
+
+
+@contextlib.contextmanager
+def held_lock(path: Path, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold the cross-process lock file `path`; if another process has it, call on_wait once (to say
+    so) and wait for it."""
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0.5)
+    except Timeout:
+        if on_wait:
+            on_wait()
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+

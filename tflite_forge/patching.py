@@ -33,7 +33,7 @@ from typing import Iterable, Mapping
 
 from .difftools import apply_hunks, parse_unified_diff
 from .errors import PatchError
-from .fsutil import write_json_atomic
+from .fsutil import swap_dir, write_json_atomic
 from .patchset import DiffPatch, Edit, PatchSet, load_recipe_sets
 
 STAMP_FORMAT = 1
@@ -517,17 +517,10 @@ def prepare_sources(settings, sources, arch, backend: str = "cmake") -> Prepared
                 _copy_tree(src, tmp)
                 _write_all({_tree_path(tmp, rel, tree): text for rel, text in tree_changes.items()})
                 stamp_path.unlink(missing_ok=True)
-                old = None
-                if dest.exists():
-                    old = dest.with_name(f".old-{dest.name}-{os.getpid()}")
-                    _rmtree(old)
-                    os.replace(dest, old)
-                os.replace(tmp, dest)
+                swap_dir(tmp, dest, remove=_rmtree)
             except BaseException:
                 _rmtree(tmp)
                 raise
-            if old is not None:
-                _rmtree(old)
             write_json_atomic(stamp_path, {
                 "key": key,
                 "cache_tree": str(src),
