@@ -236,6 +236,17 @@ def host_resources(engine: EngineConfig) -> HostResources:
     return HostResources(cpus=os.cpu_count() or 1, memory_bytes=host_memory_bytes())   # the daemon would not say
 
 
+def engine_data_root(engine: EngineConfig) -> Path | None:
+    """Where this host's engine keeps images, containers and volumes, if that is a folder here (not
+    for a builder: its disk is its own)."""
+    if engine.remote:
+        return None
+    fmt = "{{.DockerRootDir}}" if engine.name == "docker" else "{{.Store.GraphRoot}}"
+    proc = _run(engine.argv("info", "--format", fmt), timeout=30)
+    path = Path(proc.stdout.strip()) if proc.returncode == 0 and proc.stdout.strip() else None
+    return path if path is not None and path.is_dir() else None
+
+
 def engine_arch(engine: EngineConfig) -> str:
     """The engine host's machine as Debian names it (amd64, arm64, ...), from the daemon; "" if unknown."""
     fmt = "{{.Architecture}}" if engine.name == "docker" else "{{.Host.Arch}}"

@@ -1,6 +1,7 @@
 """`invoke doctor`: is this host ready? One row per check, and a fix for every failing row.
 
-Checks: container engine (present, version, rights), every --builder (answers, jobs, arch), disk space,
+Checks: container engine (present, version, rights), every --builder (answers, jobs, arch), disk space
+(work dir by the build's own floor, cache, the engine's data root),
 memory, qemu + binfmt_misc, cross compilers, the cache dir, reachability of upstream and mirrors
 (after rewrites, so a site that reaches GitHub through a proxy is checked through that proxy), and
 the shared compile cache (--ccache-remote) when one is configured.
@@ -18,7 +19,7 @@ from .settings import Settings
 from .tables import Styled, print_table
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
-MIN_FREE_GIB = 10      # a real TensorFlow build tree with ccache needs several GB
+ENGINE_FREE_GIB = 10   # the engine's data root holds the build trees and ccache: a real 2.14 cell needs several GiB
 MIN_MEM_GIB = 4        # two compile jobs
 UPSTREAM_PROBE = "https://github.com/tensorflow/tensorflow"
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
@@ -84,11 +85,29 @@ def check_builders(settings: Settings) -> Iterable[Check]:
 
 
 def check_disk(settings: Settings) -> Iterable[Check]:
-    for label, path in (("disk (work dir)", settings.work_dir), ("disk (cache)", settings.cache_dir)):
-        free = _free_gib(Path(path).resolve())
-        status = OK if free >= MIN_FREE_GIB else FAIL
-        yield Check(label, status, f"{free:.1f} GiB free at {path}",
-                    "" if status == OK else f"free at least {MIN_FREE_GIB} GiB there, or point --cache-dir / TFLITE_FORGE_WORK_DIR elsewhere")
+    """Free space where each kind of file lives, against the rule that uses it: the work dir by the
+    build's own floor (it refuses to start below it), the cache by what a real release downloads,
+    and the engine's data root, where the build trees and the compiler cache are."""
+    from .build import min_build_free_bytes
+    from .container import engine_data_root, resolve_engine
+    from .errors import EngineError
+    floor = min_build_free_bytes() / 2**30
+    rows = [("disk (work dir)", Path(settings.work_dir), floor,
+             "free space there, point TFLITE_FORGE_WORK_DIR elsewhere, or lower TFLITE_FORGE_MIN_FREE_GIB"),
+            ("disk (cache)", Path(settings.cache_dir), 1.0,
+             "free space there or point --cache-dir / TFLITE_FORGE_CACHE at a larger disk")]
+    try:
+        root = engine_data_root(resolve_engine(settings.engine))
+    except EngineError:
+        root = None          # the engine row says why
+    if root is not None:
+        rows.append(("disk (engine data root)", root, ENGINE_FREE_GIB,
+                     "free space there, or move the engine's data root (dockerd --data-root, podman graphroot)"))
+    for label, path, need, fix in rows:
+        free = _free_gib(path.resolve())
+        status = OK if free >= need else FAIL
+        yield Check(label, status, f"{free:.1f} GiB free at {path} (needs {need:g} GiB)",
+                    "" if status == OK else f"free at least {need:g} GiB: {fix}")
 
 
 def check_memory(settings: Settings) -> Iterable[Check]:

@@ -49,3 +49,25 @@ def test_every_failing_row_has_a_fix(tmp_path):
     rows = run_checks(settings)
     assert any(r.status == FAIL for r in rows)
     assert all(r.fix for r in rows if r.status == FAIL)
+
+
+def test_disk_rows_use_the_rules_that_use_each_folder(tmp_path, monkeypatch):
+    """The work dir is judged by the build's own floor (it refuses below it), and the engine's data
+    root, where build trees and ccache live, has a row of its own (issue 12: doctor said 10 GiB for
+    the work dir while the build wanted 2, and checked no engine disk)."""
+    from tflite_forge.doctor import check_disk
+    from tflite_forge import container as ct
+    from tests.ci import unavailable
+    settings = resolve({"engine": "docker", "cache_dir": str(tmp_path / "cache")},
+                       {"work_dir": str(tmp_path / "work")}, {})
+    monkeypatch.setenv("TFLITE_FORGE_MIN_FREE_GIB", "0.5")
+    rows = {row.name: row for row in check_disk(settings)}
+    assert rows["disk (work dir)"].status == OK and "needs 0.5 GiB" in rows["disk (work dir)"].detail
+    monkeypatch.setenv("TFLITE_FORGE_MIN_FREE_GIB", "1000000")
+    rows = {row.name: row for row in check_disk(settings)}
+    assert rows["disk (work dir)"].status == FAIL and "TFLITE_FORGE_MIN_FREE_GIB" in rows["disk (work dir)"].fix
+    try:
+        root = ct.engine_data_root(ct.resolve_engine("docker"))
+    except Exception as err:  # no engine here: nothing to say about its disk
+        unavailable(f"docker is not usable here ({err}); run ci/setup-host.sh")
+    assert rows["disk (engine data root)"].detail.endswith(f"at {root} (needs 10 GiB)")
