@@ -928,17 +928,23 @@ def _kept_note(kept: Sequence[str]) -> str:
     return f"; kept {len(kept)} in use by a running build ({', '.join(kept)})" if kept else ""
 
 
-def _clean_volumes(engine: ct.EngineConfig, work: Path, *, build: bool, cache: bool) -> tuple[int, list[str]]:
-    """A builder's share of `invoke clean`: (volumes removed, volumes kept because a build uses them)."""
-    volumes: list[str] = []
-    if build:
-        volumes += ct.list_volumes(engine, (("io.tflite-forge.kind", "build"), ("io.tflite-forge.work", work_id(work))))
-        volumes += ct.list_volumes(engine, (("io.tflite-forge.kind", "build"), ("io.tflite-forge.host-tools", "1")))
-        volumes += ct.list_volumes(engine, (remote.SOURCE_KIND,)) + ct.list_volumes(engine, (remote.OUT_KIND,))
-    if cache:
-        volumes += ct.list_volumes(engine, (("io.tflite-forge.kind", "ccache"),))
+def _build_tree_volumes(engine: ct.EngineConfig, work: Path) -> list[str]:
+    """What `invoke clean --build` removes on an engine: this work dir's build and deps trees (another
+    checkout's are not ours to remove), and the shared host-tools trees, shipped trees and /out
+    volumes (caches or leftovers: the next build remakes them); the caller keeps those in use."""
+    return (ct.list_volumes(engine, (("io.tflite-forge.kind", "build"), ("io.tflite-forge.work", work_id(work))))
+            + ct.list_volumes(engine, (("io.tflite-forge.kind", "build"), ("io.tflite-forge.host-tools", "1")))
+            + ct.list_volumes(engine, (remote.SOURCE_KIND,)) + ct.list_volumes(engine, (remote.OUT_KIND,)))
+
+
+def _remove_unused(engine: ct.EngineConfig, volumes: list[str]) -> tuple[int, list[str]]:
+    """(volumes removed, volumes kept because a running build uses them)."""
     kept = ct.remove_volumes(engine, volumes, keep_in_use=True)
     return len(volumes) - len(kept), kept
+
+
+def _ccache_volumes(engine: ct.EngineConfig) -> list[str]:
+    return ct.list_volumes(engine, (("io.tflite-forge.kind", "ccache"),))
 
 
 def run_clean(settings, *, build: bool = False, images: bool = False, cache: bool = False) -> list[str]:
@@ -952,24 +958,19 @@ def run_clean(settings, *, build: bool = False, images: bool = False, cache: boo
     for spec in parse_builders(settings.builders):
         # A builder holds this work dir's build trees, the trees shipped to it and its compiler cache.
         far = ct.resolve_builder(spec)
-        removed, kept = _clean_volumes(far, work, build=build, cache=cache)
+        removed, kept = _remove_unused(far, (_build_tree_volumes(far, work) if build else [])
+                                       + (_ccache_volumes(far) if cache else []))
         said.append(f"on builder {far.title}: {removed} volume(s)" + _kept_note(kept))
     if build:
-        # This work dir's build and deps trees (another checkout's are not ours to remove), and the
-        # shared host-tools trees no running build uses (a cache: the next cross build remakes flatc).
-        volumes = ct.list_volumes(engine, (("io.tflite-forge.kind", "build"), ("io.tflite-forge.work", work_id(work))))
-        volumes += ct.list_volumes(engine, (("io.tflite-forge.kind", "build"), ("io.tflite-forge.host-tools", "1")))
-        volumes += ct.list_volumes(engine, (remote.SOURCE_KIND,)) + ct.list_volumes(engine, (remote.OUT_KIND,))
-        kept = ct.remove_volumes(engine, volumes, keep_in_use=True)
+        removed, kept = _remove_unused(engine, _build_tree_volumes(engine, work))
         for path in (work / "out", work / "stamps"):
             if path.exists():
                 shutil.rmtree(path)
-        said.append(f"build trees: {len(volumes) - len(kept)} {engine.name} volume(s), {work / 'out'}, {work / 'stamps'}"
+        said.append(f"build trees: {removed} {engine.name} volume(s), {work / 'out'}, {work / 'stamps'}"
                     + _kept_note(kept))
     if cache:
-        volumes = ct.list_volumes(engine, (("io.tflite-forge.kind", "ccache"),))
-        kept = ct.remove_volumes(engine, volumes, keep_in_use=True)
-        said.append(f"compiler cache: {len(volumes) - len(kept)} ccache volume(s)" + _kept_note(kept))
+        removed, kept = _remove_unused(engine, _ccache_volumes(engine))
+        said.append(f"compiler cache: {removed} ccache volume(s)" + _kept_note(kept))
     if images:
         from .image import builder_images
         refs = builder_images(engine)

@@ -194,6 +194,12 @@ def resolve_engine(requested: str | None = None) -> EngineConfig:
     raise EngineError(f"no usable container engine ({'; '.join(errors)}); {INSTALL_HINT}")
 
 
+def builder_config(spec: BuilderSpec, version: str = "") -> EngineConfig:
+    """The engine behind a --builder endpoint, as configuration only (nothing is asked of it)."""
+    return EngineConfig(name=spec.engine, binary=_which(spec.engine) or spec.engine,  # type: ignore[arg-type]
+                        version=version, flags=spec.flags, endpoint=spec.text)
+
+
 def resolve_builder(spec: BuilderSpec) -> EngineConfig:
     """The engine behind a --builder endpoint, checked to answer (one line if it does not)."""
     binary = _which(spec.engine)
@@ -204,8 +210,7 @@ def resolve_builder(spec: BuilderSpec) -> EngineConfig:
         raise EngineError(f"builder {spec.text} does not answer ({err}); start its daemon, check the address "
                           f"(`{spec.engine} {' '.join(spec.flags)} info`), or leave it out of --builder")
     check_version(spec.engine, version)  # type: ignore[arg-type]
-    return EngineConfig(name=spec.engine, binary=binary, version=version, flags=spec.flags,  # type: ignore[arg-type]
-                        endpoint=spec.text)
+    return builder_config(spec, version)
 
 
 def builder_answers(engine: EngineConfig, timeout: float = 20) -> bool:

@@ -58,7 +58,7 @@ def check_builders(settings: Settings) -> Iterable[Check]:
     from . import container as ct
     from .builders import parse_builders
     from .errors import EngineError
-    from .jobs import jobs_by_memory
+    from .jobs import default_jobs
     home_arch = None
     try:
         home_arch = ct.engine_arch(ct.resolve_engine(settings.engine))
@@ -76,7 +76,7 @@ def check_builders(settings: Settings) -> Iterable[Check]:
         res = ct.host_resources(engine)
         arch = ct.engine_arch(engine)
         detail = (f"{engine.name} {engine.version}, {arch}, {res.cpus} CPUs, {res.memory_bytes / 2**30:.1f} GiB: "
-                  f"up to {min(res.cpus, jobs_by_memory(res.memory_bytes))} compile jobs")
+                  f"up to {default_jobs(res.cpus, res.memory_bytes)} compile jobs")
         if home_arch and arch != home_arch:
             yield Check(name, FAIL, detail + f"; this host's engine is {home_arch}",
                         "builder images are made here and loaded there: use builders of this host's architecture")

@@ -20,7 +20,6 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -312,10 +311,5 @@ def _run_on_builders(states: list[CellState], builders: Sequence[str], chain_arg
 
 def builder_answers(builder: str) -> bool:
     """Whether the daemon behind a --builder endpoint still answers."""
-    spec = parse_builder(builder)
-    binary = shutil.which(spec.engine)
-    if binary is None:
-        return False
-    return ct.builder_answers(ct.EngineConfig(name=spec.engine, binary=binary, flags=spec.flags,  # type: ignore[arg-type]
-                                              endpoint=spec.text))
+    return ct.builder_answers(ct.builder_config(parse_builder(builder)))
 
