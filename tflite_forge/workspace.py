@@ -1,0 +1,124 @@
+"""Where everything lives: one frozen `Workspace` owns every path of the work dir, the dist dir and
+the download cache, and one `Cell` names what a stage works on (one recipe on one arch).
+
+    <work_dir>/src/<cell>/                  patched working copies (patching)
+    <work_dir>/out/<cell>/                  build output: lib/, build-info.json (build)
+    <work_dir>/out/.staging-<key>/          a build in progress; swapped into out/<cell>/ on success
+    <work_dir>/out/.<cell>.lock             one build of a cell at a time
+    <work_dir>/stamps/<key>.json            what the last build of a key was made from (no-op check)
+    <work_dir>/logs/build-<cell>.log        the build's log; .run.json beside it (ccache counts)
+    <work_dir>/logs/image-<arch>-<engine>.log, logs/matrix/<slug>.log
+    <work_dir>/images/                      docker-archive files of imported base images
+    <dist_dir>/<stem>.tar.gz, SHA256SUMS    releases; <dist_dir>/.cells/<slug>.json (--resume)
+    <cache_dir>/sha256/<hex>                verified downloads; trees/<hex>/ unpacked; wheels/<platform>/
+
+No other module spells these out: a layout change is a change here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .cache import Cache
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One recipe on one arch: the unit every stage after fetch works on."""
+
+    recipe: Any   # recipe.Recipe
+    arch: Any     # arches.Arch
+
+    @property
+    def name(self) -> str:
+        """'<recipe label>-<arch>', the folder name of the cell in src/, out/ and logs/."""
+        return f"{self.recipe.label}-{self.arch.name}"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    work_dir: Path
+    dist_dir: Path
+    cache_dir: Path
+
+    @classmethod
+    def of(cls, settings: Any) -> "Workspace":
+        """The workspace of resolved `Settings` (or anything with work_dir, dist_dir, cache_dir)."""
+        return cls(work_dir=Path(settings.work_dir), dist_dir=Path(settings.dist_dir),
+                   cache_dir=Path(settings.cache_dir))
+
+    # ------------------------------------------------------------ work dir
+    def src(self, cell: Cell) -> Path:
+        return self.work_dir / "src" / cell.name
+
+    def src_tensorflow(self, cell: Cell) -> Path:
+        return self.src(cell) / "tensorflow"
+
+    def src_dependency(self, cell: Cell, name: str) -> Path:
+        return self.src(cell) / "deps" / name
+
+    @property
+    def out_root(self) -> Path:
+        return self.work_dir / "out"
+
+    def out(self, cell: Cell) -> Path:
+        return self.out_root / cell.name
+
+    def build_info(self, cell: Cell) -> Path:
+        return self.out(cell) / "build-info.json"
+
+    def staging(self, key: str) -> Path:
+        return self.out_root / f".staging-{key}"
+
+    def cell_lock(self, cell: Cell) -> Path:
+        return self.out_root / f".{cell.name}.lock"
+
+    @property
+    def stamps(self) -> Path:
+        return self.work_dir / "stamps"
+
+    def stamp(self, key: str) -> Path:
+        return self.stamps / f"{key}.json"
+
+    @property
+    def logs(self) -> Path:
+        return self.work_dir / "logs"
+
+    def build_log(self, cell: Cell) -> Path:
+        return self.logs / f"build-{cell.name}.log"
+
+    def run_record(self, cell: Cell) -> Path:
+        """What the last run of the cell did (ccache hits), beside its log; never packaged."""
+        return self.build_log(cell).with_suffix(".run.json")
+
+    def image_log(self, arch_name: str, engine_name: str) -> Path:
+        return self.logs / f"image-{arch_name}-{engine_name}.log"
+
+    @property
+    def matrix_logs(self) -> Path:
+        return self.logs / "matrix"
+
+    @property
+    def images(self) -> Path:
+        return self.work_dir / "images"
+
+    # ------------------------------------------------------------ dist dir
+    def cell_marker(self, slug: str) -> Path:
+        """--resume's record of a finished matrix cell."""
+        return self.dist_dir / ".cells" / f"{slug}.json"
+
+    def release(self, file_name: str) -> Path:
+        return self.dist_dir / file_name
+
+    # ------------------------------------------------------------ cache
+    @property
+    def cache(self) -> Cache:
+        return Cache(self.cache_dir)
+
+    def cached_tree(self, sha256: str) -> Path:
+        return self.cache.trees / sha256
+
+    def wheels(self, platform: str) -> Path:
+        return self.cache_dir / "wheels" / platform
