@@ -22,9 +22,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .resources import TOOLCHAINS_DIR
 from .errors import ConfigError
 
-TOOLCHAINS_DIR = Path(__file__).resolve().parent.parent / "toolchains"
 
 # ELF header flags checked on armhf / riscv64 outputs (values from the psABIs).
 EF_ARM_EABI_VER5 = 0x05000000

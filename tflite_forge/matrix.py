@@ -30,6 +30,7 @@ from typing import Callable, Sequence
 
 from rich.live import Live
 
+from .resources import CHECKOUT as PROJECT_ROOT
 from . import __version__
 from . import container as ct
 from .builders import parse_builder
@@ -37,7 +38,6 @@ from .errors import ConfigError
 from .jobs import default_jobs, host_memory_bytes
 from .tables import Styled, console_for, print_table, rich_table
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)

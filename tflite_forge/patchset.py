@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from .resources import PATCHES_DIR
 from ._toml import check_keys, expect, load_toml, require
 from .errors import PatchError
 
-PATCHES_DIR = Path(__file__).resolve().parent.parent / "patches"
 
 BACKENDS = ("cmake", "bazel")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .resources import RECIPES_DIR
 from ._toml import check_keys, expect, load_toml, require
 from .errors import RecipeError
 from .urls import url_problem
@@ -26,7 +27,6 @@ from .urls import url_problem
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 VERSION_RE = re.compile(r"^\d+\.\d+\.\d+([-.+][0-9A-Za-z.-]+)?$")
 
-RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
 
 SOURCE_KEYS = ("name", "version", "urls", "sha256", "strip_prefix")
 # What a recipe without [build].patch_sets gets; `patch_sets = []` opts out of every set.

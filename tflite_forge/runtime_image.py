@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .resources import SMOKE_DIR
 from . import image
 from .errors import ConfigError, EngineError, PackageError
 
@@ -44,7 +45,6 @@ WHEELS = ("tflite-runtime==2.14.0", "numpy<2")
 WHEEL_PYTHON = "3.11"                # bookworm's python3
 WHEEL_GLIBC = (2, 36)                # bookworm's glibc: the newest manylinux tag the base image runs
 MINIMAL_LIMIT = 20 * 1000 * 1000
-SMOKE_DIR = Path(__file__).resolve().parent.parent / "smoke"
 
 
 @dataclass(frozen=True)

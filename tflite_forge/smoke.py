@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .resources import SMOKE_DIR
 from .errors import PackageError
 
-SMOKE_DIR = Path(__file__).resolve().parent.parent / "smoke"
 OK_LINE = "smoke: ok: {1, 3} -> {3, 9}"
 
 
