@@ -97,7 +97,7 @@ def apply_hunks(text: str, diff: FileDiff, *, reverse: bool = False) -> str | No
     """Apply every hunk exactly (context must match; the position may move). None if any hunk fails."""
     lines = text.splitlines(keepends=True)
     trailing_nl = text.endswith("\n") or not text
-    bare = [l.rstrip("\n").rstrip("\r") for l in lines]
+    bare = [line.rstrip("\n").rstrip("\r") for line in lines]
     offset = 0
     out_bare = list(bare)
     for h in diff.hunks:

@@ -29,12 +29,18 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
+from filelock import FileLock
+
+from .arches import resolve_arch
+from .cache import Cache
 from .difftools import apply_hunks, parse_unified_diff
-from .errors import PatchError
+from .errors import ConfigError, PatchError
 from .fsutil import swap_dir, write_json_atomic
-from .patchset import DiffPatch, Edit, PatchSet, load_recipe_sets
+from .lock import load_lock
+from .patchset import BACKENDS, DiffPatch, Edit, PatchSet, load_recipe_sets
+from .workspace import Cell, Workspace
 
 STAMP_FORMAT = 1
 TREE_TF = "tensorflow"
@@ -205,8 +211,8 @@ def _evaluate_edit(st: Staging, edit: Edit) -> EntryResult:
 
 def _evaluate_patch(st: Staging, patch: DiffPatch) -> EntryResult:
     diffs = parse_unified_diff(patch.text, source=str(patch.path))
-    base = dict(set_name=patch.set_name, entry_id=patch.id, kind="patch", tree=patch.tree,
-                files=tuple(d.path for d in diffs), expected="all hunks")
+    base: dict[str, Any] = dict(set_name=patch.set_name, entry_id=patch.id, kind="patch", tree=patch.tree,
+                                files=tuple(d.path for d in diffs), expected="all hunks")
     new_texts: dict[str, str] = {}
     reversed_ok = True
     for d in diffs:
@@ -221,7 +227,7 @@ def _evaluate_patch(st: Staging, patch: DiffPatch) -> EntryResult:
         if result is None:
             if apply_hunks(text or "", d, reverse=True) is None:
                 first = d.hunks[0]
-                ctx = nearest_lines(text or "", re.escape(next((l for l in first.old_lines if l.strip()), "")), [])
+                ctx = nearest_lines(text or "", re.escape(next((line for line in first.old_lines if line.strip()), "")), [])
                 return EntryResult(**base, status="drift", found=0,
                                    detail=f"{d.path}: hunk at line {first.old_start} does not match; {ctx}")
             continue  # this file already has the change
@@ -297,11 +303,11 @@ def _write_all(changes: Mapping[Path, str]) -> None:
         for dest, text in changes.items():
             mode = dest.stat().st_mode & 0o7777 if dest.exists() else 0o644
             dest.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-            temps.append((Path(tmp), dest))
+            fd, temp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+            temps.append((Path(temp_name), dest))
             with os.fdopen(fd, "wb") as fh:
                 fh.write(text.encode("utf-8", errors="surrogateescape"))
-            os.chmod(tmp, mode | 0o200)
+            os.chmod(temp_name, mode | 0o200)
         for tmp, dest in temps:
             if os.path.lexists(dest):
                 if dest.is_dir() and not dest.is_symlink():
@@ -319,19 +325,20 @@ def _write_all(changes: Mapping[Path, str]) -> None:
     except BaseException:
         for dest in reversed(replaced):
             with contextlib.suppress(OSError):
-                if backups[dest] is not None:
-                    os.replace(backups.pop(dest), dest)
+                original = backups.pop(dest)
+                if original is not None:
+                    os.replace(original, dest)
                 else:
                     dest.unlink()
         for tmp, _ in temps:
             tmp.unlink(missing_ok=True)
-        for backup in backups.values():
-            if backup is not None:
-                backup.unlink(missing_ok=True)
+        for link in backups.values():
+            if link is not None:
+                link.unlink(missing_ok=True)
         raise
-    for backup in backups.values():
-        if backup is not None:
-            backup.unlink(missing_ok=True)
+    for link in backups.values():
+        if link is not None:
+            link.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -469,15 +476,10 @@ def prepare_sources(settings, sources, arch, backend: str = "cmake") -> Prepared
     `sources` is fetch.ensure_sources()'s result: .recipe, .tensorflow (cache tree) and
     .dependencies {name: LockedTree(dependency, tree)}. The cache is only read.
     """
-    from filelock import FileLock
-
-    from .arches import resolve_arch
-    from .errors import ConfigError
-    from .patchset import BACKENDS
-
     if backend not in BACKENDS:
         raise ConfigError(f"--backend {backend!r}: expected one of {', '.join(BACKENDS)}")
-    arch_name = resolve_arch(arch).name
+    arch_row = resolve_arch(arch)
+    arch_name = arch_row.name
     recipe = sources.recipe
     version = recipe.version
     sets = load_recipe_sets(recipe)
@@ -488,7 +490,7 @@ def prepare_sources(settings, sources, arch, backend: str = "cmake") -> Prepared
         if not path.is_dir():
             raise PatchError(f"{tree} tree {path} is missing from the cache; run `invoke fetch --version {version}`")
 
-    root = Path(settings.work_dir) / "src" / f"{recipe.label}-{arch_name}"
+    root = Workspace.of(settings).src(Cell(recipe, arch_row))
     root.mkdir(parents=True, exist_ok=True)
     set_ids = [(ps.name, ps.digest) for ps in sets]
     with FileLock(str(root / ".lock")):
@@ -536,12 +538,10 @@ def prepare_sources(settings, sources, arch, backend: str = "cmake") -> Prepared
 
 def plan_diff(sources, arch, backend: str = "cmake") -> str:
     """The unified diff prepare_sources would apply (read from the cache trees; nothing written)."""
-    from .arches import resolve_arch
-
     arch_name = resolve_arch(arch).name
     recipe = sources.recipe
     sets = load_recipe_sets(recipe)
-    trees = {TREE_TF: Path(sources.tensorflow), **{n: Path(l.tree) for n, l in sources.dependencies.items()}}
+    trees = {TREE_TF: Path(sources.tensorflow), **{n: Path(dep.tree) for n, dep in sources.dependencies.items()}}
     st, results = evaluate(trees, sets, version=recipe.version, arch=arch_name, backend=backend)
     err = _drift_error(results, sets, recipe.version)
     if err:
@@ -566,20 +566,17 @@ class RecipeCheck:
 def cached_trees(cache_dir: Path, recipe) -> tuple[dict[str, Path], str]:
     """Trees of a recipe already unpacked in the cache, and a note on what is missing."""
     trees: dict[str, Path] = {}
-    tf = Path(cache_dir) / "trees" / recipe.source.sha256
+    cache = Cache(Path(cache_dir))
+    tf = cache.trees / recipe.source.sha256
     if not tf.is_dir():
         return trees, f"archive not fetched (run `invoke fetch --version {recipe.version}`)"
     trees[TREE_TF] = tf
     notes = []
-    try:
-        from .lock import load_lock
-    except ImportError:  # the lock step is not installed: TensorFlow's own tree only
-        return trees, "no lock support: dependency edits not checked"
     lock_path = recipe.lock_path
     if not Path(lock_path).is_file():
         return trees, f"not locked (run `invoke lock --version {recipe.version}`): dependency edits not checked"
     for dep in load_lock(lock_path).dependencies:
-        d = Path(cache_dir) / "trees" / dep.sha256
+        d = cache.trees / dep.sha256
         if d.is_dir():
             trees[dep.name] = d
         else:

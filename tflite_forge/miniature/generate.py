@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 import tomli_w
 
 from ..fsutil import write_atomic
+from . import bazel
 
 # Pins of the fixture's dependencies. The commits are made up (sha1 of a label), shaped like
 # the real pins: XNNPACK by commit, flatbuffers by tag, pthreadpool and FP16 by commit.
@@ -208,13 +209,7 @@ def _github_top_folder(repo: str, ref: str) -> str:
 
 
 def _bazel_files(version: str) -> dict[str, bytes]:
-    """The Bazel files carrying -mfpu=neon and -O2 (tflite_forge.miniature.bazel, when present)."""
-    try:
-        from . import bazel
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}.bazel":
-            raise
-        return {}
+    """The Bazel files carrying -mfpu=neon and -O2 (tflite_forge.miniature.bazel)."""
     files = bazel.bazel_files(version)
     out = {}
     for rel, text in files.items():
