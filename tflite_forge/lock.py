@@ -31,21 +31,20 @@ import re
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Mapping
+from typing import Callable, Iterable, Mapping
+
+import tomli_w
 
 from . import __version__
 from ._toml import check_keys, expect, load_toml, require
-from .arches import ARCHES, default_cmake_options, host_arch, resolve_arch
+from .arches import ARCHES, Arch, default_cmake_options, host_arch, resolve_arch
 from .cmake_scan import Declaration, check_condition, condition_text, declarations, evaluate_condition, reach
 from .errors import ChecksumError, LockError
+from .fetch import Fetcher, fetch_recipe_archive
 from .fsutil import write_atomic
-from .recipe import SHA256_RE, select_recipes
-
-if TYPE_CHECKING:
-    from .arches import Arch
-    from .fetch import Fetcher
-    from .recipe import Recipe
-    from .settings import Settings
+from .recipe import SHA256_RE, Recipe, recipe_flag, select_recipes
+from .settings import Settings
+from .unpack import top_folder, unpack_archive
 
 # Test downloads in dependency trees (XNNPACK's DownloadGoogleTest.cmake ...): TFLite turns those tests
 # off. TensorFlow's own test modules (googletest, google_benchmark under TFLITE_KERNEL_TEST) are
@@ -197,7 +196,6 @@ def _check_when(path: Path, where: str, when: str) -> None:
 
 
 def dump_lock(lock: Lock) -> str:
-    import tomli_w
     head: dict = {"archive_sha256": lock.archive_sha256, "generated_by": lock.generated_by, "scope": lock.scope}
     if lock.option_defaults:
         head["option_defaults"] = dict(lock.option_defaults)
@@ -221,24 +219,19 @@ def write_lock(lock: Lock) -> Path:
     return write_atomic(lock.path, dump_lock(lock))
 
 
-def _lock_flag(recipe: "Recipe") -> str:
-    from .fetch import _recipe_flag
-    return _recipe_flag(recipe)
-
-
-def read_recipe_lock(recipe: "Recipe") -> Lock:
+def read_recipe_lock(recipe: Recipe) -> Lock:
     """The recipe's lock, checked to belong to the recipe's archive."""
     if not recipe.lock_path.is_file():
         raise LockError(f"{recipe.label} has no dependency lock ({recipe.lock_path}); run "
-                        f"`invoke lock {_lock_flag(recipe)}` first")
+                        f"`invoke lock {recipe_flag(recipe)}` first")
     lock = load_lock(recipe.lock_path)
     if lock.archive_sha256 != recipe.source.sha256:
         raise LockError(f"{recipe.lock_path} was generated from archive {lock.archive_sha256[:12]}..., but the recipe "
-                        f"pins {recipe.source.sha256[:12]}...; rerun `invoke lock {_lock_flag(recipe)}`")
+                        f"pins {recipe.source.sha256[:12]}...; rerun `invoke lock {recipe_flag(recipe)}`")
     return lock
 
 
-def lock_status(recipe: "Recipe") -> tuple[Lock | None, str]:
+def lock_status(recipe: Recipe) -> tuple[Lock | None, str]:
     try:
         return read_recipe_lock(recipe), ""
     except LockError as exc:
@@ -288,7 +281,7 @@ def _holds(when: str, configs: list[dict[str, str]]) -> bool:
     return any(evaluate_condition(when, env) for env in configs)
 
 
-def needed(dependencies: "Lock | Iterable[LockedDependency]", cmake_options: Mapping[str, object], *,
+def needed(dependencies: Lock | Iterable[LockedDependency], cmake_options: Mapping[str, object], *,
            processors: Iterable[str | None] | None = None,
            option_defaults: Iterable[tuple[str, str]] | None = None) -> tuple[LockedDependency, ...]:
     """The locked dependencies a build with these options downloads at configure time, in lock order.
@@ -305,14 +298,14 @@ def needed(dependencies: "Lock | Iterable[LockedDependency]", cmake_options: Map
     return tuple(d for d in deps if _holds(d.when, configs))
 
 
-def missing(lock: "Lock", cmake_options: Mapping[str, object], *,
+def missing(lock: Lock, cmake_options: Mapping[str, object], *,
             processors: Iterable[str | None] | None = None) -> tuple[SkippedDependency, ...]:
     """Trees these options need that the lock skipped (it was made for other options)."""
     configs = _configurations(cmake_options, lock.option_defaults, processors)
     return tuple(d for d in lock.skipped if _holds(d.when, configs))
 
 
-def require_needed(lock: "Lock", cmake_options: Mapping[str, object], *,
+def require_needed(lock: Lock, cmake_options: Mapping[str, object], *,
                    processors: Iterable[str | None] | None = None) -> tuple[LockedDependency, ...]:
     """needed(), or a LockError naming what these options need that the lock did not pin."""
     absent = missing(lock, cmake_options, processors=processors)
@@ -323,7 +316,7 @@ def require_needed(lock: "Lock", cmake_options: Mapping[str, object], *,
     return needed(lock, cmake_options, processors=processors)
 
 
-def build_processors(arch: "Arch", host: "Arch | str | None" = None) -> tuple[str, ...]:
+def build_processors(arch: Arch, host: Arch | str | None = None) -> tuple[str, ...]:
     """CMAKE_SYSTEM_PROCESSOR of every configure one build of `arch` runs: the target's, and for a
     cross build also the host's (its host-tools configure; x86_64's reaches neon2sse)."""
     procs = [arch.cmake_system_processor]
@@ -333,7 +326,7 @@ def build_processors(arch: "Arch", host: "Arch | str | None" = None) -> tuple[st
     return tuple(procs)
 
 
-def recipe_configurations(recipe: "Recipe") -> list[tuple[dict[str, str], str]]:
+def recipe_configurations(recipe: Recipe) -> list[tuple[dict[str, str], str]]:
     """(options, CMAKE_SYSTEM_PROCESSOR) of every build of the recipe: its options over each arch's defaults."""
     own = {k: cmake_value(v) for k, v in recipe.build.cmake_options}
     out = []
@@ -344,7 +337,7 @@ def recipe_configurations(recipe: "Recipe") -> list[tuple[dict[str, str], str]]:
     return out
 
 
-def _needed_by_recipe(when: str, recipe: "Recipe", defaults: Iterable[tuple[str, str]]) -> bool:
+def _needed_by_recipe(when: str, recipe: Recipe, defaults: Iterable[tuple[str, str]]) -> bool:
     return any(_holds(when, _configurations(options, defaults, [proc]))
                for options, proc in recipe_configurations(recipe))
 
@@ -400,13 +393,17 @@ def declaration_files(root: Path, declared_by: str) -> list[Path]:
     return sorted((root / "cmake").glob("Download*.cmake"), key=_download_order)
 
 
-def scan_tree(root: Path, declared_by: str, note=lambda message: None) -> list[tuple[str, Declaration]]:
+def _silent(_message: str) -> None:
+    pass
+
+
+def scan_tree(root: Path, declared_by: str, note: Callable[[str], None] = _silent) -> list[tuple[str, Declaration]]:
     """Every download declared in one unpacked tree, without fetching anything: (relative file,
     declaration) in the order the lock considers them. TensorFlow's modules see TF_SOURCE_DIR as
     tensorflow/lite/CMakeLists.txt sets it, so pins read from Bazel files resolve inside the tree."""
     preset = {"TENSORFLOW_SOURCE_DIR": str(root), "TF_SOURCE_DIR": str(root / "tensorflow")} \
         if declared_by == "tensorflow" else {}
-    found = []
+    found: list[tuple[str, Declaration]] = []
     for path in declaration_files(root, declared_by):
         rel = path.relative_to(root).as_posix()
         try:
@@ -441,7 +438,7 @@ def _check_upstream_hash(decl: Declaration, url: str, path: Path, actual_sha256:
                         f"expected {algo} {expected}, got {got}; the upstream pin and the bytes disagree")
 
 
-def tensorflow_conditions(root: Path, recipe: "Recipe") -> tuple[dict[tuple[str, int], str], dict[str, str]]:
+def tensorflow_conditions(root: Path, recipe: Recipe) -> tuple[dict[tuple[str, int], str], dict[str, str]]:
     """{(file, line): when} for every download declaration the recipe's CMake project reaches, and
     the defaults of the options those conditions name."""
     preset = {"TENSORFLOW_SOURCE_DIR": str(root), "TF_SOURCE_DIR": str(root / "tensorflow"),
@@ -455,11 +452,8 @@ def tensorflow_conditions(root: Path, recipe: "Recipe") -> tuple[dict[tuple[str,
     return conditions, {k: v for k, v in found.defaults.items() if k in named}
 
 
-def generate_lock(fetcher: "Fetcher", recipe: "Recipe", *, everything: bool = False) -> Lock:
+def generate_lock(fetcher: Fetcher, recipe: Recipe, *, everything: bool = False) -> Lock:
     """Pin what the recipe's configurations download (everything=True: every declared download)."""
-    from .fetch import fetch_recipe_archive
-    from .unpack import top_folder, unpack_archive
-
     src = recipe.source
     archive = fetch_recipe_archive(fetcher, recipe)
     tf_root = unpack_archive(archive, fetcher.cache, src.sha256, src.strip_prefix)
@@ -533,17 +527,16 @@ def generate_lock(fetcher: "Fetcher", recipe: "Recipe", *, everything: bool = Fa
                                            when=when, license_file=decl.license_file or ""))
             by_name[name] = by_var[var] = f"{declared_by}:{rel}"
             queue.append((name, tree, when))
-    named = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", " ".join(d.when for d in (*locked, *skipped))))
+    whens = [d.when for d in locked] + [d.when for d in skipped]
+    named = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", " ".join(whens)))
     return Lock(path=recipe.lock_path, archive_sha256=src.sha256, generated_by=f"tflite-forge {__version__}",
                 dependencies=tuple(locked), scope="all" if everything else "recipe",
                 option_defaults=tuple(sorted((k, v) for k, v in defaults.items() if k in named)),
                 skipped=tuple(skipped))
 
 
-def run_lock(settings: "Settings", *, fetcher: "Fetcher | None" = None, everything: bool = False) -> list[Lock]:
+def run_lock(settings: Settings, *, fetcher: Fetcher | None = None, everything: bool = False) -> list[Lock]:
     """`invoke lock` (`--all`: everything=True): generate and write <recipe>.lock for the selected recipe(s)."""
-    from .fetch import Fetcher
-
     fetcher = fetcher or Fetcher.from_settings(settings)
     written = []
     try:

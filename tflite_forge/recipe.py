@@ -201,3 +201,10 @@ def select_recipes(*, version: str | None = None, recipe: str | Path | None = No
     if version == "all":
         return available_recipes(recipes_dir)
     return [select_recipe(version=v.strip(), recipes_dir=recipes_dir) for v in version.split(",") if v.strip()]
+
+
+def recipe_flag(recipe: Recipe, recipes_dir: Path = RECIPES_DIR) -> str:
+    """How a command line names this recipe: `--version V` for a bundled one, else `--recipe PATH`."""
+    if recipe.path.parent == recipes_dir.resolve():
+        return f"--version {recipe.version}"
+    return f"--recipe {recipe.path}"

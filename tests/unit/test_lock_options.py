@@ -1,5 +1,5 @@
 """Which options bring a download in: the reach walk over a CMake project, the `when` a lock records,
-lock.needed(), and fetch.ensure_sources(options=...) on the miniature served from 127.0.0.1."""
+lock.needed(), and sources.ensure_sources(options=...) on the miniature served from 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -12,13 +12,14 @@ import pytest
 from tflite_forge.cmake_scan import condition_text, evaluate_condition, reach
 from tflite_forge.download import FetchPolicy
 from tflite_forge.errors import FetchError, LockError
-from tflite_forge.fetch import Fetcher, ensure_sources
+from tflite_forge.fetch import Fetcher
 from tflite_forge.lock import (Lock, LockedDependency, SkippedDependency, dump_lock, generate_lock, load_lock,
                                needed, write_lock)
 from tflite_forge.miniature import write_release
 from tflite_forge.progress import PlainProgress
 from tflite_forge.recipe import load_recipe
 from tflite_forge.settings import Settings
+from tflite_forge.sources import ensure_sources
 
 from .faultserver import FaultServer
 
