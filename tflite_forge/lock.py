@@ -12,7 +12,8 @@ and recorded with the archive's real top folder as strip_prefix.
 The first declaration of a name (or of a CMake variable) wins: the build passes that tree, so CMake
 never runs a later declaration of the same thing (XNNPACK's own cpuinfo and pthreadpool downloads
 are skipped because TensorFlow's cpuinfo module and DownloadPThreadPool.cmake come first). Test-only
-downloads of dependency trees (TEST_ONLY) are skipped: TFLite turns its dependencies' tests off.
+downloads of dependency trees (the recipe's [policy].test_only) are skipped: TFLite turns its
+dependencies' tests off.
 
 Which options bring each download in is read too (cmake_scan.reach): a walk from the recipe's
 cmake_source_dir through find_package/include/add_subdirectory/configure_file keeps the if()
@@ -42,20 +43,10 @@ from .cmake_scan import Declaration, check_condition, condition_text, declaratio
 from .errors import ChecksumError, LockError
 from .fetch import Fetcher, fetch_recipe_archive
 from .fsutil import write_atomic
-from .recipe import SHA256_RE, Recipe, recipe_flag, select_recipes
+from .recipe import DEFAULT_POLICY, SHA256_RE, Recipe, recipe_flag, select_recipes
 from .settings import Settings
 from .unpack import top_folder, unpack_archive
 
-# Test downloads in dependency trees (XNNPACK's DownloadGoogleTest.cmake ...): TFLite turns those tests
-# off. TensorFlow's own test modules (googletest, google_benchmark under TFLITE_KERNEL_TEST) are
-# recorded with their condition instead.
-TEST_ONLY = frozenset({"googletest", "googlebenchmark", "benchmark", "gtest"})
-# Modules TFLite's CMakeLists only reaches for features tflite-forge never builds: the GPU delegate's
-# headers, and fp16_headers (GPU and Android NNAPI only; with XNNPACK on it returns before declaring
-# anything). Some trees compute their pins at configure time (fp16_headers downloads XNNPACK's
-# master DownloadFP16.cmake and greps it), which no reader can pin: a module from this set whose
-# download cannot be read is skipped with a note instead of failing the whole lock.
-NOT_BUILT = frozenset({"fp16_headers", "opencl_headers", "vulkan_headers", "opengl_headers", "egl_headers"})
 LOCK_KEYS = ("archive_sha256", "generated_by")
 LOCK_OPTIONAL = ("scope", "option_defaults")
 DEP_KEYS = ("name", "url", "sha256", "strip_prefix", "cmake_variable", "declared_in", "declared_by")
@@ -397,10 +388,13 @@ def _silent(_message: str) -> None:
     pass
 
 
-def scan_tree(root: Path, declared_by: str, note: Callable[[str], None] = _silent) -> list[tuple[str, Declaration]]:
+def scan_tree(root: Path, declared_by: str, note: Callable[[str], None] = _silent, *,
+              not_built: Iterable[str] = DEFAULT_POLICY.not_built) -> list[tuple[str, Declaration]]:
     """Every download declared in one unpacked tree, without fetching anything: (relative file,
     declaration) in the order the lock considers them. TensorFlow's modules see TF_SOURCE_DIR as
-    tensorflow/lite/CMakeLists.txt sets it, so pins read from Bazel files resolve inside the tree."""
+    tensorflow/lite/CMakeLists.txt sets it, so pins read from Bazel files resolve inside the tree.
+    not_built: TensorFlow modules (file stems) whose unreadable download is skipped with a note."""
+    not_built = frozenset(not_built)
     preset = {"TENSORFLOW_SOURCE_DIR": str(root), "TF_SOURCE_DIR": str(root / "tensorflow")} \
         if declared_by == "tensorflow" else {}
     found: list[tuple[str, Declaration]] = []
@@ -409,7 +403,7 @@ def scan_tree(root: Path, declared_by: str, note: Callable[[str], None] = _silen
         try:
             decls = declarations(path, rel, root=root, preset=preset)
         except LockError as exc:
-            if declared_by == "tensorflow" and path.stem in NOT_BUILT:
+            if declared_by == "tensorflow" and path.stem in not_built:
                 note(f"lock: {declared_by} {rel}: skipped, tflite-forge never builds the feature that needs it "
                      f"and its download cannot be read ({exc})")
                 continue
@@ -455,6 +449,7 @@ def tensorflow_conditions(root: Path, recipe: Recipe) -> tuple[dict[tuple[str, i
 def generate_lock(fetcher: Fetcher, recipe: Recipe, *, everything: bool = False) -> Lock:
     """Pin what the recipe's configurations download (everything=True: every declared download)."""
     src = recipe.source
+    test_only = recipe.policy.test_only
     archive = fetch_recipe_archive(fetcher, recipe)
     tf_root = unpack_archive(archive, fetcher.cache, src.sha256, src.strip_prefix)
     conditions, defaults = tensorflow_conditions(tf_root, recipe)
@@ -467,20 +462,20 @@ def generate_lock(fetcher: Fetcher, recipe: Recipe, *, everything: bool = False)
     entry = f"{recipe.build.cmake_source_dir}/CMakeLists.txt"
     while queue:
         declared_by, root, inherited = queue.pop(0)
-        for rel, decl in scan_tree(root, declared_by, note):
+        for rel, decl in scan_tree(root, declared_by, note, not_built=recipe.policy.not_built):
             name = decl.name.lower()
             var = cmake_variable(decl)
             reached = declared_by != "tensorflow" or (rel, decl.line) in conditions
             if declared_by == "tensorflow":
                 # Unreached test libraries: only TFLite's kernel tests would use them.
-                when = conditions.get((rel, decl.line), "TFLITE_KERNEL_TEST" if name in TEST_ONLY else ALWAYS)
-                if not reached and conditions and name not in TEST_ONLY:
+                when = conditions.get((rel, decl.line), "TFLITE_KERNEL_TEST" if name in test_only else ALWAYS)
+                if not reached and conditions and name not in test_only:
                     note(f"lock: {rel}: {name} is not reached from {entry}; pinned as always needed")
             else:
                 when = inherited
             # A dependency tree's own tests are off inside TFLite; TensorFlow's test modules count as
             # test-only only when the walk did not say which option reaches them.
-            if name in TEST_ONLY and (declared_by != "tensorflow" or not (reached or everything)):
+            if name in test_only and (declared_by != "tensorflow" or not (reached or everything)):
                 note(f"lock: {declared_by} {rel}: {name} is test-only; skipped")
                 continue
             first = by_name.get(name) or by_var.get(var)

@@ -14,7 +14,7 @@ import pytest
 from tflite_forge.cache import Cache, sha256_file
 from tflite_forge.cmake_scan import declarations, parse_commands
 from tflite_forge.download import FetchPolicy
-from tflite_forge.errors import LockError
+from tflite_forge.errors import FetchError, LockError
 from tflite_forge.fetch import Fetcher
 from tflite_forge.lock import (Lock, LockedDependency, archive_for, cmake_variable, dump_lock,
                                generate_lock, github_strip_prefix, load_lock, read_recipe_lock, write_lock)
@@ -246,6 +246,15 @@ def test_lock_generation_reads_modules_tf_downloads_and_dependency_downloads(tmp
         assert (cache.tree(dep.sha256) / "LICENSE").exists() or dep.name == "fft2d"
 
 
+def test_test_only_downloads_come_from_the_recipes_policy(tmp_path):
+    rel = Release(tmp_path)
+    rel.recipe_path.write_text(rel.recipe_path.read_text() + "\n[policy]\ntest_only = []\n")
+    with FaultServer(rel.www) as srv:
+        with pytest.raises(FetchError, match="googletest"):
+            generate_lock(_fetcher(tmp_path / "cache", rewrites=[("https://", srv.base)]), load_recipe(rel.recipe_path))
+        assert srv.requests("/github.com/google/googletest/archive/x.zip")  # no longer skipped as test-only
+
+
 def test_upstream_url_hash_is_verified_not_trusted(tmp_path):
     rel = Release(tmp_path, fp16_hash="d" * 64)
     recipe = load_recipe(rel.recipe_path)
@@ -408,6 +417,9 @@ def test_scan_tree_skips_unreadable_modules_only_for_features_never_built(tmp_pa
     found = scan_tree(tmp_path, "tensorflow", notes.append)
     assert [d.name for _, d in found] == ["ruy"]
     assert len(notes) == 1 and "opencl_headers.cmake: skipped" in notes[0] and "CL_URL" in notes[0]
+    # Which modules count as never built is the recipe's [policy].not_built.
+    with pytest.raises(LockError, match=r"opencl_headers.cmake:3: cannot resolve \$\{CL_URL\}"):
+        scan_tree(tmp_path, "tensorflow", notes.append, not_built=())
     (modules / "ruy.cmake").write_text("OverridableFetchContent_Declare(ruy URL ${RUY_URL})\n")
     with pytest.raises(LockError, match=r"ruy.cmake:1: cannot resolve \$\{RUY_URL\}"):
         scan_tree(tmp_path, "tensorflow", notes.append)
