@@ -23,6 +23,11 @@ declares inherits its declarer's `when`. `invoke lock` pins only what some confi
 recipe needs (its options over every arch's defaults and CMAKE_SYSTEM_PROCESSOR) and records the
 rest as [[skipped]] without downloading it; `invoke lock --all` pins everything. `needed()` is the
 one rule fetch, the build's overrides, the licenses and the SBOM take their dependencies from.
+
+A declaration's LICENSE_FILE is recorded with the sha256 of that file in the unpacked tree
+(`license_sha256`), and [lock].license_sha256 is the TensorFlow tree's own LICENSE, so the
+package step can tell that the license it ships is the one that was locked. Locks written before
+these keys existed still read; they carry no license hashes.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ import tomli_w
 from . import __version__
 from ._toml import check_keys, expect, load_toml, require
 from .arches import ARCHES, Arch, default_cmake_options, host_arch, resolve_arch
+from .cache import sha256_file
 from .cmake_scan import Declaration, check_condition, condition_text, declarations, evaluate_condition, reach
 from .errors import ChecksumError, LockError
 from .fetch import Fetcher, fetch_recipe_archive
@@ -48,9 +54,10 @@ from .settings import Settings
 from .unpack import top_folder, unpack_archive
 
 LOCK_KEYS = ("archive_sha256", "generated_by")
-LOCK_OPTIONAL = ("scope", "option_defaults")
+LOCK_OPTIONAL = ("license_sha256", "scope", "option_defaults")
 DEP_KEYS = ("name", "url", "sha256", "strip_prefix", "cmake_variable", "declared_in", "declared_by")
-DEP_OPTIONAL = ("when", "license_file")
+DEP_OPTIONAL = ("when", "license_file", "license_sha256")
+TENSORFLOW_LICENSE = "LICENSE"   # the TensorFlow tree's own license, at its top
 SKIP_KEYS = ("name", "url", "when", "declared_in", "declared_by")
 ALWAYS = "TRUE"
 CMAKE_VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
@@ -68,6 +75,7 @@ class LockedDependency:
     declared_by: str
     when: str = ALWAYS          # CMake if() condition over the build's options that brings it in
     license_file: str = ""      # LICENSE_FILE of the declaration (a tree keeping its license elsewhere)
+    license_sha256: str = ""    # sha256 of that file in the unpacked tree ("": no license_file, or an older lock)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,6 +97,7 @@ class Lock:
     scope: str = "recipe"                                    # "recipe" or "all" (invoke lock --all)
     option_defaults: tuple[tuple[str, str], ...] = ()        # option()/cache defaults the `when`s name
     skipped: tuple[SkippedDependency, ...] = ()
+    license_sha256: str = ""                                 # of the TensorFlow tree's LICENSE ("": not known)
 
     def get(self, name: str) -> LockedDependency:
         for dep in self.dependencies:
@@ -110,6 +119,10 @@ def load_lock(path: str | Path) -> Lock:
     if not SHA256_RE.match(archive):
         raise LockError(f"{path}: [lock].archive_sha256: expected 64 lower-case hex characters, got {archive!r}")
     generated_by = require(path, "[lock]", head, "generated_by", str, "a string", error=LockError)
+    tf_license = expect(path, "[lock].license_sha256", head.get("license_sha256", ""), str,
+                        "64 lower-case hex characters", error=LockError)
+    if "license_sha256" in head and not SHA256_RE.match(tf_license):
+        raise LockError(f"{path}: [lock].license_sha256: expected 64 lower-case hex characters, got {tf_license!r}")
     scope = expect(path, "[lock].scope", head.get("scope", "recipe"), str, '"recipe" or "all"', error=LockError)
     if scope not in ("recipe", "all"):
         raise LockError(f'{path}: [lock].scope: expected "recipe" or "all", got {scope!r}')
@@ -135,6 +148,12 @@ def load_lock(path: str | Path) -> Lock:
         lf = values.get("license_file", "")
         if lf and (lf.startswith("/") or ".." in lf.split("/")):
             raise LockError(f"{path}: {where}.license_file: expected a path inside the tree, got {lf!r}")
+        if "license_sha256" in values:
+            if not SHA256_RE.match(values["license_sha256"]):
+                raise LockError(f"{path}: {where}.license_sha256: expected 64 lower-case hex characters, "
+                                f"got {values['license_sha256']!r}")
+            if not lf:
+                raise LockError(f"{path}: {where}.license_sha256: set without license_file; a hash needs the file it is of")
         if not NAME_RE.match(values["name"]):
             raise LockError(f"{path}: {where}.name: expected a lower-case name, got {values['name']!r}")
         if not re.match(r"^(https?|file)://", values["url"]):
@@ -167,7 +186,8 @@ def load_lock(path: str | Path) -> Lock:
                          "every locked tree counts as needed, so trees the build never compiles are fetched and their "
                          "licenses shipped; run `invoke lock` to rewrite it")
     return Lock(path=path, archive_sha256=archive, generated_by=generated_by, dependencies=tuple(deps),
-                scope=scope, option_defaults=tuple(sorted(raw_defaults.items())), skipped=tuple(skipped))
+                scope=scope, option_defaults=tuple(sorted(raw_defaults.items())), skipped=tuple(skipped),
+                license_sha256=tf_license)
 
 
 _WARNED: set[Path] = set()
@@ -187,7 +207,10 @@ def _check_when(path: Path, where: str, when: str) -> None:
 
 
 def dump_lock(lock: Lock) -> str:
-    head: dict = {"archive_sha256": lock.archive_sha256, "generated_by": lock.generated_by, "scope": lock.scope}
+    head: dict = {"archive_sha256": lock.archive_sha256, "generated_by": lock.generated_by}
+    if lock.license_sha256:
+        head["license_sha256"] = lock.license_sha256
+    head["scope"] = lock.scope
     if lock.option_defaults:
         head["option_defaults"] = dict(lock.option_defaults)
     data: dict = {
@@ -446,6 +469,14 @@ def tensorflow_conditions(root: Path, recipe: Recipe) -> tuple[dict[tuple[str, i
     return conditions, {k: v for k, v in found.defaults.items() if k in named}
 
 
+def license_sha256(tree: Path, license_file: str) -> str:
+    """sha256 of a tree's license file, or "" when the tree holds no such file."""
+    path = tree / license_file
+    if not license_file or not path.is_file() or not path.resolve().is_relative_to(tree.resolve()):
+        return ""
+    return sha256_file(path)
+
+
 def generate_lock(fetcher: Fetcher, recipe: Recipe, *, everything: bool = False) -> Lock:
     """Pin what the recipe's configurations download (everything=True: every declared download)."""
     src = recipe.source
@@ -517,9 +548,14 @@ def generate_lock(fetcher: Fetcher, recipe: Recipe, *, everything: bool = False)
                 note(f"lock: {name}: archive top folder is {top!r}, not the predicted {predicted!r}; using the archive's")
             tree = unpack_archive(blob, fetcher.cache, sha, top)
             skipped = [d for d in skipped if d.name != name]
+            license_file = decl.license_file or ""
+            license_hash = license_sha256(tree, license_file)
+            if license_file and not license_hash:
+                note(f"lock: {name}: its LICENSE_FILE {license_file!r} ({rel}:{decl.line}) is not a file in its tree; "
+                     f"no license_sha256 recorded")
             locked.append(LockedDependency(name=name, url=url, sha256=sha, strip_prefix=top,
                                            cmake_variable=var, declared_in=rel, declared_by=declared_by,
-                                           when=when, license_file=decl.license_file or ""))
+                                           when=when, license_file=license_file, license_sha256=license_hash))
             by_name[name] = by_var[var] = f"{declared_by}:{rel}"
             queue.append((name, tree, when))
     whens = [d.when for d in locked] + [d.when for d in skipped]
@@ -527,7 +563,7 @@ def generate_lock(fetcher: Fetcher, recipe: Recipe, *, everything: bool = False)
     return Lock(path=recipe.lock_path, archive_sha256=src.sha256, generated_by=f"tflite-forge {__version__}",
                 dependencies=tuple(locked), scope="all" if everything else "recipe",
                 option_defaults=tuple(sorted((k, v) for k, v in defaults.items() if k in named)),
-                skipped=tuple(skipped))
+                skipped=tuple(skipped), license_sha256=license_sha256(tf_root, TENSORFLOW_LICENSE))
 
 
 def run_lock(settings: Settings, *, fetcher: Fetcher | None = None, everything: bool = False) -> list[Lock]:
