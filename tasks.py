@@ -72,17 +72,17 @@ def _pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewr
 @forge_task(help=_help("cache-dir"))
 def recipes(c, cache_dir=None):
     """List the recipes (TensorFlow versions) tflite-forge knows, and whether each is fetched and locked."""
-    from tflite_forge import fetch
-    fetch.run_recipes(_settings(c, cache_dir=cache_dir))
+    from tflite_forge import sources
+    sources.run_recipes(_settings(c, cache_dir=cache_dir))
 
 
 @stage(per_arch=False)
 def fetch(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, mirror=None, rewrite=None,
           offline=False, jobs=None, ccache_remote=None, parallel=None, resume=False, builder=None):
     """Download and verify the TensorFlow archive and every locked dependency into the cache."""
-    from tflite_forge import fetch as fetch_mod
-    fetch_mod.run_fetch(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs,
-                                           builder, ccache_remote))
+    from tflite_forge import sources
+    sources.run_fetch(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs,
+                                         builder, ccache_remote))
 
 
 @stage(per_arch=False, all_="also pin what only other options reach (kernel tests, GPU headers, tools): "

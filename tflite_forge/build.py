@@ -817,7 +817,8 @@ def build_cell(settings, recipe, arch: Arch, engine: ct.EngineConfig, *, base_im
     packaged, so the package's SONAME rule is a planning error, not a surprise after the build.
     `engine` may be a builder (--builder): the image is then made on `home` (this host's engine) and
     loaded there with the same ID, so every builder compiles with the same bits."""
-    from . import fetch, image, patching
+    from . import image, patching
+    from .sources import ensure_sources
     from .arches import check_combination, default_cmake_options
     from .jobs import choose_jobs
 
@@ -828,7 +829,7 @@ def build_cell(settings, recipe, arch: Arch, engine: ct.EngineConfig, *, base_im
     # XNNPACK's stay out); the compiler rules that need the builder's GCC do not gate any download.
     wanted = default_cmake_options(arch, recipe.version)
     wanted.update(dict(recipe.build.cmake_options))
-    sources = fetch.ensure_sources(settings, recipe, options=wanted, processors=(arch.cmake_system_processor,))
+    sources = ensure_sources(settings, recipe, options=wanted, processors=(arch.cmake_system_processor,))
     prepared = patching.prepare_sources(settings, sources, arch.name)
     problem = soname_problem(recipe, Path(prepared.tensorflow))
     if problem and release:

@@ -1,4 +1,4 @@
-"""Verified downloads into the content-addressed cache, and the fetch/mirror/recipes tasks.
+"""Verified downloads into the content-addressed cache, and the mirror task.
 
 Where bytes come from, in order, for a file whose sha256 is known:
   1. the cache: `<cache>/sha256/<hex>` (re-hashed when `verify=True`, as `invoke fetch` does);
@@ -13,22 +13,18 @@ second process wait, then find the file cached.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from .cache import Cache
 from .download import (FetchPolicy, TransferError, copy_atomic, copy_file_url, drop_partial,
                        http_download, make_session)
 from .errors import ChecksumError, FetchError, OfflineError, UnpackError
-from .lock import require_needed
 from .progress import Progress, default_progress
 from .settings import check_cache_dir, check_file_mirrors
-from .tables import print_table
 from .unpack import check_archive
 
 if TYPE_CHECKING:
-    from .lock import LockedDependency
     from .recipe import Recipe
     from .settings import Settings
 
@@ -98,9 +94,13 @@ class Fetcher:
         self.cache.ensure_dirs()
         if self._cached(sha256, name, verify):
             return self.cache.blob(sha256)
-        waited = []
-        with self.cache.locked(sha256, on_wait=lambda: (waited.append(1), self.progress.note(
-                f"{name}: another tflite-forge process is downloading it; waiting"))):
+        waited: list[int] = []
+
+        def on_wait() -> None:
+            waited.append(1)
+            self.progress.note(f"{name}: another tflite-forge process is downloading it; waiting")
+
+        with self.cache.locked(sha256, on_wait=on_wait):
             if self.cache.has(sha256) and (not waited or self.cache.verify(sha256)):
                 return self.cache.blob(sha256)
             return self._download(sha256, urls, name)
@@ -138,7 +138,7 @@ class Fetcher:
         if self.offline:
             raise OfflineError(f"{name}: {urls[0]} has no pinned sha256 yet, so only the network can "
                                f"provide it; run this once without --offline")
-        raise self._failure(name, None, errors, self.cache.partial(key))
+        raise self._failure(name, errors, self.cache.partial(key))
 
     # ------------------------------------------------------------------ internals
 
@@ -192,9 +192,9 @@ class Fetcher:
                 f"{name} (sha256 {sha256[:12]}...) is not in the cache {self.cache.root} nor in a file:// mirror "
                 f"({where}); --offline forbids the network: run `invoke fetch` without --offline, or copy a "
                 f"mirror made by `invoke mirror --dest DIR` and pass --mirror file:///DIR")
-        raise self._failure(name, sha256, errors, part)
+        raise self._failure(name, errors, part)
 
-    def _failure(self, name: str, sha256: str | None, errors: list[TransferError], part: Path) -> FetchError:
+    def _failure(self, name: str, errors: list[TransferError], part: Path) -> FetchError:
         if not errors:
             return FetchError(f"{name}: no URL to download it from; add one to the recipe or pass --mirror URL")
         last = errors[-1]
@@ -207,102 +207,13 @@ class Fetcher:
                           f"or use --mirror URL / --rewrite FROM=TO to fetch it elsewhere")
 
 
-# ---------------------------------------------------------------------- sources for the build
-
-@dataclass(frozen=True)
-class LockedTree:
-    dependency: "LockedDependency"
-    tree: Path
-
-
-@dataclass(frozen=True)
-class Sources:
-    recipe: "Recipe"
-    tensorflow: Path
-    dependencies: dict[str, LockedTree] = field(default_factory=dict)
-    excluded: tuple[str, ...] = ()   # locked, but the build's options do not bring them in (ensure_sources(options=))
-
-
 def fetch_recipe_archive(fetcher: Fetcher, recipe: "Recipe", *, verify: bool = False) -> Path:
+    """The recipe's TensorFlow archive, verified, in the cache."""
     src = recipe.source
     return fetcher.fetch(src.sha256, src.urls, name=f"{src.name} {src.version}", verify=verify)
 
 
-def lock_or_generate(fetcher: Fetcher, recipe: "Recipe"):
-    """The recipe's lock; a recipe that has none yet gets one (what `invoke lock` writes), so the
-    main job works in one command on a connected machine. A lock that does not match its recipe
-    is never regenerated silently (read_recipe_lock says to rerun `invoke lock`)."""
-    from .lock import generate_lock, read_recipe_lock, write_lock
-    if recipe.lock_path.is_file() or fetcher.offline:
-        return read_recipe_lock(recipe)
-    fetcher.progress.note(f"{recipe.label}: no dependency lock yet; locking now (as `invoke lock` does)")
-    lock = generate_lock(fetcher, recipe)
-    write_lock(lock)
-    fetcher.progress.note(f"{recipe.label}: {len(lock.dependencies)} dependencies pinned in {lock.path}; "
-                          f"commit it beside the recipe")
-    return read_recipe_lock(recipe)
-
-
-def ensure_sources(settings: "Settings", recipe: "Recipe", *, fetcher: Fetcher | None = None,
-                   options: Mapping[str, object] | None = None,
-                   processors: Iterable[str | None] | None = None) -> Sources:
-    """Fetch (if needed) and unpack the recipe's archive and the locked dependencies a build needs.
-
-    options: the build's CMake options (recipe over arch defaults); only the locked trees those
-    options bring in are fetched (lock.needed), and a tree they need that the lock skipped is a
-    LockError. processors: CMAKE_SYSTEM_PROCESSOR values the build configures for (target, plus the
-    host's for a cross build's host tools). options=None: every locked dependency."""
-    from .unpack import unpack_archive
-
-    fetcher = fetcher or Fetcher.from_settings(settings)
-    try:
-        lock = lock_or_generate(fetcher, recipe)
-        wanted = lock.dependencies if options is None else require_needed(lock, options, processors=processors)
-        src = recipe.source
-        tf_tree = fetcher.cache.tree(src.sha256)
-        if not tf_tree.is_dir():
-            archive = fetch_recipe_archive(fetcher, recipe)
-            tf_tree = unpack_archive(archive, fetcher.cache, src.sha256, src.strip_prefix)
-        deps: dict[str, LockedTree] = {}
-        for dep in wanted:
-            tree = fetcher.cache.tree(dep.sha256)
-            if not tree.is_dir():
-                archive = fetcher.fetch(dep.sha256, [dep.url], name=dep.name)
-                tree = unpack_archive(archive, fetcher.cache, dep.sha256, dep.strip_prefix)
-            deps[dep.name] = LockedTree(dependency=dep, tree=tree)
-    finally:
-        fetcher.close()
-    excluded = tuple(d.name for d in lock.dependencies if d.name not in deps)
-    return Sources(recipe=recipe, tensorflow=tf_tree, dependencies=deps, excluded=excluded)
-
-
 # ---------------------------------------------------------------------- tasks
-
-def run_fetch(settings: "Settings", *, fetcher: Fetcher | None = None) -> list[Path]:
-    """`invoke fetch`: download and verify the archive and every locked dependency."""
-    from .recipe import select_recipes
-
-    fetcher = fetcher or Fetcher.from_settings(settings)
-    fetched: list[Path] = []
-    try:
-        for recipe in select_recipes(version=settings.version, recipe=settings.recipe):
-            fetched.append(fetch_recipe_archive(fetcher, recipe, verify=True))
-            lock = lock_or_generate(fetcher, recipe)
-            for dep in lock.dependencies:
-                fetched.append(fetcher.fetch(dep.sha256, [dep.url], name=dep.name, verify=True))
-            fetcher.progress.note(f"{recipe.label}: archive and {len(lock.dependencies)} locked "
-                                  f"dependencies verified in {fetcher.cache.blobs}")
-    finally:
-        fetcher.close()
-    return fetched
-
-
-def _recipe_flag(recipe: "Recipe") -> str:
-    from .recipe import RECIPES_DIR
-    if recipe.path.parent == RECIPES_DIR.resolve():
-        return f"--version {recipe.version}"
-    return f"--recipe {recipe.path}"
-
 
 def run_mirror_export(settings: "Settings", dest: str | Path) -> int:
     """`invoke mirror --dest DIR`: copy (hardlink where possible) every cached file to DIR/sha256/<hex>."""
@@ -323,23 +234,3 @@ def run_mirror_export(settings: "Settings", dest: str | Path) -> int:
     print(f"mirror: {out.parent}: {total} file(s) ({count} new); use it with "
           f"--mirror {out.parent.resolve().as_uri()} or serve the folder over http(s)")
     return count
-
-
-def run_recipes(settings: "Settings", *, stream=None) -> list[tuple[str, str, str, str]]:
-    """`invoke recipes`: version, short sha256, fetched? locked? for every bundled recipe."""
-    from .lock import lock_status
-    from .recipe import available_recipes
-
-    cache = Cache(settings.cache_dir)
-    rows: list[tuple[str, str, str, str]] = []
-    for recipe in available_recipes():
-        fetched = "yes" if cache.has(recipe.source.sha256) else "no"
-        lock, problem = lock_status(recipe)
-        if lock is None:
-            locked = "no" if problem.startswith("no lock") else "invalid"
-        else:
-            have = sum(cache.has(d.sha256) for d in lock.dependencies)
-            locked = f"yes ({have}/{len(lock.dependencies)} deps fetched)"
-        rows.append((recipe.version, recipe.source.sha256[:12], fetched, locked))
-    print_table(stream, f"recipes (cache: {cache.root})", ("version", "sha256", "fetched", "locked"), rows)
-    return rows

@@ -12,7 +12,8 @@ and recorded with the archive's real top folder as strip_prefix.
 The first declaration of a name (or of a CMake variable) wins: the build passes that tree, so CMake
 never runs a later declaration of the same thing (XNNPACK's own cpuinfo and pthreadpool downloads
 are skipped because TensorFlow's cpuinfo module and DownloadPThreadPool.cmake come first). Test-only
-downloads of dependency trees (TEST_ONLY) are skipped: TFLite turns its dependencies' tests off.
+downloads of dependency trees (the recipe's [policy].test_only) are skipped: TFLite turns its
+dependencies' tests off.
 
 Which options bring each download in is read too (cmake_scan.reach): a walk from the recipe's
 cmake_source_dir through find_package/include/add_subdirectory/configure_file keeps the if()
@@ -22,6 +23,11 @@ declares inherits its declarer's `when`. `invoke lock` pins only what some confi
 recipe needs (its options over every arch's defaults and CMAKE_SYSTEM_PROCESSOR) and records the
 rest as [[skipped]] without downloading it; `invoke lock --all` pins everything. `needed()` is the
 one rule fetch, the build's overrides, the licenses and the SBOM take their dependencies from.
+
+A declaration's LICENSE_FILE is recorded with the sha256 of that file in the unpacked tree
+(`license_sha256`), and [lock].license_sha256 is the TensorFlow tree's own LICENSE, so the
+package step can tell that the license it ships is the one that was locked. Locks written before
+these keys existed still read; they carry no license hashes.
 """
 
 from __future__ import annotations
@@ -31,36 +37,27 @@ import re
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Mapping
+from typing import Callable, Iterable, Mapping
+
+import tomli_w
 
 from . import __version__
 from ._toml import check_keys, expect, load_toml, require
-from .arches import ARCHES, default_cmake_options, host_arch, resolve_arch
+from .arches import ARCHES, Arch, default_cmake_options, host_arch, resolve_arch
+from .cache import sha256_file
 from .cmake_scan import Declaration, check_condition, condition_text, declarations, evaluate_condition, reach
 from .errors import ChecksumError, LockError
+from .fetch import Fetcher, fetch_recipe_archive
 from .fsutil import write_atomic
-from .recipe import SHA256_RE, select_recipes
+from .recipe import DEFAULT_POLICY, SHA256_RE, Recipe, recipe_flag, select_recipes
+from .settings import Settings
+from .unpack import top_folder, unpack_archive
 
-if TYPE_CHECKING:
-    from .arches import Arch
-    from .fetch import Fetcher
-    from .recipe import Recipe
-    from .settings import Settings
-
-# Test downloads in dependency trees (XNNPACK's DownloadGoogleTest.cmake ...): TFLite turns those tests
-# off. TensorFlow's own test modules (googletest, google_benchmark under TFLITE_KERNEL_TEST) are
-# recorded with their condition instead.
-TEST_ONLY = frozenset({"googletest", "googlebenchmark", "benchmark", "gtest"})
-# Modules TFLite's CMakeLists only reaches for features tflite-forge never builds: the GPU delegate's
-# headers, and fp16_headers (GPU and Android NNAPI only; with XNNPACK on it returns before declaring
-# anything). Some trees compute their pins at configure time (fp16_headers downloads XNNPACK's
-# master DownloadFP16.cmake and greps it), which no reader can pin: a module from this set whose
-# download cannot be read is skipped with a note instead of failing the whole lock.
-NOT_BUILT = frozenset({"fp16_headers", "opencl_headers", "vulkan_headers", "opengl_headers", "egl_headers"})
 LOCK_KEYS = ("archive_sha256", "generated_by")
-LOCK_OPTIONAL = ("scope", "option_defaults")
+LOCK_OPTIONAL = ("license_sha256", "scope", "option_defaults")
 DEP_KEYS = ("name", "url", "sha256", "strip_prefix", "cmake_variable", "declared_in", "declared_by")
-DEP_OPTIONAL = ("when", "license_file")
+DEP_OPTIONAL = ("when", "license_file", "license_sha256")
+TENSORFLOW_LICENSE = "LICENSE"   # the TensorFlow tree's own license, at its top
 SKIP_KEYS = ("name", "url", "when", "declared_in", "declared_by")
 ALWAYS = "TRUE"
 CMAKE_VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
@@ -78,6 +75,7 @@ class LockedDependency:
     declared_by: str
     when: str = ALWAYS          # CMake if() condition over the build's options that brings it in
     license_file: str = ""      # LICENSE_FILE of the declaration (a tree keeping its license elsewhere)
+    license_sha256: str = ""    # sha256 of that file in the unpacked tree ("": no license_file, or an older lock)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,6 +97,7 @@ class Lock:
     scope: str = "recipe"                                    # "recipe" or "all" (invoke lock --all)
     option_defaults: tuple[tuple[str, str], ...] = ()        # option()/cache defaults the `when`s name
     skipped: tuple[SkippedDependency, ...] = ()
+    license_sha256: str = ""                                 # of the TensorFlow tree's LICENSE ("": not known)
 
     def get(self, name: str) -> LockedDependency:
         for dep in self.dependencies:
@@ -120,6 +119,10 @@ def load_lock(path: str | Path) -> Lock:
     if not SHA256_RE.match(archive):
         raise LockError(f"{path}: [lock].archive_sha256: expected 64 lower-case hex characters, got {archive!r}")
     generated_by = require(path, "[lock]", head, "generated_by", str, "a string", error=LockError)
+    tf_license = expect(path, "[lock].license_sha256", head.get("license_sha256", ""), str,
+                        "64 lower-case hex characters", error=LockError)
+    if "license_sha256" in head and not SHA256_RE.match(tf_license):
+        raise LockError(f"{path}: [lock].license_sha256: expected 64 lower-case hex characters, got {tf_license!r}")
     scope = expect(path, "[lock].scope", head.get("scope", "recipe"), str, '"recipe" or "all"', error=LockError)
     if scope not in ("recipe", "all"):
         raise LockError(f'{path}: [lock].scope: expected "recipe" or "all", got {scope!r}')
@@ -145,6 +148,12 @@ def load_lock(path: str | Path) -> Lock:
         lf = values.get("license_file", "")
         if lf and (lf.startswith("/") or ".." in lf.split("/")):
             raise LockError(f"{path}: {where}.license_file: expected a path inside the tree, got {lf!r}")
+        if "license_sha256" in values:
+            if not SHA256_RE.match(values["license_sha256"]):
+                raise LockError(f"{path}: {where}.license_sha256: expected 64 lower-case hex characters, "
+                                f"got {values['license_sha256']!r}")
+            if not lf:
+                raise LockError(f"{path}: {where}.license_sha256: set without license_file; a hash needs the file it is of")
         if not NAME_RE.match(values["name"]):
             raise LockError(f"{path}: {where}.name: expected a lower-case name, got {values['name']!r}")
         if not re.match(r"^(https?|file)://", values["url"]):
@@ -177,7 +186,8 @@ def load_lock(path: str | Path) -> Lock:
                          "every locked tree counts as needed, so trees the build never compiles are fetched and their "
                          "licenses shipped; run `invoke lock` to rewrite it")
     return Lock(path=path, archive_sha256=archive, generated_by=generated_by, dependencies=tuple(deps),
-                scope=scope, option_defaults=tuple(sorted(raw_defaults.items())), skipped=tuple(skipped))
+                scope=scope, option_defaults=tuple(sorted(raw_defaults.items())), skipped=tuple(skipped),
+                license_sha256=tf_license)
 
 
 _WARNED: set[Path] = set()
@@ -197,8 +207,10 @@ def _check_when(path: Path, where: str, when: str) -> None:
 
 
 def dump_lock(lock: Lock) -> str:
-    import tomli_w
-    head: dict = {"archive_sha256": lock.archive_sha256, "generated_by": lock.generated_by, "scope": lock.scope}
+    head: dict = {"archive_sha256": lock.archive_sha256, "generated_by": lock.generated_by}
+    if lock.license_sha256:
+        head["license_sha256"] = lock.license_sha256
+    head["scope"] = lock.scope
     if lock.option_defaults:
         head["option_defaults"] = dict(lock.option_defaults)
     data: dict = {
@@ -221,24 +233,19 @@ def write_lock(lock: Lock) -> Path:
     return write_atomic(lock.path, dump_lock(lock))
 
 
-def _lock_flag(recipe: "Recipe") -> str:
-    from .fetch import _recipe_flag
-    return _recipe_flag(recipe)
-
-
-def read_recipe_lock(recipe: "Recipe") -> Lock:
+def read_recipe_lock(recipe: Recipe) -> Lock:
     """The recipe's lock, checked to belong to the recipe's archive."""
     if not recipe.lock_path.is_file():
         raise LockError(f"{recipe.label} has no dependency lock ({recipe.lock_path}); run "
-                        f"`invoke lock {_lock_flag(recipe)}` first")
+                        f"`invoke lock {recipe_flag(recipe)}` first")
     lock = load_lock(recipe.lock_path)
     if lock.archive_sha256 != recipe.source.sha256:
         raise LockError(f"{recipe.lock_path} was generated from archive {lock.archive_sha256[:12]}..., but the recipe "
-                        f"pins {recipe.source.sha256[:12]}...; rerun `invoke lock {_lock_flag(recipe)}`")
+                        f"pins {recipe.source.sha256[:12]}...; rerun `invoke lock {recipe_flag(recipe)}`")
     return lock
 
 
-def lock_status(recipe: "Recipe") -> tuple[Lock | None, str]:
+def lock_status(recipe: Recipe) -> tuple[Lock | None, str]:
     try:
         return read_recipe_lock(recipe), ""
     except LockError as exc:
@@ -288,7 +295,7 @@ def _holds(when: str, configs: list[dict[str, str]]) -> bool:
     return any(evaluate_condition(when, env) for env in configs)
 
 
-def needed(dependencies: "Lock | Iterable[LockedDependency]", cmake_options: Mapping[str, object], *,
+def needed(dependencies: Lock | Iterable[LockedDependency], cmake_options: Mapping[str, object], *,
            processors: Iterable[str | None] | None = None,
            option_defaults: Iterable[tuple[str, str]] | None = None) -> tuple[LockedDependency, ...]:
     """The locked dependencies a build with these options downloads at configure time, in lock order.
@@ -305,14 +312,14 @@ def needed(dependencies: "Lock | Iterable[LockedDependency]", cmake_options: Map
     return tuple(d for d in deps if _holds(d.when, configs))
 
 
-def missing(lock: "Lock", cmake_options: Mapping[str, object], *,
+def missing(lock: Lock, cmake_options: Mapping[str, object], *,
             processors: Iterable[str | None] | None = None) -> tuple[SkippedDependency, ...]:
     """Trees these options need that the lock skipped (it was made for other options)."""
     configs = _configurations(cmake_options, lock.option_defaults, processors)
     return tuple(d for d in lock.skipped if _holds(d.when, configs))
 
 
-def require_needed(lock: "Lock", cmake_options: Mapping[str, object], *,
+def require_needed(lock: Lock, cmake_options: Mapping[str, object], *,
                    processors: Iterable[str | None] | None = None) -> tuple[LockedDependency, ...]:
     """needed(), or a LockError naming what these options need that the lock did not pin."""
     absent = missing(lock, cmake_options, processors=processors)
@@ -323,7 +330,7 @@ def require_needed(lock: "Lock", cmake_options: Mapping[str, object], *,
     return needed(lock, cmake_options, processors=processors)
 
 
-def build_processors(arch: "Arch", host: "Arch | str | None" = None) -> tuple[str, ...]:
+def build_processors(arch: Arch, host: Arch | str | None = None) -> tuple[str, ...]:
     """CMAKE_SYSTEM_PROCESSOR of every configure one build of `arch` runs: the target's, and for a
     cross build also the host's (its host-tools configure; x86_64's reaches neon2sse)."""
     procs = [arch.cmake_system_processor]
@@ -333,7 +340,7 @@ def build_processors(arch: "Arch", host: "Arch | str | None" = None) -> tuple[st
     return tuple(procs)
 
 
-def recipe_configurations(recipe: "Recipe") -> list[tuple[dict[str, str], str]]:
+def recipe_configurations(recipe: Recipe) -> list[tuple[dict[str, str], str]]:
     """(options, CMAKE_SYSTEM_PROCESSOR) of every build of the recipe: its options over each arch's defaults."""
     own = {k: cmake_value(v) for k, v in recipe.build.cmake_options}
     out = []
@@ -344,7 +351,7 @@ def recipe_configurations(recipe: "Recipe") -> list[tuple[dict[str, str], str]]:
     return out
 
 
-def _needed_by_recipe(when: str, recipe: "Recipe", defaults: Iterable[tuple[str, str]]) -> bool:
+def _needed_by_recipe(when: str, recipe: Recipe, defaults: Iterable[tuple[str, str]]) -> bool:
     return any(_holds(when, _configurations(options, defaults, [proc]))
                for options, proc in recipe_configurations(recipe))
 
@@ -400,19 +407,26 @@ def declaration_files(root: Path, declared_by: str) -> list[Path]:
     return sorted((root / "cmake").glob("Download*.cmake"), key=_download_order)
 
 
-def scan_tree(root: Path, declared_by: str, note=lambda message: None) -> list[tuple[str, Declaration]]:
+def _silent(_message: str) -> None:
+    pass
+
+
+def scan_tree(root: Path, declared_by: str, note: Callable[[str], None] = _silent, *,
+              not_built: Iterable[str] = DEFAULT_POLICY.not_built) -> list[tuple[str, Declaration]]:
     """Every download declared in one unpacked tree, without fetching anything: (relative file,
     declaration) in the order the lock considers them. TensorFlow's modules see TF_SOURCE_DIR as
-    tensorflow/lite/CMakeLists.txt sets it, so pins read from Bazel files resolve inside the tree."""
+    tensorflow/lite/CMakeLists.txt sets it, so pins read from Bazel files resolve inside the tree.
+    not_built: TensorFlow modules (file stems) whose unreadable download is skipped with a note."""
+    not_built = frozenset(not_built)
     preset = {"TENSORFLOW_SOURCE_DIR": str(root), "TF_SOURCE_DIR": str(root / "tensorflow")} \
         if declared_by == "tensorflow" else {}
-    found = []
+    found: list[tuple[str, Declaration]] = []
     for path in declaration_files(root, declared_by):
         rel = path.relative_to(root).as_posix()
         try:
             decls = declarations(path, rel, root=root, preset=preset)
         except LockError as exc:
-            if declared_by == "tensorflow" and path.stem in NOT_BUILT:
+            if declared_by == "tensorflow" and path.stem in not_built:
                 note(f"lock: {declared_by} {rel}: skipped, tflite-forge never builds the feature that needs it "
                      f"and its download cannot be read ({exc})")
                 continue
@@ -441,7 +455,7 @@ def _check_upstream_hash(decl: Declaration, url: str, path: Path, actual_sha256:
                         f"expected {algo} {expected}, got {got}; the upstream pin and the bytes disagree")
 
 
-def tensorflow_conditions(root: Path, recipe: "Recipe") -> tuple[dict[tuple[str, int], str], dict[str, str]]:
+def tensorflow_conditions(root: Path, recipe: Recipe) -> tuple[dict[tuple[str, int], str], dict[str, str]]:
     """{(file, line): when} for every download declaration the recipe's CMake project reaches, and
     the defaults of the options those conditions name."""
     preset = {"TENSORFLOW_SOURCE_DIR": str(root), "TF_SOURCE_DIR": str(root / "tensorflow"),
@@ -455,12 +469,18 @@ def tensorflow_conditions(root: Path, recipe: "Recipe") -> tuple[dict[tuple[str,
     return conditions, {k: v for k, v in found.defaults.items() if k in named}
 
 
-def generate_lock(fetcher: "Fetcher", recipe: "Recipe", *, everything: bool = False) -> Lock:
-    """Pin what the recipe's configurations download (everything=True: every declared download)."""
-    from .fetch import fetch_recipe_archive
-    from .unpack import top_folder, unpack_archive
+def license_sha256(tree: Path, license_file: str) -> str:
+    """sha256 of a tree's license file, or "" when the tree holds no such file."""
+    path = tree / license_file
+    if not license_file or not path.is_file() or not path.resolve().is_relative_to(tree.resolve()):
+        return ""
+    return sha256_file(path)
 
+
+def generate_lock(fetcher: Fetcher, recipe: Recipe, *, everything: bool = False) -> Lock:
+    """Pin what the recipe's configurations download (everything=True: every declared download)."""
     src = recipe.source
+    test_only = recipe.policy.test_only
     archive = fetch_recipe_archive(fetcher, recipe)
     tf_root = unpack_archive(archive, fetcher.cache, src.sha256, src.strip_prefix)
     conditions, defaults = tensorflow_conditions(tf_root, recipe)
@@ -473,20 +493,20 @@ def generate_lock(fetcher: "Fetcher", recipe: "Recipe", *, everything: bool = Fa
     entry = f"{recipe.build.cmake_source_dir}/CMakeLists.txt"
     while queue:
         declared_by, root, inherited = queue.pop(0)
-        for rel, decl in scan_tree(root, declared_by, note):
+        for rel, decl in scan_tree(root, declared_by, note, not_built=recipe.policy.not_built):
             name = decl.name.lower()
             var = cmake_variable(decl)
             reached = declared_by != "tensorflow" or (rel, decl.line) in conditions
             if declared_by == "tensorflow":
                 # Unreached test libraries: only TFLite's kernel tests would use them.
-                when = conditions.get((rel, decl.line), "TFLITE_KERNEL_TEST" if name in TEST_ONLY else ALWAYS)
-                if not reached and conditions and name not in TEST_ONLY:
+                when = conditions.get((rel, decl.line), "TFLITE_KERNEL_TEST" if name in test_only else ALWAYS)
+                if not reached and conditions and name not in test_only:
                     note(f"lock: {rel}: {name} is not reached from {entry}; pinned as always needed")
             else:
                 when = inherited
             # A dependency tree's own tests are off inside TFLite; TensorFlow's test modules count as
             # test-only only when the walk did not say which option reaches them.
-            if name in TEST_ONLY and (declared_by != "tensorflow" or not (reached or everything)):
+            if name in test_only and (declared_by != "tensorflow" or not (reached or everything)):
                 note(f"lock: {declared_by} {rel}: {name} is test-only; skipped")
                 continue
             first = by_name.get(name) or by_var.get(var)
@@ -528,22 +548,26 @@ def generate_lock(fetcher: "Fetcher", recipe: "Recipe", *, everything: bool = Fa
                 note(f"lock: {name}: archive top folder is {top!r}, not the predicted {predicted!r}; using the archive's")
             tree = unpack_archive(blob, fetcher.cache, sha, top)
             skipped = [d for d in skipped if d.name != name]
+            license_file = decl.license_file or ""
+            license_hash = license_sha256(tree, license_file)
+            if license_file and not license_hash:
+                note(f"lock: {name}: its LICENSE_FILE {license_file!r} ({rel}:{decl.line}) is not a file in its tree; "
+                     f"no license_sha256 recorded")
             locked.append(LockedDependency(name=name, url=url, sha256=sha, strip_prefix=top,
                                            cmake_variable=var, declared_in=rel, declared_by=declared_by,
-                                           when=when, license_file=decl.license_file or ""))
+                                           when=when, license_file=license_file, license_sha256=license_hash))
             by_name[name] = by_var[var] = f"{declared_by}:{rel}"
             queue.append((name, tree, when))
-    named = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", " ".join(d.when for d in (*locked, *skipped))))
+    whens = [d.when for d in locked] + [d.when for d in skipped]
+    named = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", " ".join(whens)))
     return Lock(path=recipe.lock_path, archive_sha256=src.sha256, generated_by=f"tflite-forge {__version__}",
                 dependencies=tuple(locked), scope="all" if everything else "recipe",
                 option_defaults=tuple(sorted((k, v) for k, v in defaults.items() if k in named)),
-                skipped=tuple(skipped))
+                skipped=tuple(skipped), license_sha256=license_sha256(tf_root, TENSORFLOW_LICENSE))
 
 
-def run_lock(settings: "Settings", *, fetcher: "Fetcher | None" = None, everything: bool = False) -> list[Lock]:
+def run_lock(settings: Settings, *, fetcher: Fetcher | None = None, everything: bool = False) -> list[Lock]:
     """`invoke lock` (`--all`: everything=True): generate and write <recipe>.lock for the selected recipe(s)."""
-    from .fetch import Fetcher
-
     fetcher = fetcher or Fetcher.from_settings(settings)
     written = []
     try:

@@ -80,14 +80,14 @@ def run_patch(settings, *, backend: str = "cmake", dry_run: bool = False, out=No
     """`invoke patch`: prepare working copies (or print the diff with --dry-run)."""
     import sys
 
-    from . import fetch
+    from . import sources as sources_mod
     from .arches import host_arch, resolve_arch
     from .recipe import select_recipe
 
     out = out or sys.stdout
     recipe = select_recipe(version=settings.version, recipe=settings.recipe)
     arch = resolve_arch(settings.arch) if settings.arch else host_arch()
-    sources = fetch.ensure_sources(settings, recipe)
+    sources = sources_mod.ensure_sources(settings, recipe)
     if dry_run:
         diff = plan_diff(sources, arch, backend)
         out.write(diff if diff else f"# {recipe.label} for {arch.name} ({backend}): no changes\n")

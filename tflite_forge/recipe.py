@@ -9,7 +9,25 @@ The `[source]` table is a public contract (users write recipes for forks):
     sha256 = "c729e5..."
     strip_prefix = "tensorflow-2.16.1"
 
-`[build]` is optional; see README "Recipe format" for every key.
+`[build]` is optional; see README "Recipes" for every key.
+
+`[policy]` is optional too: facts about a TensorFlow version that the lock and the package read,
+each with a default that holds for the shipped versions (a fork or a new release may differ):
+
+    [policy]
+    test_only = ["googletest", "googlebenchmark", "benchmark", "gtest"]
+        # names of downloads only tests use: a dependency tree's own are skipped (TFLite turns
+        # those tests off); TensorFlow's own count as test-only when no option reaches them
+    not_built = ["fp16_headers", "opencl_headers", "vulkan_headers", "opengl_headers", "egl_headers"]
+        # tensorflow/lite/tools/cmake/modules/<name>.cmake for features tflite-forge never builds:
+        # one whose download cannot be read is skipped with a note instead of failing the lock
+    header_seeds = ["tensorflow/lite/c", "tensorflow/lite/core/c", "tensorflow/lite/core/async/c",
+                    "tensorflow/compiler/mlir/lite/core/c"]
+        # folders whose *.h are the public C API (tests and *_internal.h left out)
+    header_files = ["tensorflow/lite/builtin_ops.h"]   # single C API headers besides those folders
+    cxx_header_root = "tensorflow/lite"                  # the C++ package's headers: every .h below it ...
+    cxx_header_skip = '(^|/)(testing|testdata|tools|examples|java|objc|swift|g3doc|python)(/|$)|_test\\.h$|_test_util\\.h$|_testing\\.h$'
+        # ... whose path below that root this regular expression does not find (Python `re` syntax)
 """
 
 from __future__ import annotations
@@ -33,7 +51,10 @@ SOURCE_KEYS = ("name", "version", "urls", "sha256", "strip_prefix")
 STANDARD_PATCH_SETS = ("o3", "drop-mfpu-neon", "soname")
 LOCK_SUFFIX = ".lock"
 BUILD_KEYS = ("source_date_epoch", "cmake_source_dir", "cmake_options", "patch_sets", "lock", "host_tools_target")
-TOP_KEYS = ("source", "build")
+POLICY_KEYS = ("test_only", "not_built", "header_seeds", "header_files", "cxx_header_root", "cxx_header_skip")
+TOP_KEYS = ("source", "build", "policy")
+DOWNLOAD_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.+-]*$")     # as the lock records names: lower case
+MODULE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")   # a file name without .cmake
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,10 +78,36 @@ class BuildSpec:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Policy:
+    """What a TensorFlow version's trees hold that the lock and the package cannot read from CMake."""
+    # Test downloads in dependency trees (XNNPACK's DownloadGoogleTest.cmake ...): TFLite turns those
+    # tests off. TensorFlow's own test modules (googletest, google_benchmark under TFLITE_KERNEL_TEST)
+    # are recorded with their condition instead.
+    test_only: frozenset[str] = frozenset({"googletest", "googlebenchmark", "benchmark", "gtest"})
+    # Modules TFLite's CMakeLists only reaches for features tflite-forge never builds: the GPU
+    # delegate's headers, and fp16_headers (GPU and Android NNAPI only; with XNNPACK on it returns
+    # before declaring anything). Some trees compute their pins at configure time (fp16_headers
+    # downloads XNNPACK's master DownloadFP16.cmake and greps it), which no reader can pin: a module
+    # from this set whose download cannot be read is skipped with a note instead of failing the lock.
+    not_built: frozenset[str] = frozenset({"fp16_headers", "opencl_headers", "vulkan_headers", "opengl_headers",
+                                           "egl_headers"})
+    # Public C API headers (TF's install rule and the distro recipes): the *.h of these folders ...
+    header_seeds: tuple[str, ...] = ("tensorflow/lite/c", "tensorflow/lite/core/c", "tensorflow/lite/core/async/c",
+                                     "tensorflow/compiler/mlir/lite/core/c")
+    # ... and these single files.
+    header_files: tuple[str, ...] = ("tensorflow/lite/builtin_ops.h",)
+    # C++ headers: everything under tensorflow/lite except tests, tools, examples and other languages.
+    cxx_header_root: str = "tensorflow/lite"
+    cxx_header_skip: re.Pattern[str] = re.compile(
+        r"(^|/)(testing|testdata|tools|examples|java|objc|swift|g3doc|python)(/|$)|_test\.h$|_test_util\.h$|_testing\.h$")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Recipe:
     path: Path
     source: Source
     build: BuildSpec = field(default_factory=BuildSpec)
+    policy: Policy = field(default_factory=Policy)
 
     @property
     def version(self) -> str:
@@ -77,6 +124,9 @@ class Recipe:
         return f"{self.source.name}-{self.source.version}"
 
 
+DEFAULT_POLICY = Policy()
+
+
 def _cmake_value(path: Path, where: str, value: Any) -> str:
     if isinstance(value, bool):
         return "ON" if value else "OFF"
@@ -90,6 +140,60 @@ def _safe_relpath(path: Path, where: str, value: str) -> str:
     if not value or p.is_absolute() or ".." in p.parts:
         raise RecipeError(f"{path}: {where}: expected a relative path inside the tree, got {value!r}")
     return value
+
+
+def _strings(path: Path, where: str, value: Any, what: str) -> list[str]:
+    items = expect(path, where, value, list, f"a list of {what}")
+    for i, item in enumerate(items):
+        expect(path, f"{where}[{i}]", item, str, what)
+        if not item:
+            raise RecipeError(f"{path}: {where}[{i}]: expected {what}, got an empty string")
+    if len(set(items)) != len(items):
+        raise RecipeError(f"{path}: {where}: an entry is listed twice: {items}")
+    return items
+
+
+def _names(path: Path, where: str, value: Any, what: str, pattern: re.Pattern[str]) -> frozenset[str]:
+    items = _strings(path, where, value, what)
+    for i, item in enumerate(items):
+        if not pattern.match(item):
+            raise RecipeError(f"{path}: {where}[{i}]: expected {what}, got {item!r}")
+    return frozenset(items)
+
+
+def _paths(path: Path, where: str, value: Any, what: str) -> tuple[str, ...]:
+    items = _strings(path, where, value, what)
+    return tuple(_safe_relpath(path, f"{where}[{i}]", item) for i, item in enumerate(items))
+
+
+def parse_policy(path: Path, data: Any) -> Policy:
+    """[policy]: every key optional; what is not set keeps Policy's default."""
+    expect(path, "[policy]", data, dict, "a table")
+    check_keys(path, "[policy]", data, POLICY_KEYS)
+    kwargs: dict[str, Any] = {}
+    if "test_only" in data:
+        kwargs["test_only"] = _names(path, "[policy].test_only", data["test_only"],
+                                     "a lower-case download name such as 'googletest'", DOWNLOAD_NAME_RE)
+    if "not_built" in data:
+        kwargs["not_built"] = _names(path, "[policy].not_built", data["not_built"],
+                                     "a module name such as 'opencl_headers' (tools/cmake/modules/<name>.cmake)",
+                                     MODULE_NAME_RE)
+    if "header_seeds" in data:
+        kwargs["header_seeds"] = _paths(path, "[policy].header_seeds", data["header_seeds"],
+                                        "a folder such as 'tensorflow/lite/c'")
+    if "header_files" in data:
+        kwargs["header_files"] = _paths(path, "[policy].header_files", data["header_files"],
+                                        "a header such as 'tensorflow/lite/builtin_ops.h'")
+    if "cxx_header_root" in data:
+        root = expect(path, "[policy].cxx_header_root", data["cxx_header_root"], str, "a folder such as 'tensorflow/lite'")
+        kwargs["cxx_header_root"] = _safe_relpath(path, "[policy].cxx_header_root", root)
+    if "cxx_header_skip" in data:
+        skip = expect(path, "[policy].cxx_header_skip", data["cxx_header_skip"], str, "a regular expression")
+        try:
+            kwargs["cxx_header_skip"] = re.compile(skip)
+        except re.error as exc:
+            raise RecipeError(f"{path}: [policy].cxx_header_skip: not a regular expression ({exc}): {skip!r}") from None
+    return Policy(**kwargs)
 
 
 def parse_recipe(path: Path, data: dict[str, Any]) -> Recipe:
@@ -152,7 +256,8 @@ def parse_recipe(path: Path, data: dict[str, Any]) -> Recipe:
         kwargs["lock"] = lock
     if "host_tools_target" in b:
         kwargs["host_tools_target"] = expect(path, "[build].host_tools_target", b["host_tools_target"], str, "a CMake target name")
-    return Recipe(path=path.resolve(), source=source, build=BuildSpec(**kwargs))
+    policy = parse_policy(path, data.get("policy", {}))
+    return Recipe(path=path.resolve(), source=source, build=BuildSpec(**kwargs), policy=policy)
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -201,3 +306,10 @@ def select_recipes(*, version: str | None = None, recipe: str | Path | None = No
     if version == "all":
         return available_recipes(recipes_dir)
     return [select_recipe(version=v.strip(), recipes_dir=recipes_dir) for v in version.split(",") if v.strip()]
+
+
+def recipe_flag(recipe: Recipe, recipes_dir: Path = RECIPES_DIR) -> str:
+    """How a command line names this recipe: `--version V` for a bundled one, else `--recipe PATH`."""
+    if recipe.path.parent == recipes_dir.resolve():
+        return f"--version {recipe.version}"
+    return f"--recipe {recipe.path}"

@@ -20,7 +20,8 @@ import pytest
 from tflite_forge.cache import Cache, sha256_file
 from tflite_forge.download import FetchPolicy
 from tflite_forge.errors import ChecksumError, FetchError, OfflineError
-from tflite_forge.fetch import Fetcher, mirror_url, rewrite_url, run_mirror_export, run_recipes
+from tflite_forge.fetch import Fetcher, mirror_url, rewrite_url, run_mirror_export
+from tflite_forge.sources import run_recipes
 from tflite_forge.progress import PlainProgress
 from tflite_forge.settings import Settings
 

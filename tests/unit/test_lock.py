@@ -7,6 +7,7 @@ import hashlib
 import io
 import tarfile
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,13 +15,14 @@ import pytest
 from tflite_forge.cache import Cache, sha256_file
 from tflite_forge.cmake_scan import declarations, parse_commands
 from tflite_forge.download import FetchPolicy
-from tflite_forge.errors import LockError
-from tflite_forge.fetch import Fetcher, ensure_sources, run_fetch
+from tflite_forge.errors import FetchError, LockError
+from tflite_forge.fetch import Fetcher
 from tflite_forge.lock import (Lock, LockedDependency, archive_for, cmake_variable, dump_lock,
                                generate_lock, github_strip_prefix, load_lock, read_recipe_lock, write_lock)
 from tflite_forge.progress import PlainProgress
 from tflite_forge.recipe import load_recipe
 from tflite_forge.settings import Settings
+from tflite_forge.sources import ensure_sources, run_fetch
 
 from .faultserver import FaultServer
 
@@ -130,6 +132,12 @@ def test_lock_round_trip_is_atomic_and_exact(tmp_path):
     (lambda t: t.replace("[lock]", "[lock]\nextra = 1"), r"\[lock\]: unknown key 'extra'"),
     (lambda t: t.replace('name = "xnnpack"\n', ""), r"#1.name: missing"),
     (lambda t: t + "\n[oops", r"not valid TOML"),
+    (lambda t: t.replace('declared_by = "tensorflow"', 'declared_by = "tensorflow"\nlicense_file = "LICENSE"\n'
+                         'license_sha256 = "0123"'), r"#1.license_sha256: expected 64 lower-case hex"),
+    (lambda t: t.replace('declared_by = "tensorflow"', 'declared_by = "tensorflow"\nlicense_sha256 = "' + "e" * 64 + '"'),
+     r"#1.license_sha256: set without license_file"),
+    (lambda t: t.replace('generated_by = "x"', 'generated_by = "x"\nlicense_sha256 = "LICENSE"'),
+     r"\[lock\]\.license_sha256: expected 64 lower-case hex"),
 ])
 def test_load_lock_is_strict(tmp_path, edit, message):
     path = tmp_path / "r.toml.lock"
@@ -243,6 +251,17 @@ def test_lock_generation_reads_modules_tf_downloads_and_dependency_downloads(tmp
     for dep in lock.dependencies:
         assert sha256_file(cache.blob(dep.sha256)) == dep.sha256
         assert (cache.tree(dep.sha256) / "LICENSE").exists() or dep.name == "fft2d"
+    # No LICENSE_FILE declared and no LICENSE in this TensorFlow tree: no license hash anywhere.
+    assert lock.license_sha256 == "" and all(d.license_sha256 == "" for d in lock.dependencies)
+
+
+def test_test_only_downloads_come_from_the_recipes_policy(tmp_path):
+    rel = Release(tmp_path)
+    rel.recipe_path.write_text(rel.recipe_path.read_text() + "\n[policy]\ntest_only = []\n")
+    with FaultServer(rel.www) as srv:
+        with pytest.raises(FetchError, match="googletest"):
+            generate_lock(_fetcher(tmp_path / "cache", rewrites=[("https://", srv.base)]), load_recipe(rel.recipe_path))
+        assert srv.requests("/github.com/google/googletest/archive/x.zip")  # no longer skipped as test-only
 
 
 def test_upstream_url_hash_is_verified_not_trusted(tmp_path):
@@ -326,6 +345,15 @@ def test_lock_of_the_miniature_matches_what_it_declares(miniature, tmp_path, mon
                                                         ("opencl_headers", "TFLITE_ENABLE_GPU")}
     assert lock.get("fft2d").license_file == "readme2d.txt"
     assert lock.archive_sha256 == miniature.tensorflow_sha256
+    # The declared license file's sha256, as unpacked; and TensorFlow's own LICENSE.
+    fft2d = lock.get("fft2d")
+    assert fft2d.license_sha256 == sha256_file(cache / "trees" / fft2d.sha256 / "readme2d.txt")
+    assert lock.license_sha256 == sha256_file(cache / "trees" / lock.archive_sha256 / "LICENSE")
+    assert all(d.license_sha256 == "" for d in lock.dependencies if not d.license_file)
+    written = tmp_path / "written.toml.lock"
+    write_lock(replace(lock, path=written))
+    assert load_lock(written) == replace(lock, path=written)
+    assert f'license_sha256 = "{fft2d.license_sha256}"' in written.read_text()
 
     # Then everything comes from the cache with the network forbidden.
     import socket
@@ -407,6 +435,9 @@ def test_scan_tree_skips_unreadable_modules_only_for_features_never_built(tmp_pa
     found = scan_tree(tmp_path, "tensorflow", notes.append)
     assert [d.name for _, d in found] == ["ruy"]
     assert len(notes) == 1 and "opencl_headers.cmake: skipped" in notes[0] and "CL_URL" in notes[0]
+    # Which modules count as never built is the recipe's [policy].not_built.
+    with pytest.raises(LockError, match=r"opencl_headers.cmake:3: cannot resolve \$\{CL_URL\}"):
+        scan_tree(tmp_path, "tensorflow", notes.append, not_built=())
     (modules / "ruy.cmake").write_text("OverridableFetchContent_Declare(ruy URL ${RUY_URL})\n")
     with pytest.raises(LockError, match=r"ruy.cmake:1: cannot resolve \$\{RUY_URL\}"):
         scan_tree(tmp_path, "tensorflow", notes.append)

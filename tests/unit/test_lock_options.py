@@ -1,5 +1,5 @@
 """Which options bring a download in: the reach walk over a CMake project, the `when` a lock records,
-lock.needed(), and fetch.ensure_sources(options=...) on the miniature served from 127.0.0.1."""
+lock.needed(), and sources.ensure_sources(options=...) on the miniature served from 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -12,13 +12,14 @@ import pytest
 from tflite_forge.cmake_scan import condition_text, evaluate_condition, reach
 from tflite_forge.download import FetchPolicy
 from tflite_forge.errors import FetchError, LockError
-from tflite_forge.fetch import Fetcher, ensure_sources
+from tflite_forge.fetch import Fetcher
 from tflite_forge.lock import (Lock, LockedDependency, SkippedDependency, dump_lock, generate_lock, load_lock,
                                needed, write_lock)
 from tflite_forge.miniature import write_release
 from tflite_forge.progress import PlainProgress
 from tflite_forge.recipe import load_recipe
 from tflite_forge.settings import Settings
+from tflite_forge.sources import ensure_sources
 
 from .faultserver import FaultServer
 
@@ -167,7 +168,9 @@ def _dep(name: str, when: str = "TRUE", **kw) -> LockedDependency:
 
 def test_lock_records_when_license_file_defaults_and_skipped(tmp_path):
     lock = Lock(path=tmp_path / "r.toml.lock", archive_sha256="b" * 64, generated_by="t",
-                dependencies=(_dep("fft2d", license_file="readme2d.txt"), _dep("xnnpack", "TFLITE_ENABLE_XNNPACK")),
+                dependencies=(_dep("fft2d", license_file="readme2d.txt", license_sha256="c" * 64),
+                              _dep("xnnpack", "TFLITE_ENABLE_XNNPACK")),
+                license_sha256="d" * 64,
                 option_defaults=(("TFLITE_ENABLE_GPU", "OFF"), ("TFLITE_ENABLE_XNNPACK", "ON")),
                 skipped=(SkippedDependency(name="egl_headers", url="https://github.com/k/egl/archive/c.tar.gz",
                                            when="TFLITE_ENABLE_GPU", declared_in="m/egl_headers.cmake",
@@ -175,8 +178,22 @@ def test_lock_records_when_license_file_defaults_and_skipped(tmp_path):
     write_lock(lock)
     text = lock.path.read_text()
     assert 'when = "TFLITE_ENABLE_XNNPACK"' in text and 'license_file = "readme2d.txt"' in text
+    assert f'license_sha256 = "{"c" * 64}"' in text and f'license_sha256 = "{"d" * 64}"' in text
     assert "[[skipped]]" in text and "[lock.option_defaults]" in text
     assert load_lock(lock.path) == lock
+
+
+def test_a_lock_written_before_license_hashes_still_reads(tmp_path):
+    path = tmp_path / "old.toml.lock"
+    path.write_text('[lock]\narchive_sha256 = "' + "b" * 64 + '"\ngenerated_by = "tflite-forge 0.1.0"\nscope = "recipe"\n\n'
+                    '[[dependency]]\nname = "fft2d"\nurl = "https://example.org/f.tar.gz"\nsha256 = "' + "a" * 64 + '"\n'
+                    'strip_prefix = "f-1"\ncmake_variable = "FETCHCONTENT_SOURCE_DIR_FFT2D"\n'
+                    'declared_in = "m/fft2d.cmake"\ndeclared_by = "tensorflow"\nwhen = "TRUE"\n'
+                    'license_file = "readme2d.txt"\n')
+    lock = load_lock(path)
+    assert lock.license_sha256 == "" and lock.get("fft2d").license_file == "readme2d.txt"
+    assert lock.get("fft2d").license_sha256 == ""
+    assert "license_sha256" not in dump_lock(lock)
 
 
 def test_an_old_lock_without_when_means_every_entry_is_needed_and_says_so_once(tmp_path, capsys):

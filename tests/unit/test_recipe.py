@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from tflite_forge.errors import RecipeError
-from tflite_forge.recipe import available_recipes, load_recipe, select_recipe, select_recipes
+from tflite_forge.recipe import DEFAULT_POLICY, available_recipes, load_recipe, select_recipe, select_recipes
 
 FACTS_SHA256 = {
     "2.14.0": "ce357fd0728f0d1b0831d1653f475591662ec5bca736a94ff789e6b1944df19f",
@@ -79,6 +79,43 @@ def test_lock_must_be_a_lock_file_beside_or_below_the_recipe(tmp_path):
         assert "[build].lock" in str(exc.value) and "\n" not in str(exc.value)
 
 
+def test_policy_defaults_hold_for_every_shipped_recipe_and_each_key_can_be_set(tmp_path):
+    assert all(r.policy == DEFAULT_POLICY for r in available_recipes())
+    assert "googletest" in DEFAULT_POLICY.test_only and "opencl_headers" in DEFAULT_POLICY.not_built
+    assert DEFAULT_POLICY.header_files == ("tensorflow/lite/builtin_ops.h",)
+    assert DEFAULT_POLICY.cxx_header_skip.search("kernels/foo_test.h")
+    assert not DEFAULT_POLICY.cxx_header_skip.search("kernels/foo.h")
+    r = load_recipe(write(tmp_path, MINIMAL + """
+[policy]
+test_only = ["gtest"]
+not_built = []
+header_seeds = ["tensorflow/lite/c"]
+header_files = []
+cxx_header_root = "tensorflow/lite/core"
+cxx_header_skip = '_test\\.h$'
+"""))
+    assert r.policy.test_only == frozenset({"gtest"}) and r.policy.not_built == frozenset()
+    assert r.policy.header_seeds == ("tensorflow/lite/c",) and r.policy.header_files == ()
+    assert r.policy.cxx_header_root == "tensorflow/lite/core"
+    assert r.policy.cxx_header_skip.search("x_test.h") and not r.policy.cxx_header_skip.search("testing/x.h")
+    # A key left out keeps its default.
+    r = load_recipe(write(tmp_path, MINIMAL + "\n[policy]\nheader_files = []\n"))
+    assert r.policy.test_only == DEFAULT_POLICY.test_only and r.policy.header_seeds == DEFAULT_POLICY.header_seeds
+
+
+def test_the_documented_policy_defaults_are_the_real_ones():
+    import tomllib
+
+    import tflite_forge.recipe as recipe_mod
+    doc = recipe_mod.__doc__ or ""
+    block = doc[doc.index("    [policy]\n"):]
+    lines = [line.strip() for line in block.splitlines() if line.strip() and not line.strip().startswith("#")]
+    text = "\n".join(lines).replace(",\n", ", ")
+    data = tomllib.loads("\n".join(line.split("   #", 1)[0] for line in text.splitlines()))
+    policy = recipe_mod.parse_policy(Path("doc"), data["policy"])
+    assert policy == DEFAULT_POLICY
+
+
 @pytest.mark.parametrize("mutation, message", [
     (lambda t: t.replace('sha256 = "c7', 'sha256 = "C7'), r"\[source\]\.sha256: expected 64 lower-case hex"),
     (lambda t: t.replace("urls = [", "url = ["), r"\[source\]: unknown key 'url'; perhaps you meant 'urls'"),
@@ -95,6 +132,15 @@ def test_lock_must_be_a_lock_file_beside_or_below_the_recipe(tmp_path):
     (lambda t: t + "\n[build]\npatch_sets = ['o3', 'o3']\n", r"listed twice"),
     (lambda t: t.replace('name = "tensorflow"\n', 'name = "tensorflow"\nname = "x"\n'), r"not valid TOML"),
     (lambda t: t.replace("[source]", "[sauce]"), r"top level: unknown key 'sauce'; perhaps you meant 'source'"),
+    (lambda t: t + "\n[policy]\ntest_onl = []\n", r"\[policy\]: unknown key 'test_onl'; perhaps you meant 'test_only'"),
+    (lambda t: t + "\n[policy]\ntest_only = 'gtest'\n", r"\[policy\]\.test_only: expected a list of"),
+    (lambda t: t + "\n[policy]\ntest_only = ['GTest']\n", r"\[policy\]\.test_only\[0\]: expected a lower-case download name"),
+    (lambda t: t + "\n[policy]\nnot_built = [1]\n", r"\[policy\]\.not_built\[0\]: expected a module name"),
+    (lambda t: t + "\n[policy]\nheader_seeds = ['../up']\n", r"\[policy\]\.header_seeds\[0\]: expected a relative path"),
+    (lambda t: t + "\n[policy]\nheader_files = ['a.h', 'a.h']\n", r"\[policy\]\.header_files: an entry is listed twice"),
+    (lambda t: t + "\n[policy]\ncxx_header_root = '/abs'\n", r"\[policy\]\.cxx_header_root: expected a relative path"),
+    (lambda t: t + "\n[policy]\ncxx_header_skip = '(unclosed'\n", r"\[policy\]\.cxx_header_skip: not a regular expression"),
+    (lambda t: "policy = 1\n" + t, r"\[policy\]: expected a table"),
 ])
 def test_malformed_recipe_names_file_and_key(tmp_path, mutation, message):
     p = write(tmp_path, mutation(MINIMAL))
