@@ -473,7 +473,7 @@ def _source_id(tree: str, sources) -> str:
 def prepare_sources(settings, sources, arch, backend: str = "cmake") -> PreparedSources:
     """Working copies under <work_dir>/src/<recipe.label>-<arch>/ with the recipe's sets applied.
 
-    `sources` is fetch.ensure_sources()'s result: .recipe, .tensorflow (cache tree) and
+    `sources` is sources.ensure_sources()'s result: .recipe, .tensorflow (cache tree) and
     .dependencies {name: LockedTree(dependency, tree)}. The cache is only read.
     """
     if backend not in BACKENDS:
