@@ -57,7 +57,7 @@ from .cache import sha256_file
 from .errors import PackageError
 from .fsutil import write_atomic
 from .lock import load_lock, needed
-from .sbom import license_files
+from .licenses import license_files
 
 LIB_NAME = "libtensorflowlite_c"
 PKG_NAME = "tensorflowlite_c"
