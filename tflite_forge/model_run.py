@@ -29,7 +29,7 @@ from typing import Any, Callable
 from . import container as ct
 from .arches import resolve_arches_or_host
 from .errors import ConfigError, PackageError
-from .package import artifact_stem
+from .variants import artifact_stem
 from .pipeline import ensure_packaged
 from .recipe import select_recipes
 from .runtime_image import build_runtime_image, wheel_platform

@@ -347,7 +347,7 @@ def run_runtime_image(settings: Any, *, flavor: str = "minimal", base_image: str
     missing), then run it once."""
     from . import container as ct
     from .arches import resolve_arches_or_host
-    from .package import artifact_stem
+    from .variants import artifact_stem
     from .pipeline import ensure_packaged
     from .recipe import select_recipes
 

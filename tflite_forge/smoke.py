@@ -153,7 +153,7 @@ def smoke_test_tarball(tarball: Path, arch: Any, scratch: Path, *, cmake: bool =
 def run_test(settings: Any, *, cmake: bool = True, log=print) -> list[SmokeResult]:
     """`invoke test`: smoke-test every (recipe, arch) tarball that `invoke package` wrote."""
     from .arches import resolve_arches_or_host
-    from .package import artifact_stem
+    from .variants import artifact_stem
     from .pipeline import ensure_packaged
     from .recipe import select_recipes
 
