@@ -322,26 +322,3 @@ def package_cell(ws: Workspace, cell: Cell, *, glibc_max: str | None = None,
     if len(outputs) > 1:
         artifact.cxx_tarball, artifact.cxx_debug_tarball = outputs[1][0], outputs[1][2]
     return artifact
-
-
-def run_package(settings: Any, *, sign: str | None = None, glibc_max: str | None = None,
-                log: Callable[[str], None] = print) -> list[Artifact]:
-    """`invoke package`: every (recipe, arch) cell, then SHA256SUMS (and .asc with --sign)."""
-    from .arches import resolve_arches_or_host
-    from .pipeline import ensure_built
-    from .recipe import select_recipes
-    from .signing import publish_sums
-
-    ws = Workspace.of(settings)
-    recipes = select_recipes(version=settings.version, recipe=settings.recipe)
-    arches = resolve_arches_or_host(settings.arch)
-    artifacts = []
-    for recipe in recipes:
-        for arch in arches:
-            ensure_built(settings, recipe, arch, log=log)
-            artifact = package_cell(ws, Cell(recipe, arch), glibc_max=glibc_max, log=log)
-            for path in artifact.files:
-                log(f"package: {path}")
-            artifacts.append(artifact)
-    publish_sums(ws.dist_dir, sign=sign, log=log)
-    return artifacts

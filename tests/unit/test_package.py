@@ -14,7 +14,7 @@ import pytest
 
 from tests.fake_build import EPOCH, VERSION, make_fake_build, settings_for
 from tflite_forge.errors import PackageError
-from tflite_forge.package import run_package
+from tflite_forge.pipeline import run_package
 from tflite_forge.tarball import Entry, gzip_bytes, tar_bytes
 from tflite_forge.recipe import load_recipe
 

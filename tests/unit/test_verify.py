@@ -13,7 +13,8 @@ import pytest
 
 from tests.fake_build import VERSION, make_fake_build, settings_for
 from tflite_forge.errors import PackageError
-from tflite_forge.package import assemble, collect_inputs, run_package
+from tflite_forge.package import assemble, collect_inputs
+from tflite_forge.pipeline import run_package
 from tflite_forge.tarball import gzip_bytes, tar_bytes
 from tflite_forge.variants import LIB_NAME
 from tflite_forge.workspace import Cell, Workspace
