@@ -197,9 +197,9 @@ def package(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None
             offline=False, jobs=None, ccache_remote=None, parallel=None, resume=False, builder=None,
             sign=None, glibc_max=None):
     """Pack the build output into dist/ (builds first if needed): tarball + -dbg, manifest, SBOM, SHA256SUMS; verified."""
-    from tflite_forge import package as package_mod
-    package_mod.run_package(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline,
-                                               jobs, builder, ccache_remote), sign=sign, glibc_max=glibc_max)
+    from tflite_forge import pipeline
+    pipeline.run_package(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline,
+                                            jobs, builder, ccache_remote), sign=sign, glibc_max=glibc_max)
 
 
 @forge_task(help={"tarball": "a release tarball (dist/libtensorflowlite_c-<v>-linux-<arch>.tar.gz)",
@@ -229,12 +229,12 @@ def test(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, m
     settings = _pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline, jobs,
                                   builder, ccache_remote)
     if model is None:
-        from tflite_forge import smoke
-        smoke.run_test(settings, cmake=not no_cmake)
+        from tflite_forge import pipeline
+        pipeline.run_test(settings, cmake=not no_cmake)
     else:
-        from tflite_forge import model_run
-        model_run.run_model_test(settings, model_run.make_request(model, inputs=input, runs=runs, resize=resize,
-                                                                  interpreter=interpreter))
+        from tflite_forge import model_run, pipeline
+        pipeline.run_model_test(settings, model_run.make_request(model, inputs=input, runs=runs, resize=resize,
+                                                                 interpreter=interpreter))
 
 
 @stage(flavor="runtime image from dist/'s tarball: minimal (<= 20 MB, FROM scratch, the default), "
@@ -266,5 +266,5 @@ def image(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, 
         raise ConfigError("--debian-suite/--debian-mirror make base and builder images: add --bootstrap or --builder-image "
                           "(a runtime image's base is --base-image)")
     else:
-        from tflite_forge import runtime_image as runtime_mod
-        runtime_mod.run_runtime_image(settings, flavor=flavor, base_image=base_image)
+        from tflite_forge import pipeline
+        pipeline.run_runtime_image(settings, flavor=flavor, base_image=base_image)

@@ -40,8 +40,8 @@ def _median_time(fn) -> float:
 
 def package_rows(root: Path) -> tuple[list[dict], Path]:
     from tests.fake_build import make_fake_build, settings_for
-    from tflite_forge.package import run_package
-    from tflite_forge.smoke import unpack
+    from tflite_forge.consumer import unpack
+    from tflite_forge.pipeline import run_package
 
     fake = make_fake_build(root / "x86_64", "x86_64")
     settings = settings_for(fake, root / "dist")
@@ -60,7 +60,7 @@ def image_rows(root: Path, dist: Path) -> list[dict]:
     from tests.fake_build import make_fake_build, settings_for
     from tflite_forge import container as ct
     from tflite_forge.arches import resolve_arch
-    from tflite_forge.package import run_package
+    from tflite_forge.pipeline import run_package
     from tflite_forge.runtime_image import MINIMAL_LIMIT, build_runtime_image
 
     engine = ct.resolve_engine(None)

@@ -27,13 +27,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import container as ct
-from .arches import resolve_arches_or_host
+from .consumer import build_with_scons, how_it_runs, run_on_target, unpack
 from .errors import ConfigError, PackageError
-from .package import artifact_stem
-from .pipeline import ensure_packaged
-from .recipe import select_recipes
-from .runtime_image import build_runtime_image, wheel_platform
-from .smoke import SMOKE_DIR, build_with_scons, how_it_runs, run_on_target, unpack
+from .resources import SMOKE_DIR
 from .tflite_model import NpyArray, check_model_file, read_npy, type_name
 
 INTERPRETERS = ("c-api", "tflite-runtime")
@@ -279,32 +275,17 @@ def run_tflite_runtime(request: ModelRequest, engine: Any, tag: str, arch: Any, 
                      where=where, who=f"tflite-runtime in {tag}", emulated=not arch.runs_natively())
 
 
-def run_model_test(settings: Any, request: ModelRequest, *, log: Callable[[str], None] = print) -> list[ModelReport]:
-    """`invoke test --model`: the model through every selected (recipe, arch) tarball (packaged first if missing)."""
-    arches = resolve_arches_or_host(settings.arch)
-    if request.interpreter == "tflite-runtime":
-        for arch in arches:           # armhf, riscv64: no tflite-runtime wheel; say so before packaging
-            try:
-                wheel_platform(arch)
-            except ConfigError:
-                raise ConfigError(f"--interpreter tflite-runtime: PyPI has tflite-runtime wheels for aarch64 and "
-                                  f"x86_64 only, not {arch.name}; use --interpreter c-api there") from None
-    engine = ct.resolve_engine(settings.engine) if request.interpreter == "tflite-runtime" else None
-    reports: list[ModelReport] = []
-    for recipe in select_recipes(version=settings.version, recipe=settings.recipe):
-        for arch in arches:
-            tarball = Path(settings.dist_dir) / f"{artifact_stem(recipe.version, arch.name)}.tar.gz"
-            ensure_packaged(settings, recipe, arch, tarball, log=log)
-            with tempfile.TemporaryDirectory(prefix=f"tflite-forge-run-model-{arch.name}-") as tmp:
-                if engine is None:
-                    report = run_c_api(request, tarball, arch, Path(tmp), version=recipe.version)
-                    source = tarball.name
-                else:
-                    image = build_runtime_image(engine, tarball, arch, flavor="wheel", version=recipe.version,
-                                                cache_dir=Path(settings.cache_dir), log=log)
-                    report = run_tflite_runtime(request, engine, image.tag, arch, Path(tmp))
-                    source = "tflite-runtime"
-            for line in render(report, source=source):
-                log(line)
-            reports.append(report)
-    return reports
+def run_cell(request: ModelRequest, arch: Any, *, version: str, tarball: Path, engine: Any = None,
+             image_tag: str | None = None, log: Callable[[str], None] = print) -> ModelReport:
+    """The model through one packaged cell: the C API program against `tarball`, or (with an
+    engine) the tflite-runtime interpreter in the wheel image `image_tag`; the report is logged."""
+    with tempfile.TemporaryDirectory(prefix=f"tflite-forge-run-model-{arch.name}-") as tmp:
+        if engine is None or image_tag is None:
+            report = run_c_api(request, tarball, arch, Path(tmp), version=version)
+            source = tarball.name
+        else:
+            report = run_tflite_runtime(request, engine, image_tag, arch, Path(tmp))
+            source = "tflite-runtime"
+    for line in render(report, source=source):
+        log(line)
+    return report

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -30,8 +31,7 @@ BUILDER_ID = "https://github.com/tflite-forge/tflite-forge/builder/container"
 MANIFEST = "manifest.json"
 
 
-def _tool_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+def tool_version() -> str:
     try:
         return version("tflite-forge")
     except PackageNotFoundError:
@@ -97,7 +97,7 @@ def _file_sha256(path: Path) -> str | None:
 
 
 def build_statement(inputs: Any, entries: Iterable[Any], debug_entries: Iterable[Any]) -> dict:
-    """The Statement for one release tarball (entries: package.Entry, without manifest.json)."""
+    """The Statement for one release tarball (entries: tarball.Entry, without manifest.json)."""
     recipe, arch, info = inputs.recipe, inputs.arch, inputs.build_info
     entries = sorted(entries, key=lambda e: e.path)
     subjects = [{"name": e.path, "digest": {"sha256": e.sha256}} for e in entries
@@ -134,9 +134,9 @@ def build_statement(inputs: Any, entries: Iterable[Any], debug_entries: Iterable
             resolved.append({"name": f"lock:{name}", "digest": _digest(digest)})
     for name, keys in (("builder-image", ("builder_image_id", "builder_image", "builder_image_digest")),
                        ("base-image", ("base_image", "base_image_id"))):
-        desc = _image_descriptor(name, _pick(info, *keys))
-        if desc:
-            resolved.append(desc)
+        image = _image_descriptor(name, _pick(info, *keys))
+        if image:
+            resolved.append(image)
 
     recipe_sha = _file_sha256(Path(recipe.path))
     external: dict[str, Any] = {
@@ -160,7 +160,7 @@ def build_statement(inputs: Any, entries: Iterable[Any], debug_entries: Iterable
         "sourceDateEpoch": inputs.source_date_epoch,
         "buildInfo": info,
     }
-    builder_versions = {"tflite-forge": _tool_version()}
+    builder_versions = {"tflite-forge": tool_version()}
     if isinstance(compilers, dict):
         builder_versions.update({str(k): str(v) for k, v in sorted(compilers.items())})
 

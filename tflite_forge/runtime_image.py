@@ -104,7 +104,7 @@ def runtime_closure(elves: list[Path], arch: Any) -> dict[str, Path]:
 
 def assemble_rootfs(tarball: Path, arch: Any, rootfs: Path, scratch: Path) -> dict[str, Any]:
     """Lay out rootfs/opt (-> /opt/tflite: lib, bin, share) and rootfs/runtime-libs (-> /lib)."""
-    from .smoke import build_with_scons, unpack
+    from .consumer import build_with_scons, unpack
     from .tflite_model import write_add_model
 
     prefix = unpack(tarball, scratch / "artifact")
@@ -339,27 +339,3 @@ def run_image(engine: Any, tag: str, arch: Any, *, timeout: float = 180) -> str:
         raise PackageError(f"{tag} failed when run on {arch.platform} (exit {proc.returncode}): "
                            f"{(output.splitlines() or ['(no output)'])[-1]}")
     return (proc.stdout or "").strip() or output
-
-
-def run_runtime_image(settings: Any, *, flavor: str = "minimal", base_image: str | None = None,
-                      log=print) -> list[RuntimeImage]:
-    """`invoke image`: one runtime image per (recipe, arch) tarball in dist/ (packaged first if
-    missing), then run it once."""
-    from . import container as ct
-    from .arches import resolve_arches_or_host
-    from .package import artifact_stem
-    from .pipeline import ensure_packaged
-    from .recipe import select_recipes
-
-    engine = ct.resolve_engine(settings.engine)
-    images = []
-    for recipe in select_recipes(version=settings.version, recipe=settings.recipe):
-        for arch in resolve_arches_or_host(settings.arch):
-            tarball = Path(settings.dist_dir) / f"{artifact_stem(recipe.version, arch.name)}.tar.gz"
-            ensure_packaged(settings, recipe, arch, tarball, log=log)
-            image = build_runtime_image(engine, tarball, arch, flavor=flavor, version=recipe.version,
-                                        base_image=base_image, cache_dir=Path(settings.cache_dir), log=log)
-            for line in run_image(engine, image.tag, arch).splitlines()[-1:]:
-                log(f"runtime-image: {image.tag} ran: {line}")
-            images.append(image)
-    return images

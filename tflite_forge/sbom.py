@@ -21,11 +21,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .licenses import LICENSE_RE, license_excerpt, license_files
+from .provenance import tool_version
+
 NAMESPACE_BASE = "https://github.com/tflite-forge/tflite-forge/spdx"
-LICENSE_RE = re.compile(r"^(LICEN[CS]E|COPYING|NOTICE|COPYRIGHT)([._-].*)?$", re.IGNORECASE)
-README_RE = re.compile(r"^readme[\w.-]*$", re.IGNORECASE)
-_COPYRIGHT_LINE_RE = re.compile(r"^\s*(copyright\b|\(c\)\s|\u00a9)", re.IGNORECASE)
-_GRANT_RE = re.compile(r"(you may|permission|licen[cs]e|redistribut|free of charge|without fee)", re.IGNORECASE)
 
 # (SPDX id, every regex that must match the license text), most specific first.
 _CLASSIFIER: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -47,47 +46,6 @@ def classify_license(text: str) -> str | None:
         if all(re.search(p, flat) for p in patterns):
             return spdx_id
     return None
-
-
-def license_excerpt(text: str) -> str | None:
-    """The copyright paragraph of a readme that states its terms (a line starting with 'Copyright'
-    and what it grants, up to the next blank line), or None when the text holds no such paragraph."""
-    lines = text.splitlines()
-    for i, line in enumerate(lines):
-        if _COPYRIGHT_LINE_RE.match(line):
-            end = i
-            while end + 1 < len(lines) and lines[end + 1].strip():
-                end += 1
-            block = "\n".join(lines[i:end + 1]).strip()
-            if _GRANT_RE.search(block):
-                return block
-    return None
-
-
-def _inside(tree: Path, rel: str) -> Path | None:
-    path = (tree / rel).resolve()
-    try:
-        path.relative_to(tree.resolve())
-    except ValueError:
-        return None
-    return path if path.is_file() else None
-
-
-def license_files(tree: Path | None, license_file: str = "") -> list[Path]:
-    """A tree's license files: its declared LICENSE_FILE and its top-level LICENSE/COPYING/NOTICE
-    files; a tree without the latter (OouraFFT), also its top-level readme files that state a
-    copyright and its terms (each readme may cover other parts of the package)."""
-    if tree is None or not tree.is_dir():
-        return []
-    top = [p for p in sorted(tree.iterdir()) if p.is_file()]
-    declared = _inside(tree, license_file) if license_file else None
-    found = [declared] if declared is not None else []
-    conventional = [p for p in top if LICENSE_RE.match(p.name)]
-    found += [p for p in conventional if p.resolve() not in found]
-    if not conventional:
-        found += [p for p in top if README_RE.match(p.name) and p.resolve() not in found
-                  and license_excerpt(p.read_text(encoding="utf-8", errors="replace"))]
-    return found
 
 
 def license_info(name: str, tree: Path | None, license_file: str = "") -> tuple[str, dict[str, str] | None]:
@@ -127,7 +85,7 @@ def _timestamp(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _purl(url: str, name: str, version: str) -> str | None:
+def _purl(url: str, version: str) -> str | None:
     m = re.match(r"https://github\.com/([^/]+)/([^/]+)/", url)
     if m:
         return f"pkg:github/{m.group(1).lower()}/{m.group(2).lower()}@{version}"
@@ -147,7 +105,7 @@ def _source_package(name: str, version: str, url: str, sha256: str, license_expr
         "copyrightText": "NOASSERTION",
         "primaryPackagePurpose": "SOURCE",
     }
-    purl = _purl(url, name, version)
+    purl = _purl(url, version)
     if purl:
         pkg["externalRefs"] = [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl",
                                 "referenceLocator": purl}]
@@ -189,7 +147,6 @@ def build_sbom(inputs: Any, *, library_sha256: str, library_name: str = "libtens
                               "relatedSpdxElement": _spdx_id(dep.name)})
     seed = json.dumps([library_sha256, recipe.source.sha256, sorted(d.sha256 for d in inputs.dependencies)])
     doc_hash = hashlib.sha256(seed.encode()).hexdigest()[:32]
-    from .provenance import _tool_version
     doc = {
         "spdxVersion": "SPDX-2.3",
         "dataLicense": "CC0-1.0",
@@ -198,7 +155,7 @@ def build_sbom(inputs: Any, *, library_sha256: str, library_name: str = "libtens
         "documentNamespace": f"{NAMESPACE_BASE}/{inputs.stem}-{doc_hash}",
         "creationInfo": {
             "created": _timestamp(inputs.source_date_epoch),
-            "creators": [f"Tool: tflite-forge-{_tool_version()}"],
+            "creators": [f"Tool: tflite-forge-{tool_version()}"],
         },
         "packages": packages,
         "relationships": relationships,

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .cache import Cache
+from .variants import artifact_stem
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,11 @@ class Workspace:
         """The workspace of resolved `Settings` (or anything with work_dir, dist_dir, cache_dir)."""
         return cls(work_dir=Path(settings.work_dir), dist_dir=Path(settings.dist_dir),
                    cache_dir=Path(settings.cache_dir))
+
+    def resolved(self) -> "Workspace":
+        """The same workspace with absolute, symlink-free paths (what a package records as build paths)."""
+        return Workspace(work_dir=self.work_dir.resolve(), dist_dir=self.dist_dir.resolve(),
+                         cache_dir=self.cache_dir.resolve())
 
     # ------------------------------------------------------------ work dir
     def src(self, cell: Cell) -> Path:
@@ -111,6 +117,10 @@ class Workspace:
 
     def release(self, file_name: str) -> Path:
         return self.dist_dir / file_name
+
+    def tarball(self, cell: Cell, variant: str = "") -> Path:
+        """The cell's release tarball (or a variant's sibling, e.g. "cxx") in dist/."""
+        return self.release(f"{artifact_stem(cell.recipe.version, cell.arch.name, variant)}.tar.gz")
 
     # ------------------------------------------------------------ cache
     @property

@@ -26,7 +26,7 @@ SCRIPT = textwrap.dedent("""
     from pathlib import Path
     sys.path.insert(0, {repo!r})
     from tests.fake_build import FakeBuild, settings_for
-    from tflite_forge.package import run_package
+    from tflite_forge.pipeline import run_package
     root = Path({root!r})
     fake = FakeBuild(root=root, work_dir=root / "work", recipe_path=root / "recipes" / "tensorflow-{version}.toml",
                      arch={arch!r}, lib=Path())

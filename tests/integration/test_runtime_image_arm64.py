@@ -15,7 +15,7 @@ import pytest
 
 from tests.fake_build import make_fake_build, settings_for
 from tflite_forge import container as ct
-from tflite_forge.package import run_package
+from tflite_forge.pipeline import run_package
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +56,8 @@ def arm64_release(tmp_path_factory, docker_engine):
     ("wheel", "smoke-wheel: ok: [1.0, 3.0] -> [3.0, 9.0]"),
 ])
 def test_arm64_flavor_builds_and_runs_under_emulation(arm64_base, arm64_release, docker_engine, flavor, expected):
-    from tflite_forge.runtime_image import image_tag, run_runtime_image
+    from tflite_forge.pipeline import run_runtime_image
+    from tflite_forge.runtime_image import image_tag
 
     tag = image_tag("2.16.1", "aarch64", flavor)
     lines: list[str] = []

@@ -11,8 +11,7 @@ import pytest
 
 from tests.fake_build import VERSION, make_fake_build, settings_for
 from tflite_forge.errors import PackageError
-from tflite_forge.package import run_package
-from tflite_forge.smoke import run_test
+from tflite_forge.pipeline import run_package, run_test
 
 from tests.ci import need_tools
 

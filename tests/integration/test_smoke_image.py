@@ -9,7 +9,7 @@ import pytest
 
 from tests.fake_build import make_fake_build, settings_for
 from tflite_forge.errors import ConfigError, EngineError
-from tflite_forge.package import run_package
+from tflite_forge.pipeline import run_package
 
 from tests.ci import unavailable
 
@@ -32,7 +32,8 @@ def _inspect(engine, tag: str, fmt: str) -> str:
 
 def test_minimal_aarch64_image_runs_the_smoke_under_emulation(engine, tmp_path):
     from tflite_forge import container as ct
-    from tflite_forge.runtime_image import MINIMAL_LIMIT, run_runtime_image
+    from tflite_forge.pipeline import run_runtime_image
+    from tflite_forge.runtime_image import MINIMAL_LIMIT
 
     fake = make_fake_build(tmp_path, "aarch64")
     settings = settings_for(fake, tmp_path / "dist")
@@ -66,7 +67,8 @@ def test_minimal_aarch64_image_runs_the_smoke_under_emulation(engine, tmp_path):
 
 def test_failing_smoke_stops_the_image_build(engine, tmp_path):
     import tests.fake_build as fb
-    from tflite_forge.runtime_image import image_tag, run_runtime_image
+    from tflite_forge.pipeline import run_runtime_image
+    from tflite_forge.runtime_image import image_tag
     from tflite_forge import container as ct
 
     original = fb.IMPL_CC

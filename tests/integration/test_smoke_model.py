@@ -18,10 +18,10 @@ from tflite_forge import container as ct
 from tflite_forge import tflite_model
 from tflite_forge.arches import host_arch, resolve_arch
 from tflite_forge.errors import ConfigError
-from tflite_forge.model_run import make_request, parse_run, run_model_test
-from tflite_forge.package import run_package
+from tflite_forge.model_run import make_request, parse_run
+from tflite_forge.pipeline import run_model_test, run_package
 from tflite_forge.runtime_image import image_tag
-from tflite_forge.smoke import SMOKE_DIR
+from tflite_forge.resources import SMOKE_DIR
 from tflite_forge.tflite_model import write_add_model
 
 pytestmark = pytest.mark.integration

@@ -17,9 +17,10 @@ import pytest
 from tests.ci import unavailable
 from tests.shared_models import ADD_BIN_SHAPE, add_bin
 from tflite_forge.errors import ConfigError, PackageError
-from tflite_forge.model_run import ModelRequest, make_request, parse_run, render, run_model_test
+from tflite_forge.model_run import ModelRequest, make_request, parse_run, render
+from tflite_forge.pipeline import run_model_test
 from tflite_forge.settings import Settings
-from tflite_forge.smoke import SMOKE_DIR
+from tflite_forge.resources import SMOKE_DIR
 from tflite_forge.tflite_model import check_model_file, read_npy, write_add_model
 
 REPO = Path(__file__).resolve().parents[2]

@@ -14,7 +14,8 @@ import pytest
 
 from tests.fake_build import EPOCH, VERSION, make_fake_build, settings_for
 from tflite_forge.errors import PackageError
-from tflite_forge.package import Entry, gzip_bytes, run_package, tar_bytes
+from tflite_forge.pipeline import run_package
+from tflite_forge.tarball import Entry, gzip_bytes, tar_bytes
 from tflite_forge.recipe import load_recipe
 
 STEM = f"libtensorflowlite_c-{VERSION}-linux-x86_64"
@@ -199,9 +200,10 @@ def test_missing_build_output_says_to_build(tmp_path):
     fake = make_fake_build(tmp_path, "x86_64")
     from tflite_forge.arches import resolve_arch
     from tflite_forge.package import package_cell
+    from tflite_forge.workspace import Cell, Workspace
     with pytest.raises(PackageError, match=r"run `invoke build --version 2.16.1 --arch aarch64` first"):
-        package_cell(settings_for(fake, tmp_path / "dist", arch="aarch64"), load_recipe(fake.recipe_path),
-                     resolve_arch("aarch64"), log=lambda _: None)
+        package_cell(Workspace.of(settings_for(fake, tmp_path / "dist", arch="aarch64")),
+                     Cell(load_recipe(fake.recipe_path), resolve_arch("aarch64")), log=lambda _: None)
     assert not (tmp_path / "dist").exists() or not list((tmp_path / "dist").iterdir())
 
 

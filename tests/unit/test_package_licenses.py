@@ -13,7 +13,7 @@ import pytest
 
 from tests.fake_build import VERSION, make_fake_build, settings_for
 from tflite_forge.lock import Lock, LockedDependency, dump_lock, load_lock
-from tflite_forge.package import run_package
+from tflite_forge.pipeline import run_package
 
 STEM = f"libtensorflowlite_c-{VERSION}-linux-aarch64"
 MODULES = "tensorflow/lite/tools/cmake/modules"

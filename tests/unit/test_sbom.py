@@ -8,7 +8,7 @@ import tarfile
 import pytest
 
 from tests.fake_build import EPOCH, VERSION, make_fake_build, settings_for
-from tflite_forge.package import run_package
+from tflite_forge.pipeline import run_package
 from tflite_forge.sbom import classify_license
 
 STEM = f"libtensorflowlite_c-{VERSION}-linux-x86_64"

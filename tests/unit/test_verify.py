@@ -13,7 +13,11 @@ import pytest
 
 from tests.fake_build import VERSION, make_fake_build, settings_for
 from tflite_forge.errors import PackageError
-from tflite_forge.package import LIB_NAME, assemble, collect_inputs, gzip_bytes, run_package, tar_bytes
+from tflite_forge.package import assemble, collect_inputs
+from tflite_forge.pipeline import run_package
+from tflite_forge.tarball import gzip_bytes, tar_bytes
+from tflite_forge.variants import LIB_NAME
+from tflite_forge.workspace import Cell, Workspace
 from tflite_forge.recipe import load_recipe
 from tflite_forge.verify import build_path_strings, run_verify, verify_tarball
 
@@ -49,7 +53,7 @@ def _package_unverified(fake, tmp_path) -> Path:
     """Assemble without package's built-in verification, to inspect what verify says."""
     from tflite_forge.arches import resolve_arch
     settings = settings_for(fake, tmp_path / "dist")
-    inputs = collect_inputs(settings, load_recipe(fake.recipe_path), resolve_arch(fake.arch))
+    inputs = collect_inputs(Workspace.of(settings), Cell(load_recipe(fake.recipe_path), resolve_arch(fake.arch)))
     entries, _, _ = assemble(inputs)
     path = tmp_path / f"{STEM}.tar.gz"
     path.write_bytes(gzip_bytes(tar_bytes(STEM, entries, inputs.source_date_epoch)))
