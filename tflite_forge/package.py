@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import provenance, sbom
+from .cache import sha256_file
 from .errors import PackageError
 from .fsutil import write_atomic
 from .licenses import license_files
@@ -65,6 +66,7 @@ class Dependency:
     version: str
     tree: Path | None
     license_file: str = ""     # the declaration's LICENSE_FILE (fft2d: readme2d.txt)
+    license_sha256: str = ""   # that file's sha256 when locked ("": an older lock, or none declared)
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class PackageInputs:
     build_info: dict
     source_date_epoch: int
     extra_build_paths: tuple[str, ...] = ()
+    tensorflow_license_sha256: str = ""   # the lock's sha256 of TensorFlow's LICENSE ("": an older lock)
     variant: str = ""             # Variant.suffix: "" for the release, "cxx" for the C++ sibling
 
     @property
@@ -98,7 +101,7 @@ def dependency_version(url: str, strip_prefix: str = "") -> str:
     return last.removeprefix("v") if re.match(r"^v\d", last) else last or strip_prefix
 
 
-def _load_lock_dependencies(recipe: Any, build_info: dict, arch: Any) -> list[Any]:
+def _load_lock_dependencies(recipe: Any, build_info: dict, arch: Any) -> tuple[Any, list[Any]]:
     """The locked dependencies this build's options brought in (lock.needed over build-info.json's
     cmake_options and the target's CMAKE_SYSTEM_PROCESSOR): only those are in the library, so only
     their licenses are shipped and only they are in the SBOM, whatever "dependencies" lists."""
@@ -111,7 +114,7 @@ def _load_lock_dependencies(recipe: Any, build_info: dict, arch: Any) -> list[An
     if not isinstance(options, dict):
         options = {}
     processor = getattr(arch, "cmake_system_processor", None) or options.get("CMAKE_SYSTEM_PROCESSOR")
-    return list(needed(lock, options, processors=[processor]))
+    return lock, list(needed(lock, options, processors=[processor]))
 
 
 def collect_inputs(ws: Workspace, cell: Cell) -> PackageInputs:
@@ -135,12 +138,13 @@ def collect_inputs(ws: Workspace, cell: Cell) -> PackageInputs:
         raise PackageError(f"{tf_tree}: no patched TensorFlow working copy (headers and LICENSE come from it); "
                            f"run `invoke build --arch {arch.name}` first")
     deps = []
-    for locked in _load_lock_dependencies(recipe, build_info, arch):
+    lock, locked_deps = _load_lock_dependencies(recipe, build_info, arch)
+    for locked in locked_deps:
         working, cached = ws.src_dependency(cell, locked.name), ws.cached_tree(locked.sha256)
         tree = working if working.is_dir() else cached if cached.is_dir() else None
         deps.append(Dependency(name=locked.name, url=locked.url, sha256=locked.sha256,
                                version=dependency_version(locked.url, locked.strip_prefix), tree=tree,
-                               license_file=locked.license_file))
+                               license_file=locked.license_file, license_sha256=locked.license_sha256))
     epoch = build_info.get("source_date_epoch", recipe.build.source_date_epoch)
     if epoch is None:
         raise PackageError(f"{info_path}: no source_date_epoch and the recipe sets none; add "
@@ -148,7 +152,8 @@ def collect_inputs(ws: Workspace, cell: Cell) -> PackageInputs:
     extra = tuple(str(p) for p in build_info.get("build_paths", ()) if p)
     return PackageInputs(recipe=recipe, arch=arch, build_dir=build_dir, tensorflow_tree=tf_tree,
                          dependencies=tuple(deps), build_info=build_info, source_date_epoch=int(epoch),
-                         extra_build_paths=(str(ws.work_dir), *extra))
+                         extra_build_paths=(str(ws.work_dir), *extra),
+                         tensorflow_license_sha256=lock.license_sha256)
 
 
 # ---------------------------------------------------------------- content
@@ -185,10 +190,26 @@ def split_debug(lib: Path, arch: Any, real_name: str) -> tuple[bytes, bytes]:
         return (work / real_name).read_bytes(), (work / debug_name).read_bytes()
 
 
+def _check_pinned_license(name: str, tree: Path, rel: str, pinned: str) -> None:
+    path = tree / rel
+    found = sha256_file(path) if path.is_file() else None
+    if found != pinned:
+        what = f"has sha256 {found}" if found else "is missing"
+        raise PackageError(f"{path}: {name}'s license file {what}, the lock pinned {pinned}; the tree is not the "
+                           f"one locked: re-lock with `invoke lock` (and review the license) or rebuild")
+
+
 def license_entries(inputs: PackageInputs) -> tuple[list[Entry], list[str]]:
-    """share/licenses/<component>/<file>; also the components that have none (reported, not fatal)."""
+    """share/licenses/<component>/<file>; also the components that have none (reported, not fatal).
+    A license file the lock pinned must still be the file it hashed: the licenses shipped are the
+    ones `invoke lock` saw."""
     entries: list[Entry] = []
     missing: list[str] = []
+    if inputs.tensorflow_license_sha256:
+        _check_pinned_license("tensorflow", inputs.tensorflow_tree, "LICENSE", inputs.tensorflow_license_sha256)
+    for dep in inputs.dependencies:
+        if dep.license_sha256 and dep.tree is not None:
+            _check_pinned_license(dep.name, dep.tree, dep.license_file, dep.license_sha256)
     for name, tree, declared in (("tensorflow", inputs.tensorflow_tree, ""),
                                  *((d.name, d.tree, d.license_file) for d in inputs.dependencies)):
         files = license_files(tree, declared)
@@ -237,7 +258,7 @@ def assemble(inputs: PackageInputs, variant: Variant = RELEASE) -> tuple[list[En
             entries += bundled.entries
             debug_entries += bundled.debug_entries
             notes += bundled.notes
-    entries += variant.headers(inputs.tensorflow_tree)
+    entries += variant.headers(inputs.tensorflow_tree, inputs.recipe.policy)
     licenses, missing = license_entries(inputs)
     entries += licenses
     if missing:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import PackageError
+from .recipe import Policy
 from .tarball import Entry
 
 TEMPLATES_DIR = Path(__file__).resolve().with_name("templates")
@@ -60,42 +61,29 @@ def header_closure(tf_tree: Path, seeds: list[str]) -> list[Entry]:
     return [Entry(f"include/{rel}", data) for rel, data in sorted(seen.items())]
 
 
-C_HEADER_SEEDS = (             # public C API headers, as TensorFlow's install rule lays them out
-    "tensorflow/lite/c",
-    "tensorflow/lite/core/c",
-    "tensorflow/lite/core/async/c",
-    "tensorflow/compiler/mlir/lite/core/c",
-)
-C_HEADER_FILES = ("tensorflow/lite/builtin_ops.h",)
-
-
-def c_headers(tf_tree: Path) -> list[Entry]:
-    """The C API headers (seed folders + builtin_ops.h) and every project header they include."""
+def c_headers(tf_tree: Path, policy: Policy) -> list[Entry]:
+    """The C API headers (the recipe policy's seed folders and files: as TensorFlow's install rule
+    lays them out) and every project header they include."""
     todo: list[str] = []
-    for seed in C_HEADER_SEEDS:
+    for seed in policy.header_seeds:
         folder = tf_tree / seed
         if folder.is_dir():
             todo += [f"{seed}/{p.name}" for p in sorted(folder.glob("*.h"))
                      if not p.name.endswith(("_internal.h", "_test.h", "_test_util.h"))]
-    todo += [f for f in C_HEADER_FILES if (tf_tree / f).is_file()]
+    todo += [f for f in policy.header_files if (tf_tree / f).is_file()]
     if not any(t.endswith("/c_api.h") for t in todo):
         raise PackageError(f"{tf_tree}: no tensorflow/lite/c/c_api.h or tensorflow/lite/core/c/c_api.h; "
                            "is this a TensorFlow tree? (rebuild to recreate the working copy)")
     return header_closure(tf_tree, todo)
 
 
-# C++ headers: everything under tensorflow/lite except tests, tools, examples and other languages.
-CXX_HEADER_ROOT = "tensorflow/lite"
-CXX_HEADER_SKIP = re.compile(r"(^|/)(testing|testdata|tools|examples|java|objc|swift|g3doc|python)(/|$)"
-                             r"|_test\.h$|_test_util\.h$|_testing\.h$")
-
-
-def cxx_headers(tf_tree: Path) -> list[Entry]:
-    """The C++ API headers: every .h under tensorflow/lite (minus tests, tools, other languages)
-    and every tensorflow/ header they include."""
-    root = tf_tree / CXX_HEADER_ROOT
+def cxx_headers(tf_tree: Path, policy: Policy) -> list[Entry]:
+    """The C++ API headers: every .h under the policy's cxx_header_root (tensorflow/lite) but
+    those cxx_header_skip matches (tests, tools, other languages), and every tensorflow/ header
+    they include."""
+    root = tf_tree / policy.cxx_header_root
     todo = [p.relative_to(tf_tree).as_posix() for p in sorted(root.rglob("*.h"))
-            if not CXX_HEADER_SKIP.search(p.relative_to(root).as_posix())]
+            if not policy.cxx_header_skip.search(p.relative_to(root).as_posix())]
     return header_closure(tf_tree, todo)
 
 
@@ -142,7 +130,7 @@ class Variant:
     lib_name: str                                # the library file's stem in lib/
     pkg_name: str                                # pkg-config and CMake package name
     names: Callable[[str, str | None], Names]
-    headers: Callable[[Path], list[Entry]]
+    headers: Callable[[Path, Policy], list[Entry]]
     pc_template: str
     config_template: str
     required: bool                               # does every build have this library?
