@@ -18,12 +18,14 @@ build would hit, and `default_cmake_options` already avoids them.
 from __future__ import annotations
 
 import difflib
+import platform
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .resources import TOOLCHAINS_DIR
 from .errors import ConfigError
+from .resources import TOOLCHAINS_DIR
+from .versions import version_matches
 
 
 # ELF header flags checked on armhf / riscv64 outputs (values from the psABIs).
@@ -37,7 +39,7 @@ class KnownBad:
     """A combination that fails upstream, with the issue that says so and the way around it."""
 
     arches: tuple[str, ...]
-    versions: str                         # version specifier, e.g. ">=2.5" (see patchset.version_matches)
+    versions: str                         # version specifier, e.g. ">=2.5" (versions.version_matches)
     when: tuple[tuple[str, str], ...]     # CMake options that trigger it; ON/OFF compared case-insensitively
     gcc_below: int | None = None          # only with GCC older than this major version
     issues: tuple[str, ...]
@@ -237,11 +239,10 @@ TFLITE_OPTION_DEFAULTS = {"TFLITE_ENABLE_XNNPACK": "ON"}
 def check_combination(arch: str | Arch, version: str, cmake_options: dict[str, str] | None = None,
                       gcc_major: int | None = None) -> list[KnownBad]:
     """The known-bad rules a build of `version` for `arch` with these options would hit."""
-    from .patchset import version_matches  # one version-range syntax for patches and arches
-
     arch = resolve_arch(arch)
+    given = cmake_options or {}
     options = dict(TFLITE_OPTION_DEFAULTS)
-    options.update(cmake_options or {})
+    options.update(given)
     hits = []
     for bad in arch.known_bad:
         if not version_matches(version, bad.versions):
@@ -251,7 +252,7 @@ def check_combination(arch: str | Arch, version: str, cmake_options: dict[str, s
         if bad.gcc_below is not None and (gcc_major is None or gcc_major >= bad.gcc_below):
             continue
         # Already avoided: every "avoid" option is set as the rule asks.
-        if all(k in (cmake_options or {}) and _same_option(cmake_options[k], v) for k, v in bad.avoid):
+        if all(k in given and _same_option(given[k], v) for k, v in bad.avoid):
             continue
         hits.append(bad)
     return hits
@@ -268,7 +269,6 @@ def default_cmake_options(arch: str | Arch, version: str, gcc_major: int | None 
 
 def host_arch() -> Arch:
     """The arch this machine runs natively: the default --arch of build, package and test."""
-    import platform
     machine = platform.machine()
     try:
         return resolve_arch(machine)

@@ -8,7 +8,8 @@ import textwrap
 import pytest
 
 from tflite_forge.errors import PatchError
-from tflite_forge.patchset import available_sets, find_patch_set, load_patch_set, version_matches
+from tflite_forge.patchset import available_sets, find_patch_set, load_patch_set
+from tflite_forge.versions import version_matches
 
 EDIT = """
 [set]
