@@ -6,6 +6,7 @@ header with an `Upstream:` line). Every entry says where it applies: TensorFlow 
 range, arches, build backend. The full format is in patches/SCHEMA.md.
 
     [set]
+    kind = "tuning"
     description = "Raise -O2 to -O3 where TFLite's dependencies pin it"
 
     [[edit]]
@@ -42,7 +43,9 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 PATCH_FILE_RE = re.compile(r"^\d{4}-[A-Za-z0-9._-]+\.patch$")
 
 TOP_KEYS = ("set", "edit", "patch", "compile_check")
-SET_KEYS = ("description", "upstream")
+SET_KEYS = ("kind", "description", "upstream")
+# Why a set exists (patches/SCHEMA.md): taken from upstream, needed on a target or platform, or a choice.
+KINDS = ("backport", "portability", "tuning")
 APPLICABILITY_KEYS = ("versions", "arches", "backends", "skip")
 EDIT_KEYS = ("id", "description", "upstream", "tree", "files", "pattern", "replacement",
              "count", "min", "max", "applied", *APPLICABILITY_KEYS)
@@ -161,6 +164,7 @@ class CompileCheck:
 class PatchSet:
     name: str
     path: Path
+    kind: str                     # one of KINDS
     description: str
     upstream: str | None
     edits: tuple[Edit, ...]
@@ -407,6 +411,11 @@ def load_patch_set(path: Path) -> PatchSet:
     check_keys(path, "top level", data, TOP_KEYS, error=PatchError)
     s = require(path, "", data, "set", dict, "a [set] table with a description", error=PatchError)
     check_keys(path, "[set]", s, SET_KEYS, error=PatchError)
+    kind = require(path, "[set]", s, "kind", str, f"one of {', '.join(KINDS)} (patches/SCHEMA.md says which)",
+                   error=PatchError)
+    if kind not in KINDS:
+        raise _err(path, "[set].kind", f"{kind!r} is not a kind; write one of {', '.join(KINDS)} "
+                                       f"(patches/SCHEMA.md says which)")
     description = require(path, "[set]", s, "description", str, "what the set is for", error=PatchError)
     upstream = expect(path, "[set].upstream", s["upstream"], str, "a URL or 'N/A <why>'", error=PatchError) \
         if "upstream" in s else None
@@ -428,7 +437,7 @@ def load_patch_set(path: Path) -> PatchSet:
     h.update(path.read_bytes())
     for p in patches:
         h.update(b"\0" + p.id.encode() + b"\0" + p.text.encode("utf-8"))
-    return PatchSet(name=name, path=path.resolve(), description=description, upstream=upstream,
+    return PatchSet(name=name, path=path.resolve(), kind=kind, description=description, upstream=upstream,
                     edits=edits, patches=patches, digest=h.hexdigest(), checks=checks)
 
 
