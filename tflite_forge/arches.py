@@ -1,10 +1,13 @@
-"""Target architectures as data: one row per `--arch`, everything a later step needs.
+"""Target architectures: the `Arch` row of each `--arch` and the lookups; the rows are data, in arches.toml.
 
     --arch      triplet               Debian  platform       qemu                 ELF
     aarch64     aarch64-linux-gnu     arm64   linux/arm64    qemu-aarch64-static  EM_AARCH64, 64-bit
     armhf       arm-linux-gnueabihf   armhf   linux/arm/v7   qemu-arm-static      EM_ARM, 32-bit, hard-float
     x86_64      x86_64-linux-gnu      amd64   linux/amd64    qemu-x86_64-static   EM_X86_64, 64-bit
     riscv64     riscv64-linux-gnu     riscv64 linux/riscv64  qemu-riscv64-static  EM_RISCV, 64-bit, lp64d
+
+arches.toml is read on first use and checked against ROW_SCHEMA / KNOWN_BAD_SCHEMA: an unknown,
+missing or mistyped key is one ConfigError naming the file, the row and the key.
 
 Whether a target is native is a question about the host, not the row: `Arch.runs_natively()`
 compares it with `host_arch()` (an aarch64 host runs aarch64 natively and x86_64 under
@@ -18,12 +21,17 @@ build would hit, and `default_cmake_options` already avoids them.
 from __future__ import annotations
 
 import difflib
+import functools
+import platform
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from .resources import TOOLCHAINS_DIR
+from ._toml import load_toml
 from .errors import ConfigError
+from .resources import TOOLCHAINS_DIR
+from .versions import parse_versions, version_matches
 
 
 # ELF header flags checked on armhf / riscv64 outputs (values from the psABIs).
@@ -37,7 +45,7 @@ class KnownBad:
     """A combination that fails upstream, with the issue that says so and the way around it."""
 
     arches: tuple[str, ...]
-    versions: str                         # version specifier, e.g. ">=2.5" (see patchset.version_matches)
+    versions: str                         # version specifier, e.g. ">=2.5" (versions.version_matches)
     when: tuple[tuple[str, str], ...]     # CMake options that trigger it; ON/OFF compared case-insensitively
     gcc_below: int | None = None          # only with GCC older than this major version
     issues: tuple[str, ...]
@@ -99,96 +107,184 @@ class Arch:
         return [self.qemu_binary, "-L", str(self.sysroot)]
 
 
-_GITHUB = "https://github.com/tensorflow/tensorflow/issues/"
+# --- the table: tflite_forge/arches.toml -------------------------------------------------
 
-_XNNPACK_ARM32 = KnownBad(
-    arches=("armhf",),
-    versions=">=2.5",
-    when=(("TFLITE_ENABLE_XNNPACK", "ON"),),
-    issues=(f"{_GITHUB}53545", f"{_GITHUB}50029", f"{_GITHUB}57364"),
-    reason="XNNPACK fails to cross-compile for 32-bit ARM in many releases; the official armhf build turns it off",
-    avoid=(("TFLITE_ENABLE_XNNPACK", "OFF"),),
-)
+ARCHES_FILE = Path(__file__).resolve().parent / "arches.toml"
 
-_XNNPACK_BF16_I8MM_OLD_GCC = KnownBad(
-    arches=("aarch64",),
-    versions=">=2.14",
-    when=(("TFLITE_ENABLE_XNNPACK", "ON"),),
-    gcc_below=10,
-    issues=(f"{_GITHUB}68616", f"{_GITHUB}71636"),
-    reason="XNNPACK's bf16 and i8mm kernels need GCC >= 10 (-march=armv8.2-a+bf16 / +i8mm)",
-    avoid=(("XNNPACK_ENABLE_ARM_BF16", "OFF"), ("XNNPACK_ENABLE_ARM_I8MM", "OFF")),
-)
+# The e_flags names a row's elf_flags may use.
+ELF_FLAGS = {"EF_ARM_EABI_VER5": EF_ARM_EABI_VER5, "EF_ARM_ABI_FLOAT_HARD": EF_ARM_ABI_FLOAT_HARD,
+             "EF_RISCV_FLOAT_ABI_DOUBLE": EF_RISCV_FLOAT_ABI_DOUBLE}
 
-ARCHES: tuple[Arch, ...] = (
-    Arch(
-        name="aarch64",
-        aliases=("arm64", "armv8", "aarch64-linux-gnu"),
-        triplet="aarch64-linux-gnu",
-        debian_arch="arm64",
-        platform="linux/arm64",
-        cmake_system_processor="aarch64",
-        qemu_binary="qemu-aarch64-static",
-        cross_packages=("crossbuild-essential-arm64",),
-        elf_machine="EM_AARCH64",
-        elf_class=64,
-        neon=True,
-        notes="ASIMD is mandatory on ARMv8-A; GCC for aarch64 rejects -mfpu=neon (#17001).",
-        known_bad=(_XNNPACK_BF16_I8MM_OLD_GCC,),
-    ),
-    Arch(
-        name="armhf",
-        aliases=("armv7l", "armv7", "arm", "arm-linux-gnueabihf"),
-        triplet="arm-linux-gnueabihf",
-        debian_arch="armhf",
-        platform="linux/arm/v7",
-        cmake_system_processor="armv7",
-        qemu_binary="qemu-arm-static",
-        cross_packages=("crossbuild-essential-armhf",),
-        elf_machine="EM_ARM",
-        elf_class=32,
-        elf_flags_set=EF_ARM_EABI_VER5 | EF_ARM_ABI_FLOAT_HARD,
-        neon=True,
-        default_cmake_options=(("TFLITE_ENABLE_XNNPACK", "OFF"),),
-        notes="ARMv7-A with NEON-VFPv4 (Raspberry Pi 2 and later in 32-bit mode); keeps its -mfpu flags.",
-        known_bad=(_XNNPACK_ARM32,),
-    ),
-    Arch(
-        name="x86_64",
-        aliases=("amd64", "x64", "x86-64", "x86_64-linux-gnu"),
-        triplet="x86_64-linux-gnu",
-        debian_arch="amd64",
-        platform="linux/amd64",
-        cmake_system_processor="x86_64",
-        qemu_binary="qemu-x86_64-static",         # on a non-x86_64 host (e.g. an aarch64 runner)
-        cross_packages=("build-essential",),
-        foreign_packages=("crossbuild-essential-amd64",),
-        elf_machine="EM_X86_64",
-        elf_class=64,
-    ),
-    Arch(
-        name="riscv64",
-        aliases=("riscv", "rv64", "riscv64-linux-gnu"),
-        triplet="riscv64-linux-gnu",
-        debian_arch="riscv64",
-        platform="linux/riscv64",
-        cmake_system_processor="riscv64",
-        qemu_binary="qemu-riscv64-static",
-        # Debian bookworm has no crossbuild-essential-riscv64: name the compilers and libc directly.
-        cross_packages=("gcc-riscv64-linux-gnu", "g++-riscv64-linux-gnu", "libc6-dev-riscv64-cross"),
-        elf_machine="EM_RISCV",
-        elf_class=64,
-        elf_flags_set=EF_RISCV_FLOAT_ABI_DOUBLE,
-        notes="Extra target: RV64GC, lp64d ABI (Debian's riscv64 port).",
-    ),
-)
 
-_BY_NAME = {a.name: a for a in ARCHES}
-_ALIASES = {alias: a.name for a in ARCHES for alias in (a.name, *a.aliases)}
+@dataclass(frozen=True)
+class _Key:
+    kind: str             # a key of _WHAT
+    example: str          # a right value, shown in every error about the key
+    required: bool = True
+
+
+# The schema of one [[arch]] row and of one [[arch.known_bad]] entry (documented at the top of arches.toml).
+ROW_SCHEMA = {
+    "name": _Key("text", 'name = "aarch64"'),
+    "aliases": _Key("texts", 'aliases = ["arm64", "aarch64-linux-gnu"]'),
+    "triplet": _Key("text", 'triplet = "aarch64-linux-gnu"'),
+    "debian_arch": _Key("text", 'debian_arch = "arm64"'),
+    "platform": _Key("text", 'platform = "linux/arm64"'),
+    "cmake_system_processor": _Key("text", 'cmake_system_processor = "aarch64"'),
+    "qemu_binary": _Key("text", 'qemu_binary = "qemu-aarch64-static"'),
+    "cross_packages": _Key("texts", 'cross_packages = ["crossbuild-essential-arm64"]'),
+    "foreign_packages": _Key("texts", 'foreign_packages = ["crossbuild-essential-amd64"]', required=False),
+    "elf_machine": _Key("text", 'elf_machine = "EM_AARCH64"'),
+    "elf_class": _Key("elf_class", "elf_class = 64"),
+    "elf_flags": _Key("elf_flags", 'elf_flags = ["EF_ARM_EABI_VER5", "EF_ARM_ABI_FLOAT_HARD"]', required=False),
+    "neon": _Key("bool", "neon = true", required=False),
+    "default_cmake_options": _Key("options", 'default_cmake_options = { TFLITE_ENABLE_XNNPACK = "OFF" }',
+                                  required=False),
+    "notes": _Key("text", 'notes = "one sentence"', required=False),
+    "known_bad": _Key("tables", "[[arch.known_bad]] tables under the row", required=False),
+}
+KNOWN_BAD_SCHEMA = {
+    "versions": _Key("versions", 'versions = ">=2.14, <2.17"'),
+    "when": _Key("options", 'when = { TFLITE_ENABLE_XNNPACK = "ON" }'),
+    "gcc_below": _Key("integer", "gcc_below = 10", required=False),
+    "issues": _Key("texts", 'issues = ["https://github.com/tensorflow/tensorflow/issues/53545"]'),
+    "reason": _Key("text", 'reason = "what fails, in one sentence"'),
+    "avoid": _Key("options", 'avoid = { TFLITE_ENABLE_XNNPACK = "OFF" }'),
+}
+TOP_SCHEMA = {
+    "tflite_defaults": _Key("options", '[tflite_defaults] TFLITE_ENABLE_XNNPACK = "ON"', required=False),
+    "arch": _Key("tables", "one [[arch]] table per target"),
+}
+
+_WHAT = {"text": "a non-empty string", "texts": "a non-empty list of strings", "integer": "a whole number",
+         "bool": "true or false", "options": "a table of CMake options to string values",
+         "elf_flags": f"a list of flag names ({', '.join(ELF_FLAGS)})", "tables": "an array of tables",
+         "versions": "a version range", "elf_class": "32 or 64"}
+
+
+@dataclass(frozen=True)
+class ArchTable:
+    arches: tuple[Arch, ...]
+    tflite_defaults: dict[str, str]    # TFLite's own defaults for the options the known-bad rules look at
+    by_name: dict[str, Arch]           # every name and alias -> its row
+
+
+def _problem(path: Path, where: str, message: str, example: str) -> ConfigError:
+    return ConfigError(f"{path}: {where}: {message}; write it as e.g. {example}")
+
+
+def _value(path: Path, where: str, key: _Key, value: Any) -> Any:
+    """The Python value of one key, or one ConfigError saying what the key takes."""
+    kind = key.kind
+    got = f"got {type(value).__name__} {value!r}"
+    wrong = _problem(path, where, f"expected {_WHAT[kind]}, {got}", key.example)
+    if kind in ("text", "versions"):
+        if not isinstance(value, str) or not value.strip():
+            raise wrong
+        if kind == "versions":
+            try:
+                parse_versions(value)
+            except ValueError as exc:
+                raise _problem(path, where, f"{str(exc)!r} is not OP VERSION (OP one of >= <= > < == !=)",
+                               key.example) from None
+        return value
+    if kind in ("texts", "elf_flags"):
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            raise wrong
+        if kind == "elf_flags":
+            unknown = [v for v in value if v not in ELF_FLAGS]
+            if unknown:
+                raise _problem(path, where, f"unknown flag {unknown[0]!r} (known: {', '.join(ELF_FLAGS)})", key.example)
+            bits = 0
+            for v in value:
+                bits |= ELF_FLAGS[v]
+            return bits
+        return tuple(value)
+    if kind in ("integer", "elf_class"):
+        if isinstance(value, bool) or not isinstance(value, int) or (kind == "elf_class" and value not in (32, 64)):
+            raise wrong
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise wrong
+        return value
+    if kind == "options":
+        if not isinstance(value, dict) or not value or not all(isinstance(v, str) for v in value.values()):
+            raise wrong
+        return tuple(value.items())
+    if kind == "tables":
+        if not isinstance(value, list) or not value or not all(isinstance(v, dict) for v in value):
+            raise wrong
+        return value
+    raise AssertionError(kind)
+
+
+def _checked(path: Path, where: str, table: dict[str, Any], schema: dict[str, _Key]) -> dict[str, Any]:
+    """Every key of `table` known, every required one present, each of the right type."""
+    for key in table:
+        if key not in schema:
+            close = difflib.get_close_matches(key, list(schema), n=1) or [k for k in schema if key in k]
+            hint = f"perhaps you meant {close[0]!r}" if close else f"the keys are {', '.join(schema)}"
+            raise ConfigError(f"{path}: {where}: unknown key {key!r}; {hint} (the top of the file lists them)")
+    out = {}
+    for key, spec in schema.items():
+        if key in table:
+            out[key] = _value(path, f"{where}.{key}", spec, table[key])
+        elif spec.required:
+            raise ConfigError(f"{path}: {where}: missing key {key!r}; add e.g. {spec.example}")
+    return out
+
+
+def _row(path: Path, index: int, raw: Any) -> Arch:
+    label = f"[[arch]] #{index + 1}"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: {label}: expected a table; write each row as an [[arch]] table")
+    if isinstance(raw.get("name"), str):
+        label += f" ({raw['name']!r})"
+    row = _checked(path, label, raw, ROW_SCHEMA)
+    name = row["name"]
+    if "elf_flags" in row:
+        row["elf_flags_set"] = row.pop("elf_flags")
+    rules = []
+    for j, rule in enumerate(row.pop("known_bad", [])):
+        rules.append(KnownBad(arches=(name,), **_checked(path, f"{label}.known_bad #{j + 1}", rule, KNOWN_BAD_SCHEMA)))
+    return Arch(**row, known_bad=tuple(rules))
+
+
+def load_arch_table(path: Path = ARCHES_FILE) -> ArchTable:
+    """Read and validate arches.toml: a mistake is one ConfigError naming the file, the row and the key."""
+    data = load_toml(path, error=ConfigError)
+    top = _checked(path, "top level", data, TOP_SCHEMA)
+    arches = tuple(_row(path, i, raw) for i, raw in enumerate(top["arch"]))
+    by_name: dict[str, Arch] = {}
+    for arch in arches:
+        for alias in (arch.name, *arch.aliases):
+            if alias in by_name:
+                raise ConfigError(f"{path}: [[arch]] {arch.name!r}: the name {alias!r} is already taken by "
+                                  f"{by_name[alias].name!r}; every name and alias must be unique")
+            by_name[alias] = arch
+    return ArchTable(arches=arches, tflite_defaults=dict(top.get("tflite_defaults", ())), by_name=by_name)
+
+
+@functools.cache
+def arch_table() -> ArchTable:
+    """The checkout's table, read on first use (so a broken file is one error inside a task)."""
+    return load_arch_table()
+
+
+def all_arches() -> tuple[Arch, ...]:
+    return arch_table().arches
+
+
+def __getattr__(name: str) -> tuple[Arch, ...]:
+    # `ARCHES` reads like the constant it was, but is the table read on first use.
+    if name == "ARCHES":
+        return all_arches()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def arch_names() -> list[str]:
-    return [a.name for a in ARCHES]
+    return [a.name for a in all_arches()]
 
 
 def resolve_arch(name: str | Arch) -> Arch:
@@ -196,11 +292,12 @@ def resolve_arch(name: str | Arch) -> Arch:
     if isinstance(name, Arch):
         return name
     key = (name or "").strip().lower()
-    if key in _ALIASES:
-        return _BY_NAME[_ALIASES[key]]
-    valid = ", ".join(f"{a.name} ({'/'.join(a.aliases[:2])})" for a in ARCHES)
-    close = difflib.get_close_matches(key, list(_ALIASES), n=1)
-    hint = f"; perhaps you meant {_ALIASES[close[0]]!r}" if close else ""
+    by_name = arch_table().by_name
+    if key in by_name:
+        return by_name[key]
+    valid = ", ".join(f"{a.name} ({'/'.join(a.aliases[:2])})" for a in all_arches())
+    close = difflib.get_close_matches(key, list(by_name), n=1)
+    hint = f"; perhaps you meant {by_name[close[0]].name!r}" if close else ""
     raise ConfigError(f"--arch {name!r}: unknown architecture{hint}; valid names: {valid}, or 'all'")
 
 
@@ -209,7 +306,7 @@ def resolve_arches(spec: str | None) -> list[Arch]:
     if spec is None or not spec.strip():
         raise ConfigError(f"--arch is required here; valid names: {', '.join(arch_names())}, or 'all'")
     if spec.strip().lower() == "all":
-        return list(ARCHES)
+        return list(all_arches())
     out: list[Arch] = []
     for part in re.split(r"[\s,]+", spec.strip()):
         if part:
@@ -230,18 +327,13 @@ def _same_option(a: str, b: str) -> bool:
     return a == b
 
 
-# TFLite's own defaults (tensorflow/lite/CMakeLists.txt) for the options the known-bad rules look at.
-TFLITE_OPTION_DEFAULTS = {"TFLITE_ENABLE_XNNPACK": "ON"}
-
-
 def check_combination(arch: str | Arch, version: str, cmake_options: dict[str, str] | None = None,
                       gcc_major: int | None = None) -> list[KnownBad]:
     """The known-bad rules a build of `version` for `arch` with these options would hit."""
-    from .patchset import version_matches  # one version-range syntax for patches and arches
-
     arch = resolve_arch(arch)
-    options = dict(TFLITE_OPTION_DEFAULTS)
-    options.update(cmake_options or {})
+    given = cmake_options or {}
+    options = dict(arch_table().tflite_defaults)
+    options.update(given)
     hits = []
     for bad in arch.known_bad:
         if not version_matches(version, bad.versions):
@@ -251,7 +343,7 @@ def check_combination(arch: str | Arch, version: str, cmake_options: dict[str, s
         if bad.gcc_below is not None and (gcc_major is None or gcc_major >= bad.gcc_below):
             continue
         # Already avoided: every "avoid" option is set as the rule asks.
-        if all(k in (cmake_options or {}) and _same_option(cmake_options[k], v) for k, v in bad.avoid):
+        if all(k in given and _same_option(given[k], v) for k, v in bad.avoid):
             continue
         hits.append(bad)
     return hits
@@ -268,7 +360,6 @@ def default_cmake_options(arch: str | Arch, version: str, gcc_major: int | None 
 
 def host_arch() -> Arch:
     """The arch this machine runs natively: the default --arch of build, package and test."""
-    import platform
     machine = platform.machine()
     try:
         return resolve_arch(machine)

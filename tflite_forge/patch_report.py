@@ -6,12 +6,19 @@ The engine and the working copies live in patching.py; this module only calls th
 
 from __future__ import annotations
 
+import sys
+from typing import Any, TextIO
+
+from rich.console import Console
 from rich.text import Text
 
+from . import sources as sources_mod
+from .arches import host_arch, resolve_arch
 from .errors import PatchError
 from .patching import PreparedSources, RecipeCheck, check_recipes, plan_diff, prepare_sources
 from .patchset import Edit, available_sets, load_recipe_sets
-from .tables import Styled, console_for, print_table
+from .recipe import select_recipe, select_recipes
+from .tables import Cell, Styled, console_for, print_table
 
 
 _STATUS_STYLE = {"applies": "green", "drift": "bold red", "upstream": "yellow", "n/a": "dim", "no-tree": "magenta"}
@@ -27,10 +34,10 @@ def _scope(entry) -> str:
 
 
 CHECK_COLUMNS = ("set", "entry", "tree", "files", "applies to", "expected", "found", "status")
-SET_COLUMNS = ("entry", "tree", "files", "applies to", "expected", "upstream")
+SET_COLUMNS = ("entry", "kind", "tree", "files", "applies to", "expected", "upstream")
 
 
-def render_checks(checks: list[RecipeCheck], console=None) -> None:
+def render_checks(checks: list[RecipeCheck], console: Console | TextIO | None = None) -> None:
     console = console_for(console)
     for chk in checks:
         r = chk.recipe
@@ -39,7 +46,7 @@ def render_checks(checks: list[RecipeCheck], console=None) -> None:
             console.print(Text.assemble((title, "bold"), ": ", (chk.note, "dim")), soft_wrap=True)
             continue
         entries = {(ps.name, e.id): e for ps in load_recipe_sets(r) for e in ps.entries}
-        rows = []
+        rows: list[tuple[Cell, ...]] = []
         for res in chk.results:
             status = _STATUS_TEXT.get(res.status, res.status)
             if res.detail and res.status != "applies":
@@ -52,14 +59,13 @@ def render_checks(checks: list[RecipeCheck], console=None) -> None:
         print_table(console, title, CHECK_COLUMNS, rows, caption=chk.note or None)
 
 
-def run_patches(settings, *, check: bool = False, console=None) -> list[RecipeCheck] | None:
+def run_patches(settings: Any, *, check: bool = False,
+                console: Console | TextIO | None = None) -> list[RecipeCheck] | None:
     """`invoke patches`: list the bundled sets, or (--check) check every selected recipe."""
-    from .recipe import select_recipes
-
     console = console_for(console)
     if not check:
         for ps in available_sets():
-            rows = [(e.id, e.tree, "\n".join(e.files) if isinstance(e, Edit) else e.id, _scope(e),
+            rows = [(e.id, ps.kind, e.tree, "\n".join(e.files) if isinstance(e, Edit) else e.id, _scope(e),
                      getattr(e, "expected", "all hunks"), e.upstream) for e in ps.entries]
             print_table(console, f"{ps.name}: {ps.description}", SET_COLUMNS, rows,
                         caption=f"{ps.path.name}  sha256 {ps.digest[:16]}")
@@ -76,14 +82,9 @@ def run_patches(settings, *, check: bool = False, console=None) -> list[RecipeCh
     return checks
 
 
-def run_patch(settings, *, backend: str = "cmake", dry_run: bool = False, out=None) -> PreparedSources | str:
+def run_patch(settings: Any, *, backend: str = "cmake", dry_run: bool = False,
+              out: TextIO | None = None) -> PreparedSources | str:
     """`invoke patch`: prepare working copies (or print the diff with --dry-run)."""
-    import sys
-
-    from . import sources as sources_mod
-    from .arches import host_arch, resolve_arch
-    from .recipe import select_recipe
-
     out = out or sys.stdout
     recipe = select_recipe(version=settings.version, recipe=settings.recipe)
     arch = resolve_arch(settings.arch) if settings.arch else host_arch()
@@ -94,7 +95,7 @@ def run_patch(settings, *, backend: str = "cmake", dry_run: bool = False, out=No
         return diff
     prepared = prepare_sources(settings, sources, arch, backend)
     state = "up to date" if prepared.reused else "prepared"
-    counts = {}
+    counts: dict[str, int] = {}
     for r in prepared.results:
         counts[r.status] = counts.get(r.status, 0) + 1
     summary = ", ".join(f"{n} {_STATUS_TEXT.get(s, s)}" for s, n in sorted(counts.items()))

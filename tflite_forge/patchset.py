@@ -6,6 +6,7 @@ header with an `Upstream:` line). Every entry says where it applies: TensorFlow 
 range, arches, build backend. The full format is in patches/SCHEMA.md.
 
     [set]
+    kind = "tuning"
     description = "Raise -O2 to -O3 where TFLite's dependencies pin it"
 
     [[edit]]
@@ -22,15 +23,19 @@ range, arches, build backend. The full format is in patches/SCHEMA.md.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .resources import PATCHES_DIR
 from ._toml import check_keys, expect, load_toml, require
-from .errors import PatchError
+from .arches import arch_names, resolve_arch
+from .difftools import parse_unified_diff
+from .errors import ConfigError, PatchError
+from .resources import PATCHES_DIR
+from .versions import parse_versions, version_key, version_matches
 
 
 BACKENDS = ("cmake", "bazel")
@@ -38,7 +43,9 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 PATCH_FILE_RE = re.compile(r"^\d{4}-[A-Za-z0-9._-]+\.patch$")
 
 TOP_KEYS = ("set", "edit", "patch", "compile_check")
-SET_KEYS = ("description", "upstream")
+SET_KEYS = ("kind", "description", "upstream")
+# Why a set exists (patches/SCHEMA.md): taken from upstream, needed on a target or platform, or a choice.
+KINDS = ("backport", "portability", "tuning")
 APPLICABILITY_KEYS = ("versions", "arches", "backends", "skip")
 EDIT_KEYS = ("id", "description", "upstream", "tree", "files", "pattern", "replacement",
              "count", "min", "max", "applied", *APPLICABILITY_KEYS)
@@ -50,41 +57,6 @@ OPT_RE = re.compile(r"^-O(\d|s|z|g|fast)?$")
 # Filled into replacements from the recipe being patched (configure_file style, so they
 # never collide with CMake's ${...} or regex group references).
 PLACEHOLDERS = ("@TF_VERSION@", "@TF_VERSION_MAJOR@", "@TF_VERSION_MINOR@", "@TF_VERSION_PATCH@")
-
-
-# --- version ranges -----------------------------------------------------------------
-
-_SPEC_RE = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*(\d+(?:\.\d+)*)\s*$")
-
-
-def _vkey(version: str) -> tuple[int, ...]:
-    nums = re.match(r"^(\d+(?:\.\d+)*)", version.strip())
-    if not nums:
-        raise ValueError(version)
-    parts = [int(p) for p in nums.group(1).split(".")]
-    while len(parts) < 3:
-        parts.append(0)
-    return tuple(parts)
-
-
-def parse_versions(spec: str) -> list[tuple[str, tuple[int, ...]]]:
-    """'>=2.14, <2.17' -> [('>=', (2,14,0)), ('<', (2,17,0))]; raises ValueError."""
-    out = []
-    for part in spec.split(","):
-        m = _SPEC_RE.match(part)
-        if not m:
-            raise ValueError(part.strip())
-        out.append((m.group(1), _vkey(m.group(2))))
-    return out
-
-
-def version_matches(version: str, spec: str | None) -> bool:
-    """Does TensorFlow `version` fall in `spec` (comma = and)? None or '' = every version."""
-    if not spec:
-        return True
-    v = _vkey(version)
-    ops = {">=": v.__ge__, "<=": v.__le__, "==": v.__eq__, "!=": v.__ne__, ">": v.__gt__, "<": v.__lt__}
-    return all(ops[op](bound) for op, bound in parse_versions(spec))
 
 
 # --- the data model -----------------------------------------------------------------
@@ -144,7 +116,7 @@ class Edit:
         return re.compile(self.pattern, re.MULTILINE)
 
     def render_replacement(self, version: str) -> str:
-        major, minor, patch = (_vkey(version) + (0, 0, 0))[:3]
+        major, minor, patch = version_key(version)[:3]
         text = self.replacement
         for key, value in zip(PLACEHOLDERS, (version, str(major), str(minor), str(patch))):
             text = text.replace(key, value)
@@ -192,6 +164,7 @@ class CompileCheck:
 class PatchSet:
     name: str
     path: Path
+    kind: str                     # one of KINDS
     description: str
     upstream: str | None
     edits: tuple[Edit, ...]
@@ -220,9 +193,6 @@ def _str_list(path: Path, where: str, value: Any, what: str) -> tuple[str, ...]:
 
 
 def _applicability(path: Path, where: str, table: dict[str, Any], *, allow_skip: bool = True) -> Applicability:
-    from .arches import arch_names, resolve_arch
-    from .errors import ConfigError
-
     kwargs: dict[str, Any] = {}
     if "versions" in table:
         spec = expect(path, f"{where}.versions", table["versions"], str, "a version range such as '>=2.14, <2.17'",
@@ -373,8 +343,8 @@ def parse_patch_header(path: Path, text: str) -> tuple[str, str]:
     if not header or not up:
         raise PatchError(f"{path}: the header (text before the first '---') must say why the patch exists and "
                          f"carry an 'Upstream: <URL or N/A why>' line")
-    why = "\n".join(l for l in header_lines if l.strip() and not l.startswith("Upstream:")
-                    and not l.startswith("Signed-off-by:")).strip()
+    why = "\n".join(line for line in header_lines if line.strip() and not line.startswith("Upstream:")
+                    and not line.startswith("Signed-off-by:")).strip()
     if not why:
         raise PatchError(f"{path}: the header has an Upstream: line but no sentence saying why the patch exists")
     return why, up.group(1).strip()
@@ -399,8 +369,7 @@ def _parse_patch(path: Path, set_name: str, i: int, p: dict[str, Any], seen: set
     why, upstream = parse_patch_header(ppath, text)
     tree = _trees_ok(path, f"{where}.tree", require(path, where, p, "tree", str, "'tensorflow' or a dependency name",
                                                     error=PatchError))
-    from .difftools import parse_unified_diff  # validate now: a broken diff is a schema error
-    parse_unified_diff(text, source=str(ppath))
+    parse_unified_diff(text, source=str(ppath))   # a diff that does not parse is a schema error, found now
     return DiffPatch(set_name=set_name, id=rel, path=ppath, description=why, upstream=upstream, tree=tree,
                      text=text, applies=_applicability(path, where, p))
 
@@ -442,6 +411,11 @@ def load_patch_set(path: Path) -> PatchSet:
     check_keys(path, "top level", data, TOP_KEYS, error=PatchError)
     s = require(path, "", data, "set", dict, "a [set] table with a description", error=PatchError)
     check_keys(path, "[set]", s, SET_KEYS, error=PatchError)
+    kind = require(path, "[set]", s, "kind", str, f"one of {', '.join(KINDS)} (patches/SCHEMA.md says which)",
+                   error=PatchError)
+    if kind not in KINDS:
+        raise _err(path, "[set].kind", f"{kind!r} is not a kind; write one of {', '.join(KINDS)} "
+                                       f"(patches/SCHEMA.md says which)")
     description = require(path, "[set]", s, "description", str, "what the set is for", error=PatchError)
     upstream = expect(path, "[set].upstream", s["upstream"], str, "a URL or 'N/A <why>'", error=PatchError) \
         if "upstream" in s else None
@@ -463,7 +437,7 @@ def load_patch_set(path: Path) -> PatchSet:
     h.update(path.read_bytes())
     for p in patches:
         h.update(b"\0" + p.id.encode() + b"\0" + p.text.encode("utf-8"))
-    return PatchSet(name=name, path=path.resolve(), description=description, upstream=upstream,
+    return PatchSet(name=name, path=path.resolve(), kind=kind, description=description, upstream=upstream,
                     edits=edits, patches=patches, digest=h.hexdigest(), checks=checks)
 
 
@@ -474,7 +448,6 @@ def find_patch_set(name: str, search: tuple[Path, ...] = ()) -> Path:
         if candidate.is_file():
             return candidate
     known = sorted({p.stem for d in dirs if Path(d).is_dir() for p in Path(d).glob("*.toml")})
-    import difflib
     close = difflib.get_close_matches(name, known, n=1)
     hint = f"; perhaps you meant {close[0]!r}" if close else ""
     raise PatchError(f"patch set {name!r} not found in {', '.join(str(d) for d in dirs)}{hint}; "

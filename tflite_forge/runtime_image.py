@@ -15,7 +15,6 @@ stamp — so the final image cannot exist unless the test passed — and runs as
   aarch64, manylinux2014 on x86_64) and
   installed offline (`pip install --no-index`) in a build stage; only site-packages reach
   the final stage.
-- blog (reference for bench/): python3 + pip + numpy from apt, as blog posts do.
 
 Foreign-arch images are built with `--platform <arch.platform>`: the minimal flavor needs
 emulation only for its test stage (binfmt + qemu-user-static run the smoke program); the
@@ -26,6 +25,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -37,7 +37,8 @@ from .resources import SMOKE_DIR
 from . import image
 from .errors import ConfigError, EngineError, PackageError
 
-FLAVORS = ("minimal", "python", "wheel", "blog")
+FLAVORS = ("minimal", "python", "wheel")     # each one's Dockerfile: docker/runtime-<flavor>.Dockerfile
+DOCKER_DIR = Path(__file__).resolve().parent / "docker"
 USER = "65532:65532"                 # "nonroot", as distroless images number it
 PREFIX = "/opt/tflite"
 IMAGE_REPO = "tflite-forge/runtime"
@@ -139,77 +140,20 @@ def assemble_rootfs(tarball: Path, arch: Any, rootfs: Path, scratch: Path) -> di
 
 # ---------------------------------------------------------------- Dockerfiles
 
+# @NAME@ placeholders (configure_file style, like the patch sets' @TF_VERSION@): a Dockerfile's own
+# $VAR, ${VAR} and braces stay as written; a name the template uses but nobody fills is a KeyError.
+_PLACEHOLDER = re.compile(r"@([A-Z_]+)@")
+
+
 def dockerfile(flavor: str, *, base: str, interpreter: str | None) -> str:
-    smoke = f'["{PREFIX}/bin/tflite-smoke", "{PREFIX}/share/add.tflite", "/tmp/smoke.passed"]'
-    if flavor == "minimal":
-        return f"""# minimal: FROM scratch, only the library, model, smoke program and their runtime libraries.
-FROM scratch AS runtime
-COPY runtime-libs/ /lib/
-COPY interp/ {Path(interpreter).parent}/
-COPY opt/ {PREFIX}/
-COPY tmp/ /tmp/
-ENV LD_LIBRARY_PATH={PREFIX}/lib:/lib
-
-FROM runtime AS test
-RUN {smoke}
-
-FROM runtime
-COPY --from=test /tmp/smoke.passed {PREFIX}/share/smoke.passed
-USER {USER}
-ENTRYPOINT ["{PREFIX}/bin/tflite-smoke"]
-CMD ["{PREFIX}/share/add.tflite"]
-"""
-    if flavor == "blog":
-        return f"""# blog: the runtime stage blog posts write (python3 + pip + numpy), for size comparison.
-FROM {base}
-RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-pip python3-numpy \\
- && rm -rf /var/lib/apt/lists/*
-"""
-    python_runtime = f"""FROM {base} AS runtime
-RUN apt-get update && apt-get install -y --no-install-recommends python3 \\
- && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
-COPY opt/ {PREFIX}/
-ENV LD_LIBRARY_PATH={PREFIX}/lib
-"""
-    if flavor == "python":
-        ctypes_smoke = (f'["python3", "{PREFIX}/share/smoke_ctypes.py", "{PREFIX}/lib/libtensorflowlite_c.so", '
-                        f'"{PREFIX}/share/add.tflite", "/tmp/smoke.passed"]')
-        return f"""# python: python3 + the C library driven through ctypes.
-{python_runtime}
-FROM runtime AS test
-RUN {ctypes_smoke}
-
-FROM runtime
-COPY --from=test /tmp/smoke.passed {PREFIX}/share/smoke.passed
-USER {USER}
-ENTRYPOINT {ctypes_smoke.replace(', "/tmp/smoke.passed"', '')}
-"""
-    if flavor == "wheel":
-        wheel_smoke = f'["python3", "{PREFIX}/share/smoke_tflite_runtime.py", "{PREFIX}/share/add.tflite"'
-        return f"""# wheel: a prebuilt tflite-runtime wheel (downloaded on the host) installed offline.
-FROM {base} AS install
-RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-pip \\
- && rm -rf /var/lib/apt/lists/*
-COPY wheels/ /wheels/
-RUN python3 -m pip install --no-index --find-links /wheels --target /opt/site --break-system-packages \\
-    {' '.join(f"'{w}'" for w in WHEELS)}
-
-{python_runtime}
-COPY --from=install /opt/site /opt/site
-ENV PYTHONPATH=/opt/site
-
-FROM runtime AS test
-RUN {wheel_smoke}, "/tmp/smoke.passed"]
-
-FROM runtime
-COPY --from=test /tmp/smoke.passed {PREFIX}/share/smoke.passed
-USER {USER}
-# python3 is the entrypoint so other scripts can run here too (invoke test --model --interpreter
-# tflite-runtime); with no arguments the image runs the smoke script.
-ENTRYPOINT ["python3"]
-CMD {wheel_smoke.replace('"python3", ', '')}]
-"""
-    raise ConfigError(f"--flavor {flavor!r}: expected one of {', '.join(FLAVORS[:3])}")
+    """The Dockerfile of `flavor`: tflite_forge/docker/runtime-<flavor>.Dockerfile, filled in."""
+    if flavor not in FLAVORS:
+        raise ConfigError(f"--flavor {flavor!r}: expected one of {', '.join(FLAVORS)}")
+    values = {"PREFIX": PREFIX, "USER": USER, "BASE": base, "WHEELS": " ".join(f"'{w}'" for w in WHEELS)}
+    if interpreter:
+        values["INTERP_DIR"] = str(Path(interpreter).parent)
+    template = (DOCKER_DIR / f"runtime-{flavor}.Dockerfile").read_text(encoding="utf-8")
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
 
 
 # ---------------------------------------------------------------- wheels (host side)
@@ -294,7 +238,7 @@ def build_runtime_image(engine: Any, tarball: Path, arch: Any, *, flavor: str = 
     from . import container as ct
 
     if flavor not in FLAVORS:
-        raise ConfigError(f"--flavor {flavor!r}: expected one of {', '.join(FLAVORS[:3])}")
+        raise ConfigError(f"--flavor {flavor!r}: expected one of {', '.join(FLAVORS)}")
     base = base_image or default_base_image(arch)
     if flavor != "minimal" and ct.image_id(engine, base) is None:
         hint = ("`invoke image --bootstrap`" if base == image.DEFAULT_BASE_IMAGE else
@@ -305,19 +249,17 @@ def build_runtime_image(engine: Any, tarball: Path, arch: Any, *, flavor: str = 
     with tempfile.TemporaryDirectory(prefix=f"tflite-forge-image-{arch.name}-") as tmp:
         context = Path(tmp) / "context"
         context.mkdir()
-        interpreter = None
-        if flavor != "blog":
-            facts = assemble_rootfs(tarball, arch, context, Path(tmp) / "scratch")
-            interpreter = facts["interpreter"]
-            (context / "tmp").mkdir()
-            if flavor == "minimal":
-                if not interpreter or facts["interpreter_source"] is None:
-                    raise PackageError(f"the smoke program's ELF interpreter {interpreter} is not in the {arch.name} "
-                                       f"sysroot; apt-get install {' '.join(arch.cross_packages)}")
-                interp_dir = context / "interp"
-                interp_dir.mkdir()
-                shutil.copyfile(Path(facts["interpreter_source"]).resolve(), interp_dir / Path(interpreter).name)
-                os.chmod(interp_dir / Path(interpreter).name, 0o755)
+        facts = assemble_rootfs(tarball, arch, context, Path(tmp) / "scratch")
+        interpreter = facts["interpreter"]
+        (context / "tmp").mkdir()
+        if flavor == "minimal":
+            if not interpreter or facts["interpreter_source"] is None:
+                raise PackageError(f"the smoke program's ELF interpreter {interpreter} is not in the {arch.name} "
+                                   f"sysroot; apt-get install {' '.join(arch.cross_packages)}")
+            interp_dir = context / "interp"
+            interp_dir.mkdir()
+            shutil.copyfile(Path(facts["interpreter_source"]).resolve(), interp_dir / Path(interpreter).name)
+            os.chmod(interp_dir / Path(interpreter).name, 0o755)
         if flavor == "wheel":
             download_wheels(arch, context / "wheels", Path(cache_dir))
         (context / "Dockerfile").write_text(dockerfile(flavor, base=base, interpreter=interpreter))

@@ -6,7 +6,7 @@
 # build_cmake_arm.md). With XNNPACK on, its fp16 kernels also need -mfp16-format=ieee
 # (tensorflow#54337): added unless the build passes -DTFLITE_ENABLE_XNNPACK=OFF (TFLite's
 # default is ON). Note XNNPACK on ARM32 fails in many releases (#53545, #50029, #57364);
-# tflite_forge.arches turns it off for armhf by default.
+# tflite_forge/arches.toml turns it off for armhf by default (default_cmake_options).
 
 set(CMAKE_SYSTEM_NAME Linux)
 set(CMAKE_SYSTEM_PROCESSOR armv7)

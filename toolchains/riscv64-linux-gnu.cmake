@@ -1,6 +1,7 @@
 # CMake toolchain: Linux on 64-bit RISC-V (RV64GC, lp64d ABI; Debian riscv64), cross-compiled
-# with Debian's gcc/g++-riscv64-linux-gnu. An extra target: TFLite has no official riscv64
-# build; XNNPACK accepts CMAKE_SYSTEM_PROCESSOR "riscv64" (scalar kernels).
+# with Debian's gcc-riscv64-linux-gnu, g++-riscv64-linux-gnu and libc6-dev-riscv64-cross. An extra
+# target: TFLite has no official riscv64 build; XNNPACK accepts CMAKE_SYSTEM_PROCESSOR "riscv64"
+# (scalar kernels).
 #   cmake -DCMAKE_TOOLCHAIN_FILE=toolchains/riscv64-linux-gnu.cmake ...
 
 set(CMAKE_SYSTEM_NAME Linux)

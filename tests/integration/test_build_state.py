@@ -114,6 +114,7 @@ def test_configure_writes_into_dependency_trees_touch_neither_cache_nor_working_
 
 
 FLATC_MARK = '''[set]
+kind = "tuning"
 description = "Mark the host flatc's --version line (test fixture)"
 upstream = "N/A test"
 
@@ -218,6 +219,7 @@ def test_a_build_killed_at_any_step_reruns_to_the_same_tarball(miniature, base_i
 
 
 UNRAISED = '''[set]
+kind = "tuning"
 description = "Promises XNNPACK at -O3 but edits a comment only (test fixture: a sed that never reaches the compiler)"
 upstream = "N/A test"
 

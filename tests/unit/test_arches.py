@@ -1,4 +1,5 @@
-"""The arch table: aliases, one error listing valid names, toolchain files, known-bad rules."""
+"""The arch table (arches.toml): aliases, one error listing valid names, the schema, toolchain files,
+known-bad rules."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import re
 
 import pytest
 
-from tflite_forge.arches import (ARCHES, EF_ARM_ABI_FLOAT_HARD, arch_names, check_combination,
-                                 default_cmake_options, host_arch, resolve_arch, resolve_arches)
+from tflite_forge.arches import (ARCHES, ARCHES_FILE, EF_ARM_ABI_FLOAT_HARD, EF_ARM_EABI_VER5,
+                                 EF_RISCV_FLOAT_ABI_DOUBLE, KNOWN_BAD_SCHEMA, ROW_SCHEMA, TOP_SCHEMA, arch_names,
+                                 arch_table, check_combination, default_cmake_options, host_arch, load_arch_table,
+                                 resolve_arch, resolve_arches)
 from tflite_forge.errors import ConfigError
 
 
@@ -34,27 +37,112 @@ def test_all_and_lists():
         resolve_arches("aarch64,nope")
 
 
-def test_rows_are_consistent_with_their_toolchain_files():
-    for arch in ARCHES:
-        text = arch.toolchain_file.read_text()
-        assert arch.toolchain_file.name == f"{arch.triplet}.cmake"
-        assert f"set(TFLITE_FORGE_TRIPLET {arch.triplet})" in text
-        assert f"set(CMAKE_SYSTEM_PROCESSOR {arch.cmake_system_processor})" in text
-        if arch.qemu_binary:
-            assert re.search(rf"set\(CMAKE_CROSSCOMPILING_EMULATOR {re.escape(arch.qemu_binary)} ", text)
-            assert "CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY" in text
-        assert arch.cross_packages
+def _cmake_sets(text: str) -> dict[str, str]:
+    """set(NAME value) of a toolchain file, with ${TFLITE_FORGE_TRIPLET} filled in."""
+    values = dict(re.findall(r"^\s*set\((\w+) ([^)]*)\)", text, re.MULTILINE))
+    triplet = values.get("TFLITE_FORGE_TRIPLET", "")
+    return {k: v.replace("${TFLITE_FORGE_TRIPLET}", triplet) for k, v in values.items()}
+
+
+@pytest.mark.parametrize("name", ["aarch64", "armhf", "x86_64", "riscv64"])
+def test_each_toolchain_file_agrees_with_its_row(name):
+    """What a toolchain file repeats from its arches.toml row: edit one without the other and this fails."""
+    arch = resolve_arch(name)
+    assert arch.toolchain_file.name == f"{arch.triplet}.cmake" and arch.toolchain_file.is_file()
+    text = arch.toolchain_file.read_text()
+    values = _cmake_sets(text)
+    assert values["TFLITE_FORGE_TRIPLET"] == arch.triplet
+    assert values["CMAKE_SYSTEM_PROCESSOR"] == arch.cmake_system_processor
+    assert (values["CMAKE_C_COMPILER"], values["CMAKE_CXX_COMPILER"]) == (f"{arch.triplet}-gcc", f"{arch.triplet}-g++")
+    assert values["CMAKE_FIND_ROOT_PATH"] == str(arch.sysroot)
+    other_host = "riscv64" if name == "x86_64" else "x86_64"
+    assert values["CMAKE_CROSSCOMPILING_EMULATOR"].split() == arch.qemu_command(other_host)
+    assert "CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY" in text
+    # The header comment names the Debian arch and the packages that give another host these compilers.
+    header = "\n".join(line for line in text.splitlines() if line.startswith("#"))
+    assert f"Debian {arch.debian_arch}" in header
+    for package in arch.toolchain_packages(other_host):
+        assert package in header, package
+
+
+def test_rows_hold_the_values_of_the_table():
     armhf = resolve_arch("armhf")
-    assert armhf.elf_flags_set & EF_ARM_ABI_FLOAT_HARD
-    assert (armhf.platform, armhf.debian_arch, armhf.elf_class) == ("linux/arm/v7", "armhf", 32)
+    assert armhf.elf_flags_set == EF_ARM_EABI_VER5 | EF_ARM_ABI_FLOAT_HARD
+    assert (armhf.platform, armhf.debian_arch, armhf.elf_class, armhf.elf_machine) == ("linux/arm/v7", "armhf", 32,
+                                                                                       "EM_ARM")
+    assert armhf.aliases == ("armv7l", "armv7", "arm", "arm-linux-gnueabihf") and armhf.neon
+    assert armhf.default_cmake_options == (("TFLITE_ENABLE_XNNPACK", "OFF"),)
+    (bad,) = armhf.known_bad
+    assert (bad.arches, bad.versions, bad.when, bad.gcc_below, bad.avoid) == (
+        ("armhf",), ">=2.5", (("TFLITE_ENABLE_XNNPACK", "ON"),), None, (("TFLITE_ENABLE_XNNPACK", "OFF"),))
+    assert bad.issues[0] == "https://github.com/tensorflow/tensorflow/issues/53545" and len(bad.issues) == 3
+    riscv = resolve_arch("riscv64")
+    assert riscv.cross_packages == ("gcc-riscv64-linux-gnu", "g++-riscv64-linux-gnu", "libc6-dev-riscv64-cross")
+    assert (riscv.elf_flags_set, riscv.foreign_packages, riscv.neon, riscv.known_bad) == (EF_RISCV_FLOAT_ABI_DOUBLE,
+                                                                                          (), False, ())
+    x86 = resolve_arch("x86_64")
+    assert (x86.cross_packages, x86.foreign_packages, x86.elf_flags_set) == (
+        ("build-essential",), ("crossbuild-essential-amd64",), 0)
+    (old_gcc,) = resolve_arch("aarch64").known_bad
+    assert old_gcc.gcc_below == 10 and old_gcc.avoid == (("XNNPACK_ENABLE_ARM_BF16", "OFF"),
+                                                         ("XNNPACK_ENABLE_ARM_I8MM", "OFF"))
     # XNNPACK's processor check: 32-bit ARM must match ^armv[5-8], 64-bit must be exactly aarch64.
     assert re.match(r"^armv[5-8]", armhf.cmake_system_processor)
     assert resolve_arch("arm64").cmake_system_processor == "aarch64"
+    assert arch_table().tflite_defaults == {"TFLITE_ENABLE_XNNPACK": "ON"}
+
+
+def test_the_file_header_documents_every_key():
+    header = "\n".join(line for line in ARCHES_FILE.read_text().splitlines() if line.startswith("#"))
+    for key in (*ROW_SCHEMA, *KNOWN_BAD_SCHEMA, *TOP_SCHEMA):
+        assert re.search(rf"\b{key}\b", header), key
+
+
+def _broken_table(tmp_path, old: str, new: str):
+    text = ARCHES_FILE.read_text()
+    assert old in text
+    path = tmp_path / "arches.toml"
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(ConfigError) as err:
+        load_arch_table(path)
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(f"{path}: ") and err.value.exit_code == 2
+    return msg
+
+
+def test_an_unknown_key_names_the_row_and_the_key_it_meant(tmp_path):
+    msg = _broken_table(tmp_path, 'qemu_binary = "qemu-arm-static"', 'qemu = "qemu-arm-static"')
+    assert "[[arch]] #2 ('armhf'): unknown key 'qemu'; perhaps you meant 'qemu_binary'" in msg
+    msg = _broken_table(tmp_path, "gcc_below = 10", "gcc_bellow = 10")
+    assert "[[arch]] #1 ('aarch64').known_bad #1: unknown key 'gcc_bellow'; perhaps you meant 'gcc_below'" in msg
+
+
+def test_a_wrong_type_says_what_the_key_takes(tmp_path):
+    msg = _broken_table(tmp_path, "elf_class = 32", 'elf_class = "32"')
+    assert msg.endswith("[[arch]] #2 ('armhf').elf_class: expected 32 or 64, got str '32'; "
+                        "write it as e.g. elf_class = 64")
+    msg = _broken_table(tmp_path, 'cross_packages = ["crossbuild-essential-armhf"]',
+                        'cross_packages = "crossbuild-essential-armhf"')
+    assert "('armhf').cross_packages: expected a non-empty list of strings" in msg
+    msg = _broken_table(tmp_path, '"EF_ARM_ABI_FLOAT_HARD"]', '"EF_ARM_HARD"]')
+    assert "('armhf').elf_flags: unknown flag 'EF_ARM_HARD'" in msg
+    msg = _broken_table(tmp_path, 'versions = ">=2.5"', 'versions = "2.5+"')
+    assert "('armhf').known_bad #1.versions: '2.5+' is not OP VERSION" in msg
+    assert "neon = true" in _broken_table(tmp_path, "neon = true", 'neon = "yes"')
+
+
+def test_a_missing_key_says_what_to_add(tmp_path):
+    msg = _broken_table(tmp_path, 'debian_arch = "riscv64"\n', "")
+    assert msg.endswith("[[arch]] #4 ('riscv64'): missing key 'debian_arch'; add e.g. debian_arch = \"arm64\"")
+    msg = _broken_table(tmp_path, '[[arch]]\nname = "x86_64"\n', "[[arch]]\n")
+    assert "[[arch]] #3: missing key 'name'" in msg
+    msg = _broken_table(tmp_path, 'aliases = ["riscv", "rv64", "riscv64-linux-gnu"]', 'aliases = ["arm64"]')
+    assert "the name 'arm64' is already taken by 'aarch64'" in msg
 
 
 def test_aarch64_toolchain_has_no_mfpu_flag():
     text = resolve_arch("aarch64").toolchain_file.read_text()
-    assert "-mfpu" not in "\n".join(l for l in text.splitlines() if not l.lstrip().startswith("#"))
+    assert "-mfpu" not in "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
 
 
 def test_known_bad_xnnpack_on_armhf():

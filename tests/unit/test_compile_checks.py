@@ -82,7 +82,7 @@ def test_arguments_form_and_missing_output_field():
 
 
 def test_a_check_that_checks_nothing_or_a_bad_opt_flag_is_a_schema_error(tmp_path):
-    base = '[set]\ndescription = "x"\n[[edit]]\nid = "e"\ndescription = "d"\ntree = "tensorflow"\n' \
+    base = '[set]\nkind = "tuning"\ndescription = "x"\n[[edit]]\nid = "e"\ndescription = "d"\ntree = "tensorflow"\n' \
            'upstream = "N/A test"\nfiles = ["a"]\npattern = "a"\nreplacement = "b"\ncount = 1\n'
     (tmp_path / "s.toml").write_text(base + '[[compile_check]]\nid = "c"\ndescription = "d"\n')
     with pytest.raises(PatchError, match=r"\[\[compile_check\]\]\[0\]: checks nothing"):

@@ -193,6 +193,7 @@ def test_patch_step_never_follows_a_link_out_of_the_working_copy(tmp_path):
     for files in ('["escape/BUILD"]', '["escape/*"]'):
         set_path.write_text(f"""
 [set]
+kind = "portability"
 description = "drop neon"
 
 [[edit]]

@@ -57,6 +57,7 @@ DEP_FILES = {"CMakeLists.txt": 'OPTS("$<$<NOT:$<CONFIG:Debug>>:-O2>")\nOPTS("$<$
 
 NEON_SET = """
     [set]
+    kind = "portability"
     description = "drop neon"
 
     [[edit]]
@@ -73,6 +74,7 @@ NEON_SET = """
 
 O3_SET = """
     [set]
+    kind = "tuning"
     description = "o3"
 
     [[edit]]
@@ -202,6 +204,7 @@ def test_in_place_is_all_or_nothing_across_edits(tmp_path):
     tree = write_tree(tmp_path / "t", TF_FILES)
     path = write_set(tmp_path / "p", "two", """
         [set]
+        kind = "tuning"
         description = "two edits, the second drifts"
         [[edit]]
         id = "first"
@@ -270,6 +273,7 @@ def test_missing_file_is_drift_not_success(tmp_path):
     tree = write_tree(tmp_path / "t", TF_FILES)
     path = write_set(tmp_path / "p", "gone", """
         [set]
+        kind = "tuning"
         description = "file moved upstream"
         [[edit]]
         id = "gone"
@@ -289,6 +293,7 @@ def test_globs_sum_matches_over_the_files_they_name(tmp_path):
     tree = write_tree(tmp_path / "t", TF_FILES)
     body = """
         [set]
+        kind = "tuning"
         description = "glob"
         [[edit]]
         id = "docs"
@@ -325,6 +330,7 @@ def test_version_range_and_skip_reason(tmp_path):
     tree = write_tree(tmp_path / "t", TF_FILES)
     path = write_set(tmp_path / "p", "ranges", """
         [set]
+        kind = "tuning"
         description = "ranges"
         [[edit]]
         id = "new-only"
@@ -359,6 +365,7 @@ def test_replacement_placeholders_take_the_recipe_version(tmp_path):
     tree = write_tree(tmp_path / "t", TF_FILES)
     path = write_set(tmp_path / "p", "so", """
         [set]
+        kind = "tuning"
         description = "soname"
         [[edit]]
         id = "so"
@@ -396,6 +403,7 @@ def test_unified_diff_patch_applies_is_idempotent_and_detects_drift(tmp_path):
         """))
     path = write_set(patches, "fix", """
         [set]
+        kind = "tuning"
         description = "a diff"
         [[patch]]
         file = "0001-static-core.patch"

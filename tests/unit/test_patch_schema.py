@@ -3,15 +3,19 @@ valid regexes and templates, applicability values, Buildroot-style diff headers.
 
 from __future__ import annotations
 
+import io
 import textwrap
 
 import pytest
 
 from tflite_forge.errors import PatchError
-from tflite_forge.patchset import available_sets, find_patch_set, load_patch_set, version_matches
+from tflite_forge.patch_report import run_patches
+from tflite_forge.patchset import available_sets, find_patch_set, load_patch_set
+from tflite_forge.versions import version_matches
 
 EDIT = """
 [set]
+kind = "tuning"
 description = "t"
 
 [[edit]]
@@ -66,19 +70,33 @@ def test_schema_errors_name_file_and_key(tmp_path, old, new, message):
     assert str(tmp_path / "s.toml") in str(err.value)
 
 
+def test_every_set_declares_its_kind(tmp_path):
+    assert load(tmp_path, EDIT).kind == "tuning"
+    with pytest.raises(PatchError) as err:
+        load(tmp_path, EDIT.replace('kind = "tuning"\n', ""))
+    assert str(err.value) == (f"{tmp_path / 's.toml'}: [set].kind: missing; expected one of backport, portability, "
+                              f"tuning (patches/SCHEMA.md says which)")
+    with pytest.raises(PatchError) as err:
+        load(tmp_path, EDIT.replace('kind = "tuning"', 'kind = "performance"'))
+    assert str(err.value) == (f"{tmp_path / 's.toml'}: [set].kind: 'performance' is not a kind; write one of "
+                              f"backport, portability, tuning (patches/SCHEMA.md says which)")
+    with pytest.raises(PatchError, match=r"\[set\].kind: expected one of backport"):
+        load(tmp_path, EDIT.replace('kind = "tuning"', "kind = 3"))
+
+
 def test_duplicate_ids_and_empty_sets_are_refused(tmp_path):
     with pytest.raises(PatchError, match="'e' is used twice"):
         load(tmp_path, EDIT + "\n" + EDIT[EDIT.index("[[edit]]"):])
     with pytest.raises(PatchError, match="no \\[\\[edit\\]\\] and no \\[\\[patch\\]\\]"):
-        load(tmp_path, '[set]\ndescription = "nothing"\n')
+        load(tmp_path, '[set]\nkind = "tuning"\ndescription = "nothing"\n')
     with pytest.raises(PatchError, match="top level: unknown key 'edits'; perhaps you meant 'edit'"):
-        load(tmp_path, '[set]\ndescription = "x"\n[[edits]]\nid = "x"\n')
+        load(tmp_path, '[set]\nkind = "tuning"\ndescription = "x"\n[[edits]]\nid = "x"\n')
 
 
 def test_diff_patch_needs_a_header_with_upstream(tmp_path):
     (tmp_path / "s").mkdir()
     (tmp_path / "s" / "0001-x.patch").write_text("--- a/f\n+++ b/f\n@@ -1 +1 @@\n-a\n+b\n")
-    body = '[set]\ndescription = "d"\n[[patch]]\nfile = "0001-x.patch"\ntree = "tensorflow"\n'
+    body = '[set]\nkind = "tuning"\ndescription = "d"\n[[patch]]\nfile = "0001-x.patch"\ntree = "tensorflow"\n'
     with pytest.raises(PatchError, match="Upstream: <URL or N/A why>"):
         load(tmp_path, body)
     (tmp_path / "s" / "0001-x.patch").write_text("Upstream: N/A\n--- a/f\n+++ b/f\n@@ -1 +1 @@\n-a\n+b\n")
@@ -108,6 +126,8 @@ def test_bundled_sets_are_documented_and_strict():
             assert len(e.description) > 80, e.id          # reason + where it was checked
             assert e.upstream.startswith(("https://", "N/A"))
             assert e.min >= 1
+    assert {name: ps.kind for name, ps in sets.items()} == {"o3": "tuning", "drop-mfpu-neon": "portability",
+                                                            "soname": "portability"}
     # drop-mfpu-neon never applies to armhf, which needs its NEON flags.
     for e in sets["drop-mfpu-neon"].edits:
         assert e.applies.arches == ("aarch64",)
@@ -115,3 +135,13 @@ def test_bundled_sets_are_documented_and_strict():
     o3 = {e.id: e for e in sets["o3"].edits}
     assert o3["xnnpack-cmake-o2"].tree == "xnnpack" and o3["xnnpack-cmake-o2"].applies.backends == ("cmake",)
     assert o3["bazel-arm-linux-opt-o2"].applies.backends == ("bazel",)
+
+
+def test_the_listing_shows_each_entrys_kind():
+    out = io.StringIO()
+    assert run_patches(None, console=out) is None
+    lines = out.getvalue().splitlines()
+    assert "entry=xnnpack-cmake-o2 | kind=tuning | tree=xnnpack | files=CMakeLists.txt | " \
+           "applies to=all versions; all arches; cmake | expected=1..40 | upstream=N/A: deliberate upstream " \
+           "default (see google/XNNPACK CMakeLists.txt, TARGET_COMPILE_OPTIONS ... -O2)" in lines
+    assert any(line.startswith("entry=c-api-soversion | kind=portability | ") for line in lines)

@@ -1,5 +1,5 @@
 """The real patch sets (patches/*.toml) on trees with the real line shapes: the miniature's
-Bazel files (tflite_forge.miniature.bazel), and — through helper B's write_release — the
+Bazel files (tflite_forge.miniature.bazel), and — through the miniature's write_release — the
 whole miniature release unpacked as the cache would hold it."""
 
 from __future__ import annotations
