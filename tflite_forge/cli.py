@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from invoke import Executor, task
+from invoke import Call, Executor, task
 from invoke.exceptions import Exit
 from invoke.parser import ParserContext
 
@@ -151,7 +151,7 @@ def chain_releases() -> bool:
 class ChainExecutor(Executor):
     """Executor that shares SHARED_OPTIONS across every task in one invocation."""
 
-    def normalize(self, tasks):
+    def normalize(self, tasks: tuple[str | tuple[str, dict[str, Any]] | ParserContext, ...]) -> list[Call]:
         contexts = [t for t in tasks if isinstance(t, ParserContext)]
         given: dict[str, tuple[str, Any]] = {}
         try:
@@ -167,7 +167,7 @@ class ChainExecutor(Executor):
                         raise ConfigError(
                             f"{flag} given twice with different values ({other_value!r} to {other_task}, "
                             f"{value!r} to {ctx.name}); give it once, anywhere in the chain")
-                    given[name] = (ctx.name, value)
+                    given[name] = (str(ctx.name), value)
         except ForgeError as err:
             print(f"tflite-forge: {err}", file=sys.stderr)
             raise SystemExit(err.exit_code) from None
@@ -201,9 +201,9 @@ class ChainExecutor(Executor):
             print(f"tflite-forge: note: --arch {given['arch'][1]} is ignored: {', '.join(takers)} "
                   f"do(es) the same for every arch (give it to build, patch, package or test)", file=sys.stderr)
 
-    def execute(self, *tasks):
+    def execute(self, *tasks: str | tuple[str, dict[str, Any]] | ParserContext) -> dict:
         contexts = [t for t in tasks if isinstance(t, ParserContext)]
-        CHAIN[:] = [ctx.name for ctx in contexts]
+        CHAIN[:] = [str(ctx.name) for ctx in contexts]
         try:
             planned = self._matrix_cells(contexts)
             if planned is None:
