@@ -30,7 +30,7 @@ from .arches import resolve_arches
 from .errors import ConfigError, DiskSpaceError, ForgeError, Interrupted
 from . import matrix
 from .matrix import Cell
-from .options import MATRIX_OPTIONS, OPTIONS, SHARED_OPTIONS
+from .options import AXES, MATRIX_OPTIONS, OPTIONS, SHARED_OPTIONS
 from .settings import Settings, resolve, settings_from_context
 
 
@@ -220,6 +220,13 @@ class ChainExecutor(Executor):
                 return arg.value
         return None
 
+    def _config_file_args(self) -> list[str]:
+        """`-f FILE` again for each cell when the command line named one: a matrix that invoke.yaml
+        asked for is made from that file, and so must each of its cells be."""
+        core = self.core[0] if self.core else None
+        arg = core.args.get("config") if core is not None else None
+        return ["-f", str(arg.value)] if arg is not None and arg.got_value else []
+
     def _settings(self, contexts: list[ParserContext]) -> Settings:
         """The chain's shared options, resolved as each of its tasks resolves them."""
         flags = {name: self._given(contexts, name) for name in SHARED_OPTIONS}
@@ -247,12 +254,12 @@ class ChainExecutor(Executor):
         def cell_argv(cell: Cell, builder: str | None = None) -> list[str]:
             """The same chain for one cell; --version/--arch (and the cell's one --builder) go to the
             first task taking them (the cell's own ChainExecutor shares them with the rest)."""
-            argv = [sys.executable, "-m", "invoke"]
+            argv = [sys.executable, "-m", "invoke", *self._config_file_args()]
             pending = {"version": None if cell.recipe else cell.version, "arch": cell.arch or None,
                        "builder": builder}
             for ctx in contexts:
-                argv += _render_args(ctx, skip=("version", "arch", "builder") + MATRIX_OPTIONS)
-                for name in ("version", "arch", "builder"):
+                argv += _render_args(ctx, skip=(*AXES, "builder", *MATRIX_OPTIONS))
+                for name in (*AXES, "builder"):
                     if pending[name] and name in ctx.args:
                         argv.append(f"--{name}={pending.pop(name)}")
                         pending[name] = None

@@ -98,6 +98,8 @@ OPTIONS: Mapping[str, Option] = {row.name: row for row in _ROWS}
 SHARED_OPTIONS = tuple(o.name for o in _ROWS if o.flag and o.chain)
 # Flags of the matrix itself, read by the executor and not passed on to its cells.
 MATRIX_OPTIONS = tuple(o.name for o in _ROWS if o.flag and not o.chain)
+# What a matrix multiplies: each cell gets its own value of these, in place of the chain's.
+AXES = tuple(o.name for o in _ROWS if o.axis)
 # Every shared option a pipeline task (fetch, build, package, ...) takes, so that a flag is accepted
 # wherever it stands in a chain (invoke parses a flag for the task it follows).
 PIPELINE = tuple(o.name for o in _ROWS if o.flag)

@@ -188,3 +188,27 @@ def test_cells_expand_versions_times_arches():
     from tflite_forge.errors import ConfigError
     with pytest.raises(ConfigError, match="a version matrix needs --arch"):
         cells(resolve({"version": "all"}, {}, {}))
+
+
+def test_cells_of_a_matrix_from_a_config_file_read_that_file_too(monkeypatch, tmp_path):
+    """`invoke -f my.yaml fetch lock` with `version: all` in my.yaml: each cell is run with -f my.yaml,
+    or it would lose the file's other settings (mirrors, cache, work dir)."""
+    from invoke import Program
+
+    from tflite_forge import options
+    from tflite_forge.cli import ChainExecutor
+    for var in options.ENV.values():
+        monkeypatch.delenv(var, raising=False)
+    config = tmp_path / "my.yaml"
+    config.write_text("tflite_forge:\n  version: all\n  work_dir: /tmp/elsewhere\n")
+    seen = {}
+
+    def fake_run_matrix(cells, chain_argv, **kw):
+        seen["argv"] = chain_argv(cells[0])
+        seen["work_dir"] = kw["work_dir"]
+        return []
+
+    monkeypatch.setattr("tflite_forge.matrix.run_matrix", fake_run_matrix)
+    prog = Program(namespace=_load_tasks(), executor_class=ChainExecutor, name="t", binary="t")
+    prog.run(["t", "-f", str(config), "fetch", "lock"], exit=False)
+    assert seen["argv"][3:5] == ["-f", str(config)] and seen["work_dir"] == Path("/tmp/elsewhere")

@@ -29,7 +29,7 @@ def test_the_lists_other_modules_read_are_made_from_the_rows():
     assert options.MATRIX_OPTIONS == ("parallel", "resume")
     assert options.ENV["cache_dir"] == "TFLITE_FORGE_CACHE" and options.ENV["builder"] == "TFLITE_FORGE_BUILDERS"
     assert {"mirrors", "rewrites", "builders", "work_dir", "dist_dir"} <= options.CONFIG_KEYS
-    assert [o.name for o in OPTIONS.values() if o.axis] == ["version", "arch"]
+    assert options.AXES == ("version", "arch")
     assert all(o.help for o in OPTIONS.values()), "a row without help"
 
 
