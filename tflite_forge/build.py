@@ -55,6 +55,7 @@ from .arches import Arch
 from .builders import parse_builders
 from .errors import BuildError, ConfigError, EngineError, PackageError
 from .fsutil import held_lock, swap_dir, tree_digest, write_json_atomic
+from .options import lookup
 from .patchset import load_recipe_sets
 
 SRC = "/src/tensorflow"
@@ -758,7 +759,7 @@ class CellResult:
 def min_build_free_bytes() -> int:
     """Free space a build wants in the work dir before it starts: TFLITE_FORGE_MIN_FREE_GIB, default 2 GiB
     (a real TensorFlow tree's working copies and logs; build trees and ccache live in engine volumes)."""
-    raw = os.environ.get("TFLITE_FORGE_MIN_FREE_GIB", "2")
+    raw, _ = lookup("min_free_gib", environ=os.environ)
     try:
         return int(float(raw) * 2**30)
     except ValueError:

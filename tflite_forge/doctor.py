@@ -15,6 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
+import requests
+
+from . import container as ct
+from .arches import ARCHES, host_arch
+from .build import builder_user, min_build_free_bytes
+from .builders import parse_builders
+from .ccache_remote import connect_problem, parse, ping
+from .container import engine_data_root, resolve_engine
+from .errors import EngineError
+from .fetch import rewrite_url
+from .jobs import MEMORY_PER_JOB, default_jobs, host_memory_bytes, jobs_by_memory
 from .settings import Settings
 from .tables import Styled, print_table
 
@@ -42,8 +53,6 @@ def _free_gib(path: Path) -> float:
 
 
 def check_engine(settings: Settings) -> Iterable[Check]:
-    from .container import resolve_engine
-    from .errors import EngineError
     try:
         engine = resolve_engine(settings.engine)
     except EngineError as err:
@@ -55,10 +64,6 @@ def check_engine(settings: Settings) -> Iterable[Check]:
 
 def check_builders(settings: Settings) -> Iterable[Check]:
     """Every --builder: it answers, how many compile jobs it takes, and it runs this host's images."""
-    from . import container as ct
-    from .builders import parse_builders
-    from .errors import EngineError
-    from .jobs import default_jobs
     home_arch = None
     try:
         home_arch = ct.engine_arch(ct.resolve_engine(settings.engine))
@@ -88,9 +93,6 @@ def check_disk(settings: Settings) -> Iterable[Check]:
     """Free space where each kind of file lives, against the rule that uses it: the work dir by the
     build's own floor (it refuses to start below it), the cache by what a real release downloads,
     and the engine's data root, where the build trees and the compiler cache are."""
-    from .build import min_build_free_bytes
-    from .container import engine_data_root, resolve_engine
-    from .errors import EngineError
     floor = min_build_free_bytes() / 2**30
     rows = [("disk (work dir)", Path(settings.work_dir), floor,
              "free space there, point TFLITE_FORGE_WORK_DIR elsewhere, or lower TFLITE_FORGE_MIN_FREE_GIB"),
@@ -110,8 +112,7 @@ def check_disk(settings: Settings) -> Iterable[Check]:
                     "" if status == OK else f"free at least {need:g} GiB: {fix}")
 
 
-def check_memory(settings: Settings) -> Iterable[Check]:
-    from .jobs import MEMORY_PER_JOB, host_memory_bytes, jobs_by_memory
+def check_memory(_settings: Settings) -> Iterable[Check]:
     mem_bytes = host_memory_bytes()
     mem = mem_bytes / 2**30
     jobs = jobs_by_memory(mem_bytes)
@@ -120,8 +121,7 @@ def check_memory(settings: Settings) -> Iterable[Check]:
                 "" if status == OK else "expect slow builds; pass --jobs 1 to stay clear of the OOM killer")
 
 
-def check_qemu(settings: Settings) -> Iterable[Check]:
-    from .arches import ARCHES, host_arch
+def check_qemu(_settings: Settings) -> Iterable[Check]:
     host = host_arch().name
     if not (BINFMT / "register").exists():
         yield Check("binfmt_misc", FAIL, "not mounted: foreign-arch binaries and containers cannot run",
@@ -142,8 +142,7 @@ def check_qemu(settings: Settings) -> Iterable[Check]:
             yield Check(f"qemu ({arch.name})", OK, f"{binary}, binfmt entry enabled")
 
 
-def check_cross_compilers(settings: Settings) -> Iterable[Check]:
-    from .arches import ARCHES
+def check_cross_compilers(_settings: Settings) -> Iterable[Check]:
     for arch in ARCHES:
         cc = f"{arch.triplet}-gcc"
         found = shutil.which(cc)
@@ -173,7 +172,6 @@ def _reachable(url: str, timeout: float) -> str | None:
     if url.startswith("file://"):
         path = Path(url[len("file://"):])
         return None if path.is_dir() else f"{path} is not a folder"
-    import requests
     try:
         requests.head(url, timeout=timeout, allow_redirects=False)
         return None
@@ -185,7 +183,6 @@ def check_network(settings: Settings, timeout: float = 5.0) -> Iterable[Check]:
     if settings.offline:
         yield Check("upstream", OK, "--offline: upstream is not used")
     else:
-        from .fetch import rewrite_url
         url = rewrite_url(UPSTREAM_PROBE, settings.rewrites)
         reason = _reachable(url, timeout)
         if reason is None:
@@ -208,8 +205,6 @@ def check_network(settings: Settings, timeout: float = 5.0) -> Iterable[Check]:
 def check_ccache_remote(settings: Settings) -> Iterable[Check]:
     """The shared compile cache, from this host: the socket answers PING, and the build user may connect.
     (The path is the engine's host's: for an engine on another machine, a build's own probe decides.)"""
-    from .build import builder_user
-    from .ccache_remote import connect_problem, parse, ping
     if not settings.ccache_remote:
         yield Check("compile cache (remote)", OK, "not configured: local ccache only (--ccache-remote to share one)")
         return

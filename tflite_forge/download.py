@@ -43,14 +43,11 @@ from urllib3.util.retry import Retry
 from . import __version__
 from .cache import CHUNK
 from .errors import ConfigError, DiskSpaceError, Interrupted
+from .options import OPTIONS, lookup
 from .progress import Progress
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-ENV_POLICY = {
-    "connect_timeout": "TFLITE_FORGE_CONNECT_TIMEOUT",
-    "read_timeout": "TFLITE_FORGE_READ_TIMEOUT",
-    "retries": "TFLITE_FORGE_RETRIES",
-}
+POLICY_KNOBS = ("connect_timeout", "read_timeout", "retries")   # FetchPolicy fields that are rows of options.py
 MAX_TIMEOUT = 86400.0   # a day; longer does not fit some platforms' socket timeouts and never helps
 MAX_RETRIES = 100
 
@@ -73,13 +70,14 @@ class FetchPolicy:
         A timeout is a finite number of seconds above 0 and at most a day (0 would mean "never
         wait", inf/nan/1e400 cannot be given to a socket); retries a whole number 0..100."""
         environ = os.environ if environ is None else environ
-        policy = cls()
-        for field, var in ENV_POLICY.items():
-            raw = environ.get(var, "").strip()
-            if not raw:
-                continue
-            policy = replace(policy, **{field: _retries(var, raw) if field == "retries" else _timeout(var, raw)})
-        return policy
+        changes: dict[str, float | int] = {}
+        for field in POLICY_KNOBS:
+            value, _ = lookup(field, environ=environ)
+            raw = str(value or "").strip()
+            if raw:
+                var = OPTIONS[field].spelling("env")
+                changes[field] = _retries(var, raw) if field == "retries" else _timeout(var, raw)
+        return replace(cls(), **changes)  # type: ignore[arg-type]
 
 
 def _timeout(var: str, raw: str) -> float:

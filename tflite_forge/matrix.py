@@ -30,14 +30,16 @@ from typing import Callable, Sequence
 
 from rich.live import Live
 
-from .resources import CHECKOUT as PROJECT_ROOT
 from . import __version__
 from . import container as ct
+from .arches import host_arch, resolve_arches
 from .builders import parse_builder
 from .errors import ConfigError
 from .jobs import default_jobs, host_memory_bytes
+from .recipe import select_recipe, select_recipes
+from .resources import CHECKOUT as PROJECT_ROOT
+from .settings import Settings
 from .tables import Styled, console_for, print_table, rich_table
-
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,33 @@ class Cell:
     @property
     def slug(self) -> str:
         return f"tensorflow-{self.version}-{self.arch}" if self.arch else f"tensorflow-{self.version}"
+
+
+def _many(value: str | None) -> bool:
+    return value is not None and (value == "all" or "," in value)
+
+
+def is_matrix(settings: Settings, *, per_arch: bool = True) -> bool:
+    """Do the settings name more than one cell ('all' or a comma list of versions, or of arches when
+    the work depends on the arch)? Settings are resolved, so a flag, a variable and an invoke.yaml
+    key that say the same thing make the same matrix."""
+    return _many(settings.version) or (per_arch and _many(settings.arch))
+
+
+def cells(settings: Settings, *, per_arch: bool = True) -> list[Cell]:
+    """The (version, arch) cells the settings select: every selected recipe on every selected arch.
+    `per_arch=False` (a chain whose work is the same for every arch: fetch, lock): one cell per
+    version, with no arch. A version matrix of per-arch work needs an arch: it is not guessed."""
+    versions = [r.version for r in select_recipes(version=settings.version, recipe=settings.recipe)]
+    if not per_arch:
+        arches = [""]
+    elif settings.arch:
+        arches = [a.name for a in resolve_arches(settings.arch)]
+    elif is_matrix(settings, per_arch=per_arch):
+        raise ConfigError("a version matrix needs --arch (a name, a comma list, or 'all')")
+    else:
+        arches = [host_arch().name]
+    return [Cell(version=v, arch=a, recipe=settings.recipe) for v in versions for a in arches]
 
 
 @dataclass
@@ -85,7 +114,6 @@ def plan_parallelism(cells: int, requested: int | None, cpus: int | None = None,
 
 def inputs_digest(cell: Cell, chain_argv: Sequence[str]) -> str:
     """What a packaged cell was made from: recipe, lock, patch sets, toolchains, tool version, chain."""
-    from .recipe import select_recipe
     recipe = select_recipe(version=None if cell.recipe else cell.version, recipe=cell.recipe)
     h = hashlib.sha256()
     # The shared compile cache never changes what is built: another cache URL is the same inputs.
@@ -148,7 +176,7 @@ def run_cell(state: CellState, argv: list[str], env: dict[str, str], cwd: Path) 
     state.ended = time.monotonic()
     state.status = "ok" if proc.returncode == 0 else "failed"
     try:
-        lines = [l for l in state.log.read_text(errors="replace").splitlines() if l.strip()]
+        lines = [line for line in state.log.read_text(errors="replace").splitlines() if line.strip()]
         state.last_line = lines[-1][:160] if lines else ""
     except OSError:
         pass
@@ -160,7 +188,7 @@ class Board:
     def __init__(self, states: list[CellState], stream=None) -> None:
         self.states = states
         self.console = console_for(stream or sys.stderr)
-        self._seen: dict[Cell, tuple[str, str]] = {}
+        self._seen: dict[Cell, tuple[str, str, str, str]] = {}
 
     def table(self):
         builders = any(s.builder for s in self.states)

@@ -6,6 +6,10 @@ import sys
 import time
 from typing import Protocol, TextIO
 
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, TaskID, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.progress import Progress as Bar
+
 
 class Progress(Protocol):
     def note(self, message: str) -> None: ...
@@ -70,13 +74,10 @@ class RichProgress:
     """rich's transfer bar, drawn on stderr so stdout stays clean."""
 
     def __init__(self) -> None:
-        from rich.console import Console
-        from rich.progress import (BarColumn, DownloadColumn, Progress as Bar, TextColumn,
-                                   TimeRemainingColumn, TransferSpeedColumn)
         self.console = Console(stderr=True)
         self.bar = Bar(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                        TransferSpeedColumn(), TimeRemainingColumn(), console=self.console, transient=True)
-        self._task = None
+        self._task: TaskID | None = None
         self._label = ""
 
     def note(self, message: str) -> None:

@@ -15,20 +15,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .arches import host_arch
 from .errors import SelftestError
+from .loopback import serve_directory
+from .matrix import Cell, run_matrix
+from .miniature import write_release
 from .settings import Settings
 
+
 def selftest_arches() -> list[str]:
-    from .arches import host_arch
     host = host_arch().name
     return [host] if host == "aarch64" else [host, "aarch64"]
 
 
 def run_selftest(settings: Settings, *, keep: bool = False) -> None:
-    from .loopback import serve_directory
-    from .matrix import Cell, run_matrix
-    from .miniature import write_release
-
     root = (Path(settings.work_dir) / "selftest").resolve()
     if root.exists():
         shutil.rmtree(root)

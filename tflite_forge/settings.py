@@ -2,13 +2,14 @@
 
     command-line flag  >  TFLITE_FORGE_* environment variable  >  invoke.yaml (`tflite_forge:`)  >  default
 
-Every task takes the same shared options (version, recipe, arch, engine, cache dir,
-mirrors, rewrites, offline); `cli.ChainExecutor` hands a flag given to one task in a
-chain to every other task of the chain that takes it.
+The options themselves (flag, variable, invoke.yaml key, help) are the rows of options.py; this
+module turns what was given into one checked, frozen `Settings`. `cli.ChainExecutor` hands a flag
+given to one task in a chain to every other task of the chain that takes it.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import urllib.parse
@@ -20,28 +21,8 @@ from .arches import resolve_arches
 from .builders import parse_builders
 from .ccache_remote import parse as parse_remote
 from .errors import ConfigError
+from .options import CONFIG_KEYS, OPTIONS, lookup
 from .urls import url_problem
-
-SHARED_OPTIONS = ("version", "recipe", "arch", "engine", "cache_dir", "mirror", "rewrite", "offline", "jobs",
-                  "builder", "ccache_remote")
-
-ENV = {
-    "version": "TFLITE_FORGE_VERSION",
-    "recipe": "TFLITE_FORGE_RECIPE",
-    "arch": "TFLITE_FORGE_ARCH",
-    "engine": "TFLITE_FORGE_ENGINE",
-    "cache_dir": "TFLITE_FORGE_CACHE",
-    "mirror": "TFLITE_FORGE_MIRRORS",
-    "rewrite": "TFLITE_FORGE_REWRITES",
-    "offline": "TFLITE_FORGE_OFFLINE",
-    "jobs": "TFLITE_FORGE_JOBS",
-    "ccache_remote": "TFLITE_FORGE_CCACHE_REMOTE",
-    "work_dir": "TFLITE_FORGE_WORK_DIR",
-    "dist_dir": "TFLITE_FORGE_DIST_DIR",
-    "builder": "TFLITE_FORGE_BUILDERS",
-}
-CONFIG_KEYS = {"version", "recipe", "arch", "engine", "cache_dir", "mirrors", "rewrites", "offline", "jobs",
-               "ccache_remote", "work_dir", "dist_dir", "builders"}
 
 
 def default_cache_dir() -> Path:
@@ -103,13 +84,9 @@ def _parse_jobs(name: str, value: Any) -> int | None:
     return jobs
 
 
-# How a user spelled each option, for messages: the flag, the variable or the invoke.yaml key.
-def _spelling(name: str, source: str, config_key: str | None = None) -> str:
-    if source == "env":
-        return ENV[name]
-    if source == "config":
-        return f"invoke.yaml tflite_forge.{config_key or name}"
-    return "--" + name.replace("_", "-")
+def _spelling(name: str, source: str) -> str:
+    """How a user spelled an option, for messages: the flag, the variable or the invoke.yaml key."""
+    return OPTIONS[name].spelling(source)
 
 
 def check_cache_dir(path: Path, where: str = "--cache-dir (TFLITE_FORGE_CACHE)") -> None:
@@ -152,51 +129,39 @@ def resolve(flags: Mapping[str, Any], config: Mapping[str, Any] | None = None,
     config = dict(config or {})
     unknown = set(config) - CONFIG_KEYS
     if unknown:
-        import difflib
         key = sorted(unknown)[0]
         close = difflib.get_close_matches(key, sorted(CONFIG_KEYS), n=1)
         hint = f"; perhaps you meant {close[0]!r}" if close else ""
         raise ConfigError(f"invoke.yaml: tflite_forge.{key}: unknown key{hint}")
 
-    def pick(name: str, config_key: str | None = None) -> Any:
-        value = flags.get(name)
-        if value not in (None, "", [], ()) and value is not False:
-            return value, "flag"
-        env = ENV.get(name)
-        if env and environ.get(env, "") != "":
-            return environ[env], "env"
-        ckey = config_key or name
-        if config.get(ckey) not in (None, ""):
-            return config[ckey], "config"
-        return None, "default"
+    def pick(name: str) -> tuple[Any, str]:
+        return lookup(name, flags, environ, config)
+
+    def pick_list(name: str) -> tuple[Any, str]:
+        value, source = pick(name)
+        return (_split_list(value) if isinstance(value, str) else value), source
 
     version, _ = pick("version")
     recipe, _ = pick("recipe")
     arch, asrc = pick("arch")
     engine, _ = pick("engine")
     cache_dir, _ = pick("cache_dir")
-    mirrors, msrc = pick("mirror", "mirrors")
-    if isinstance(mirrors, str):
-        mirrors = _split_list(mirrors)
-    rewrites, _ = pick("rewrite", "rewrites")
-    if isinstance(rewrites, str):
-        rewrites = _split_list(rewrites)
+    mirrors, msrc = pick_list("mirror")
+    rewrites, _ = pick_list("rewrite")
     offline, _ = pick("offline")
     jobs, _ = pick("jobs")
     ccache_url, csrc = pick("ccache_remote")
     work_dir, _ = pick("work_dir")
-    builders, bsrc = pick("builder", "builders")
-    if isinstance(builders, str):
-        builders = _split_list(builders)
+    builders, bsrc = pick_list("builder")
     dist_dir, _ = pick("dist_dir")
     for m in mirrors or ():
-        _check_mirror(str(m), _spelling("mirror", msrc, "mirrors"))
+        _check_mirror(str(m), _spelling("mirror", msrc))
     if arch:
         try:
             resolve_arches(str(arch))   # an unknown arch is an error for every task, even one that ignores it
         except ConfigError as exc:
             raise ConfigError(str(exc).replace("--arch", _spelling("arch", asrc), 1)) from None
-    specs = parse_builders(builders, _spelling("builder", bsrc, "builders"))
+    specs = parse_builders(builders, _spelling("builder", bsrc))
     cache_path = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     return Settings(
         version=str(version) if version is not None else None,

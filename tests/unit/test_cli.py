@@ -150,7 +150,7 @@ def test_every_shared_option_reaches_every_task_whatever_its_spelling(option, fi
     """issue 10 I4: `--cache-dir` given to patch never reached fetch (invoke keys it `cache-dir`)."""
     from invoke.parser import Parser
 
-    from tflite_forge.settings import SHARED_OPTIONS
+    from tflite_forge.options import SHARED_OPTIONS
     assert set(SHARED_VALUES) == set(SHARED_OPTIONS)   # a new shared option needs a row here
     ns = load_tasks()
     extra, expected = SHARED_VALUES[option]

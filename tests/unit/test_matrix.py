@@ -95,8 +95,8 @@ def test_a_single_cell_runs_in_process(project):
 def test_unknown_arch_in_a_matrix_is_one_line(project):
     proc = invoke(project, "build", "--version", "2.16.1", "--arch", "aarch64,sparc")
     assert proc.returncode == 2
-    assert [l for l in proc.stderr.splitlines() if l.strip()] == [
-        next(l for l in proc.stderr.splitlines() if l.startswith("tflite-forge: --arch 'sparc'"))]
+    assert [line for line in proc.stderr.splitlines() if line.strip()] == [
+        next(line for line in proc.stderr.splitlines() if line.startswith("tflite-forge: --arch 'sparc'"))]
 
 
 def test_parallelism_stays_within_memory():
@@ -110,3 +110,105 @@ def test_parallelism_stays_within_memory():
 def test_a_task_that_takes_version_lists_itself_gets_no_matrix(project):
     proc = invoke(project, "report", "--version", "all")
     assert proc.returncode == 0 and "report over all" in proc.stdout and "matrix" not in proc.stderr
+
+
+def _load_tasks():
+    import importlib.util
+
+    from invoke import Collection
+    spec = importlib.util.spec_from_file_location("tflite_forge_tasks_for_matrix", ROOT / "tasks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return Collection.from_module(module)
+
+
+def _planned(monkeypatch, argv, environ=None, config=None):
+    """What the executor runs for a command line: the cells handed to run_matrix, or None when the
+    chain runs in this process."""
+    from invoke import Config
+    from invoke.parser import Parser
+
+    from tflite_forge import options
+    from tflite_forge.cli import ChainExecutor
+    for var in options.ENV.values():
+        monkeypatch.delenv(var, raising=False)
+    for var, value in (environ or {}).items():
+        monkeypatch.setenv(var, value)
+    seen = {}
+
+    def fake_run_matrix(cells, chain_argv, **_kw):
+        seen["cells"] = cells
+        seen["argv"] = [chain_argv(c) for c in cells]
+        return []
+
+    def in_process(self, *_tasks):
+        seen["cells"] = None
+        return {}
+
+    monkeypatch.setattr("tflite_forge.matrix.run_matrix", fake_run_matrix)
+    monkeypatch.setattr("invoke.Executor.execute", in_process)
+    ns = _load_tasks()
+    executor = ChainExecutor(ns, config=Config(overrides={"tflite_forge": dict(config or {})}))
+    executor.execute(*Parser(contexts=ns.to_contexts()).parse_argv(argv))
+    return seen
+
+
+@pytest.mark.parametrize("chain", [["fetch", "build", "package"], ["fetch", "lock"]], ids=["per-arch", "per-version"])
+def test_flag_variable_and_invoke_yaml_make_the_same_matrix(monkeypatch, chain):
+    """issue 12: `version: all` in invoke.yaml ran serially in one process while `--version all` ran a
+    matrix; now every source goes through settings.resolve and matrix.cells."""
+    by_flag = _planned(monkeypatch, [*chain, "--version", "all", "--arch", "x86_64,aarch64"])
+    by_env = _planned(monkeypatch, chain, environ={"TFLITE_FORGE_VERSION": "all", "TFLITE_FORGE_ARCH": "x86_64,aarch64"})
+    by_config = _planned(monkeypatch, chain, config={"version": "all", "arch": "x86_64,aarch64"})
+    assert by_flag["cells"] and by_flag["cells"] == by_env["cells"] == by_config["cells"]
+    assert by_flag["argv"] == by_env["argv"] == by_config["argv"]   # each cell names its own version (and arch)
+    versions = sorted({c.version for c in by_flag["cells"]})
+    assert len(versions) >= 2 and all(f"--version={c.version}" in argv
+                                       for c, argv in zip(by_flag["cells"], by_flag["argv"]))
+    arches = {c.arch for c in by_flag["cells"]}
+    assert arches == ({"x86_64", "aarch64"} if chain[-1] == "package" else {""})
+
+
+def test_a_single_version_from_any_source_runs_in_process(monkeypatch):
+    assert _planned(monkeypatch, ["fetch", "build", "--version", "2.16.1"])["cells"] is None
+    assert _planned(monkeypatch, ["fetch", "build"], config={"version": "2.16.1", "arch": "aarch64"})["cells"] is None
+    assert _planned(monkeypatch, ["doctor"], config={"version": "all"})["cells"] is None   # doctor takes no version
+
+
+def test_cells_expand_versions_times_arches():
+    from tflite_forge.matrix import Cell, cells, is_matrix
+    from tflite_forge.settings import resolve
+    settings = resolve({"version": "2.15.0,2.16.1", "arch": "armhf,aarch64"}, {}, {})
+    assert is_matrix(settings)
+    assert cells(settings) == [Cell("2.15.0", "armhf"), Cell("2.15.0", "aarch64"),
+                               Cell("2.16.1", "armhf"), Cell("2.16.1", "aarch64")]
+    assert cells(settings, per_arch=False) == [Cell("2.15.0", ""), Cell("2.16.1", "")]
+    one_version = resolve({"version": "2.16.1", "arch": "all"}, {}, {})
+    assert is_matrix(one_version) and not is_matrix(one_version, per_arch=False)
+    from tflite_forge.errors import ConfigError
+    with pytest.raises(ConfigError, match="a version matrix needs --arch"):
+        cells(resolve({"version": "all"}, {}, {}))
+
+
+def test_cells_of_a_matrix_from_a_config_file_read_that_file_too(monkeypatch, tmp_path):
+    """`invoke -f my.yaml fetch lock` with `version: all` in my.yaml: each cell is run with -f my.yaml,
+    or it would lose the file's other settings (mirrors, cache, work dir)."""
+    from invoke import Program
+
+    from tflite_forge import options
+    from tflite_forge.cli import ChainExecutor
+    for var in options.ENV.values():
+        monkeypatch.delenv(var, raising=False)
+    config = tmp_path / "my.yaml"
+    config.write_text("tflite_forge:\n  version: all\n  work_dir: /tmp/elsewhere\n")
+    seen = {}
+
+    def fake_run_matrix(cells, chain_argv, **kw):
+        seen["argv"] = chain_argv(cells[0])
+        seen["work_dir"] = kw["work_dir"]
+        return []
+
+    monkeypatch.setattr("tflite_forge.matrix.run_matrix", fake_run_matrix)
+    prog = Program(namespace=_load_tasks(), executor_class=ChainExecutor, name="t", binary="t")
+    prog.run(["t", "-f", str(config), "fetch", "lock"], exit=False)
+    assert seen["argv"][3:5] == ["-f", str(config)] and seen["work_dir"] == Path("/tmp/elsewhere")

@@ -1,0 +1,75 @@
+"""One option registry (options.py): task signatures, help, variables and invoke.yaml keys come from it."""
+
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+from invoke import Collection
+
+from tflite_forge import options
+from tflite_forge.download import FetchPolicy
+from tflite_forge.errors import ConfigError
+from tflite_forge.options import OPTIONS, lookup
+from tflite_forge.settings import resolve
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_tasks() -> Collection:
+    spec = importlib.util.spec_from_file_location("tflite_forge_tasks_for_options", ROOT / "tasks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return Collection.from_module(module)
+
+
+def test_the_lists_other_modules_read_are_made_from_the_rows():
+    assert options.SHARED_OPTIONS == ("version", "recipe", "arch", "engine", "cache_dir", "mirror", "rewrite",
+                                      "offline", "jobs", "ccache_remote", "builder")
+    assert options.MATRIX_OPTIONS == ("parallel", "resume")
+    assert options.ENV["cache_dir"] == "TFLITE_FORGE_CACHE" and options.ENV["builder"] == "TFLITE_FORGE_BUILDERS"
+    assert {"mirrors", "rewrites", "builders", "work_dir", "dist_dir"} <= options.CONFIG_KEYS
+    assert options.AXES == ("version", "arch")
+    assert all(o.help for o in OPTIONS.values()), "a row without help"
+
+
+def test_every_task_option_that_is_a_row_has_the_row_s_help_and_kind():
+    ns = load_tasks()
+    for name in ns.task_names:
+        if name == "verify":        # its --arch is the tarball's expected arch, with its own help
+            continue
+        for arg in ns[name].get_arguments():
+            row = OPTIONS.get(arg.attr_name or arg.name)
+            if row is None:
+                continue
+            assert arg.help == row.help, (name, arg.name)
+            assert (arg.kind is list) == row.repeatable, (name, arg.name)
+
+
+@pytest.mark.parametrize("source", ["flag", "env", "config"])
+def test_precedence_is_one_rule_for_every_row(source):
+    flags = {"jobs": "3"} if source == "flag" else {}
+    environ = {"TFLITE_FORGE_JOBS": "4"} if source in ("flag", "env") else {}
+    config = {"jobs": 5}
+    value, got = lookup("jobs", flags, environ, config)
+    assert got == source and value == {"flag": "3", "env": "4", "config": 5}[source]
+    assert lookup("work_dir", {"work_dir": "ignored: no such flag"}, {}, {}) == ("build", "default")
+
+
+def test_messages_name_the_option_as_the_user_spelled_it():
+    with pytest.raises(ConfigError, match=r"^invoke.yaml tflite_forge.arch 'sparc'"):
+        resolve({}, {"arch": "sparc"}, {})
+    with pytest.raises(ConfigError, match="TFLITE_FORGE_RETRIES='many'"):
+        FetchPolicy.from_env({"TFLITE_FORGE_RETRIES": "many"})
+
+
+def test_no_module_reads_a_tflite_forge_variable_past_the_registry():
+    """A TFLITE_FORGE_* knob read straight from os.environ would bypass the registry (and its help,
+    its precedence); the one exception is the matrix's own status file, set for each cell."""
+    internal = {"TFLITE_FORGE_STATUS_FILE"}
+    pattern = re.compile(r"""(?:environ(?:\.get)?\(|environ\[|getenv\()\s*["'](TFLITE_FORGE_\w+)""")
+    found = {(path.name, var) for path in (ROOT / "tflite_forge").rglob("*.py")
+             for var in pattern.findall(path.read_text()) if var not in internal}
+    assert found == set()
+    assert {o.env for o in OPTIONS.values() if o.env} >= {"TFLITE_FORGE_MIN_FREE_GIB", "TFLITE_FORGE_RETRIES",
+                                                          "TFLITE_FORGE_CONNECT_TIMEOUT", "TFLITE_FORGE_READ_TIMEOUT"}
