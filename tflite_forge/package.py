@@ -515,7 +515,7 @@ class Artifact:
 def _cxx_library_entries(lib: Path, inputs: PackageInputs) -> tuple[list[Entry], list[Entry], list[str], str, str]:
     """(entries, debug entries, notes, real name, SONAME) for lib/libtensorflow-lite.so*: stripped, with
     its debuglink, its links; shared by the release (as the C library's dependency) and the -cxx tarball."""
-    from .verify import elf_facts
+    from .elf import elf_facts
 
     facts = elf_facts(lib.read_bytes())
     real, links, notes = cxx_library_names(inputs.version, facts.soname)
@@ -527,7 +527,7 @@ def _cxx_library_entries(lib: Path, inputs: PackageInputs) -> tuple[list[Entry],
 def assemble(inputs: PackageInputs) -> tuple[list[Entry], list[Entry], list[str]]:
     """(release entries, debug entries, notes) for one cell; pure apart from reading inputs."""
     from . import provenance, sbom
-    from .verify import elf_facts
+    from .elf import elf_facts
 
     lib = find_library(inputs.build_dir / "lib")
     facts = elf_facts(lib.read_bytes())
