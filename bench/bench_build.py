@@ -34,11 +34,12 @@ def main() -> list[dict]:
     sys.path.insert(0, str(REPO))
     from tflite_forge import build as build_mod
     from tflite_forge import container as ct
+    from tflite_forge import engine as eng
     from tflite_forge.loopback import serve_directory
     from tflite_forge.miniature import write_release
     from tflite_forge.recipe import load_recipe
 
-    engine = ct.resolve_engine(os.environ.get("TFLITE_FORGE_ENGINE") or None)
+    engine = eng.resolve_engine(os.environ.get("TFLITE_FORGE_ENGINE") or None)
     with tempfile.TemporaryDirectory(prefix="bench-build-") as tmp:
         root = Path(tmp)
         release = write_release(root / "release")

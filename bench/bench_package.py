@@ -58,12 +58,13 @@ def package_rows(root: Path) -> tuple[list[dict], Path]:
 
 def image_rows(root: Path, dist: Path) -> list[dict]:
     from tests.fake_build import make_fake_build, settings_for
-    from tflite_forge import container as ct
+    from tflite_forge import engine as eng
+    from tflite_forge import image_io
     from tflite_forge.arches import resolve_arch
     from tflite_forge.package import run_package
     from tflite_forge.runtime_image import MINIMAL_LIMIT, build_runtime_image
 
-    engine = ct.resolve_engine(None)
+    engine = eng.resolve_engine(None)
     host = resolve_arch("x86_64")
     tarball = next(dist.glob("*x86_64.tar.gz"))
     cache = root / "cache"
@@ -84,7 +85,7 @@ def image_rows(root: Path, dist: Path) -> list[dict]:
     rows.append({"benchmark": "image-size/minimal-aarch64", "ours": arm.size, "reference": blog.size,
                  "ratio": arm.size / blog.size, "target": f"<= {MINIMAL_LIMIT // 1000000} MB",
                  "note": "bytes; reference: the host's blog stage"})
-    ct.remove_images(engine, [f"tflite-forge/runtime:bench-{a}-{f}" for a, f in
+    image_io.remove_images(engine, [f"tflite-forge/runtime:bench-{a}-{f}" for a, f in
                               (("x86_64", "blog"), ("x86_64", "minimal"), ("x86_64", "python"),
                                ("x86_64", "wheel"), ("aarch64", "minimal"))])
     return rows

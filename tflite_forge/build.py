@@ -46,8 +46,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import __version__ as forge_version
-from . import ccache_remote, compile_checks
+from . import ccache_remote, compile_checks, elf
 from . import container as ct
+from . import engine as eng
+from . import image_io
 from . import remote
 from .cache import sha256_file
 from .download import ensure_free_space
@@ -446,7 +448,7 @@ def _own(path: Path) -> None:
             os.lchown(name, 0, 0)
 
 
-def _remote_cache_access(plan: BuildPlan, engine: ct.EngineConfig,
+def _remote_cache_access(plan: BuildPlan, engine: eng.EngineConfig,
                          cache: ccache_remote.RemoteCache | None) -> tuple[ccache_remote.Access | None, str | None]:
     """The shared compile cache for this build on this engine, if it answers (else one warning line and
     the local ccache only). Not part of the plan: the cache never changes what is built."""
@@ -476,7 +478,7 @@ def _write_run_record(plan: BuildPlan, stats_log: str, access: ccache_remote.Acc
         print(warning, file=sys.stderr, flush=True)
 
 
-def execute(plan: BuildPlan, engine: ct.EngineConfig, *, log_line: Callable[[str], None] | None = None,
+def execute(plan: BuildPlan, engine: eng.EngineConfig, *, log_line: Callable[[str], None] | None = None,
             remote_cache: ccache_remote.RemoteCache | None = None) -> dict:
     """Run the plan's steps in one container; the staging folder holds the libraries afterwards.
     Returns what the build proved about itself (the compile checks) for build-info.json.
@@ -585,7 +587,7 @@ def target_artifacts(reply: Path, targets: Sequence[str]) -> list[str]:
 
 def _library_links(real: Path) -> None:
     """lib<name>.so.<major> (its SONAME) and lib<name>.so beside a versioned shared library."""
-    soname = _soname(real)
+    soname = elf.soname(real)
     dev = real.name.split(".so", 1)[0] + ".so"
     if soname and soname != real.name:
         (real.parent / soname).symlink_to(real.name)
@@ -606,19 +608,6 @@ def step_times(log_path: Path) -> dict[str, float]:
     return times
 
 
-def _soname(path: Path) -> str | None:
-    from elftools.elf.dynamic import DynamicSection
-    from elftools.elf.elffile import ELFFile
-    with open(path, "rb") as fh:
-        elf = ELFFile(fh)
-        for section in elf.iter_sections():
-            if isinstance(section, DynamicSection):
-                for tag in section.iter_tags():
-                    if tag.entry.d_tag == "DT_SONAME":
-                        return tag.soname
-    return None
-
-
 def libraries(lib_dir: Path) -> list[dict]:
     out = []
     for path in sorted(lib_dir.iterdir()):
@@ -626,7 +615,7 @@ def libraries(lib_dir: Path) -> list[dict]:
             out.append({"name": path.name, "symlink": os.readlink(path)})
         else:
             out.append({"name": path.name, "sha256": sha256_file(path), "size": path.stat().st_size,
-                        "soname": _soname(path)})
+                        "soname": elf.soname(path)})
     return out
 
 
@@ -684,7 +673,7 @@ def cell_lock(plan: BuildPlan, *, on_wait: Callable[[], None] | None = None) -> 
         yield
 
 
-def run_build(plan: BuildPlan, engine: ct.EngineConfig, *, req: BuildRequest, image_id: str, info: dict,
+def run_build(plan: BuildPlan, engine: eng.EngineConfig, *, req: BuildRequest, image_id: str, info: dict,
               force: bool = False, remote_cache: ccache_remote.RemoteCache | None = None) -> tuple[Path, bool]:
     """Run the plan unless its stamp says nothing changed. Returns (out_dir, built).
 
@@ -717,7 +706,7 @@ def run_build(plan: BuildPlan, engine: ct.EngineConfig, *, req: BuildRequest, im
         return out, True
 
 
-def _drop_superseded_volumes(plan: BuildPlan, engine: ct.EngineConfig) -> None:
+def _drop_superseded_volumes(plan: BuildPlan, engine: eng.EngineConfig) -> None:
     """Build and deps volumes of this key made for other inputs are never used again as they are (a
     later build with those inputs starts afresh, from ccache): remove them so disk use stays bounded."""
     current = {name for name, _ in plan.volumes}
@@ -810,9 +799,9 @@ def soname_problem(recipe, tensorflow: Path) -> str | None:
             "add \"soname\" to [build].patch_sets (or drop patch_sets to get the standard sets)")
 
 
-def build_cell(settings, recipe, arch: Arch, engine: ct.EngineConfig, *, base_image: str | None = None,
+def build_cell(settings, recipe, arch: Arch, engine: eng.EngineConfig, *, base_image: str | None = None,
                cxx_shared: bool = False, force: bool = False, release: bool = False,
-               home: ct.EngineConfig | None = None) -> CellResult:
+               home: eng.EngineConfig | None = None) -> CellResult:
     """Fetch and patch if needed, ensure the builder image, plan, run. `release`: the library is to be
     packaged, so the package's SONAME rule is a planning error, not a surprise after the build.
     `engine` may be a builder (--builder): the image is then made on `home` (this host's engine) and
@@ -838,7 +827,7 @@ def build_cell(settings, recipe, arch: Arch, engine: ct.EngineConfig, *, base_im
     maker = home if engine.remote and home is not None else engine
     builder = image.ensure_builder_image(maker, arch, work_dir=settings.work_dir, cache_dir=settings.cache_dir,
                                          base_image=base_image or image.DEFAULT_BASE_IMAGE)
-    remote.ensure_image(maker, engine, builder.tag, builder.id)
+    image_io.copy_to_builder(maker, engine, builder.tag, builder.id)
     options = default_cmake_options(arch, recipe.version, gcc_major=builder.gcc_major)
     options.update(dict(recipe.build.cmake_options))
     for bad in check_combination(arch, recipe.version, options, gcc_major=builder.gcc_major):
@@ -853,7 +842,7 @@ def build_cell(settings, recipe, arch: Arch, engine: ct.EngineConfig, *, base_im
         touched = sorted({r.set_name for r in prepared.results if r.tree == name and r.status == "applies"})
         deps.append(Dependency(name=name, cmake_variable=locked.cmake_variable, path=Path(path), sha256=locked.sha256,
                                patches=tuple(f"{n}:{digests[n]}" for n in touched)))
-    resources = ct.host_resources(engine)
+    resources = eng.host_resources(engine)
     user, userns = builder_user(), None
     if engine.name == "podman" and os.geteuid() != 0 and not engine.remote:
         user, userns = f"{os.getuid()}:{os.getgid()}", "keep-id"
@@ -903,16 +892,16 @@ def run_build_task(settings, *, base_image: str | None = None, cxx_shared: bool 
     return results
 
 
-def build_engines(settings) -> tuple[ct.EngineConfig, ct.EngineConfig]:
+def build_engines(settings) -> tuple[eng.EngineConfig, eng.EngineConfig]:
     """(this host's engine, the engine builds run on): the first --builder that answers, if any were given
     (a matrix hands each cell process one builder), else this host's engine."""
-    home = ct.resolve_engine(settings.engine)
+    home = eng.resolve_engine(settings.engine)
     if not settings.builders:
         return home, home
     problems = []
     for spec in parse_builders(settings.builders):
         try:
-            engine = ct.resolve_builder(spec)
+            engine = eng.resolve_builder(spec)
         except EngineError as err:
             problems.append(str(err))
             continue
@@ -928,7 +917,7 @@ def _kept_note(kept: Sequence[str]) -> str:
     return f"; kept {len(kept)} in use by a running build ({', '.join(kept)})" if kept else ""
 
 
-def _build_tree_volumes(engine: ct.EngineConfig, work: Path) -> list[str]:
+def _build_tree_volumes(engine: eng.EngineConfig, work: Path) -> list[str]:
     """What `invoke clean --build` removes on an engine: this work dir's build and deps trees (another
     checkout's are not ours to remove), and the shared host-tools trees, shipped trees and /out
     volumes (caches or leftovers: the next build remakes them); the caller keeps those in use."""
@@ -937,13 +926,13 @@ def _build_tree_volumes(engine: ct.EngineConfig, work: Path) -> list[str]:
             + ct.list_volumes(engine, (remote.SOURCE_KIND,)) + ct.list_volumes(engine, (remote.OUT_KIND,)))
 
 
-def _remove_unused(engine: ct.EngineConfig, volumes: list[str]) -> tuple[int, list[str]]:
+def _remove_unused(engine: eng.EngineConfig, volumes: list[str]) -> tuple[int, list[str]]:
     """(volumes removed, volumes kept because a running build uses them)."""
     kept = ct.remove_volumes(engine, volumes, keep_in_use=True)
     return len(volumes) - len(kept), kept
 
 
-def _ccache_volumes(engine: ct.EngineConfig) -> list[str]:
+def _ccache_volumes(engine: eng.EngineConfig) -> list[str]:
     return ct.list_volumes(engine, (("io.tflite-forge.kind", "ccache"),))
 
 
@@ -952,12 +941,12 @@ def run_clean(settings, *, build: bool = False, images: bool = False, cache: boo
     volumes (shared by every work dir: the compiler cache)."""
     if not (build or images or cache):
         build = True
-    engine = ct.resolve_engine(settings.engine)
+    engine = eng.resolve_engine(settings.engine)
     said: list[str] = []
     work = Path(settings.work_dir)
     for spec in parse_builders(settings.builders):
         # A builder holds this work dir's build trees, the trees shipped to it and its compiler cache.
-        far = ct.resolve_builder(spec)
+        far = eng.resolve_builder(spec)
         removed, kept = _remove_unused(far, (_build_tree_volumes(far, work) if build else [])
                                        + (_ccache_volumes(far) if cache else []))
         said.append(f"on builder {far.title}: {removed} volume(s)" + _kept_note(kept))
@@ -974,7 +963,7 @@ def run_clean(settings, *, build: bool = False, images: bool = False, cache: boo
     if images:
         from .image import builder_images
         refs = builder_images(engine)
-        ct.remove_images(engine, refs)
+        image_io.remove_images(engine, refs)
         if (work / "images").exists():
             shutil.rmtree(work / "images")
         said.append(f"builder images: {len(refs)} ({', '.join(refs) or 'none'}); the base image is kept")

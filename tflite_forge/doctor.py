@@ -42,7 +42,7 @@ def _free_gib(path: Path) -> float:
 
 
 def check_engine(settings: Settings) -> Iterable[Check]:
-    from .container import resolve_engine
+    from .engine import resolve_engine
     from .errors import EngineError
     try:
         engine = resolve_engine(settings.engine)
@@ -55,26 +55,26 @@ def check_engine(settings: Settings) -> Iterable[Check]:
 
 def check_builders(settings: Settings) -> Iterable[Check]:
     """Every --builder: it answers, how many compile jobs it takes, and it runs this host's images."""
-    from . import container as ct
+    from . import engine as eng
     from .builders import parse_builders
     from .errors import EngineError
     from .jobs import default_jobs
     home_arch = None
     try:
-        home_arch = ct.engine_arch(ct.resolve_engine(settings.engine))
+        home_arch = eng.engine_arch(eng.resolve_engine(settings.engine))
     except EngineError:
         pass            # the engine row says so
     for spec in parse_builders(settings.builders):
         name = f"builder {spec.text}"
         try:
-            engine = ct.resolve_builder(spec)
+            engine = eng.resolve_builder(spec)
         except EngineError as err:
             yield Check(name, FAIL, str(err).split("; ")[0].removeprefix(f"builder {spec.text} "),
                         "start its daemon, check the address and your access (ssh keys, socket rights), "
                         "or leave it out of --builder / TFLITE_FORGE_BUILDERS")
             continue
-        res = ct.host_resources(engine)
-        arch = ct.engine_arch(engine)
+        res = eng.host_resources(engine)
+        arch = eng.engine_arch(engine)
         detail = (f"{engine.name} {engine.version}, {arch}, {res.cpus} CPUs, {res.memory_bytes / 2**30:.1f} GiB: "
                   f"up to {default_jobs(res.cpus, res.memory_bytes)} compile jobs")
         if home_arch and arch != home_arch:
@@ -89,7 +89,7 @@ def check_disk(settings: Settings) -> Iterable[Check]:
     build's own floor (it refuses to start below it), the cache by what a real release downloads,
     and the engine's data root, where the build trees and the compiler cache are."""
     from .build import min_build_free_bytes
-    from .container import engine_data_root, resolve_engine
+    from .engine import engine_data_root, resolve_engine
     from .errors import EngineError
     floor = min_build_free_bytes() / 2**30
     rows = [("disk (work dir)", Path(settings.work_dir), floor,

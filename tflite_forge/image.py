@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -34,7 +35,9 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from . import container as ct
-from .arches import Arch
+from . import engine as eng
+from . import image_io
+from .arches import Arch, resolve_arch, resolve_arches
 from .errors import ConfigError, EngineError
 
 DOCKERFILE = Path(__file__).resolve().parent / "docker" / "builder.Dockerfile"
@@ -76,10 +79,7 @@ def _say(message: str) -> None:
 # ---------------------------------------------------------------- base image (no registry)
 
 def host_debian_arch() -> str:
-    import platform as _platform
-
-    from .arches import resolve_arch
-    return resolve_arch(_platform.machine()).debian_arch
+    return resolve_arch(platform.machine()).debian_arch
 
 
 def is_foreign(arch: Arch | None) -> bool:
@@ -175,7 +175,7 @@ def debootstrap_tarball(dest: Path, *, suite: str = DEBIAN_SUITE, mirror: str = 
     return dest
 
 
-def bootstrap_base_image(engine: ct.EngineConfig, *, cache_dir: Path, ref: str | None = None,
+def bootstrap_base_image(engine: eng.EngineConfig, *, cache_dir: Path, ref: str | None = None,
                          suite: str = DEBIAN_SUITE, mirror: str = DEBIAN_MIRROR, force: bool = False,
                          on_line: Callable[[str], None] | None = None, arch: Arch | None = None) -> str:
     """Make `ref` (default `base_image_ref(arch)`) from debootstrap + import; reuse the image, or
@@ -185,7 +185,7 @@ def bootstrap_base_image(engine: ct.EngineConfig, *, cache_dir: Path, ref: str |
     mirror = check_mirror(mirror)
     ref = ref or base_image_ref(arch, suite)
     foreign = is_foreign(arch)
-    existing = ct.image_id(engine, ref)
+    existing = image_io.image_id(engine, ref)
     if existing and not force:
         return existing
     tarball = base_tarball(cache_dir, suite, arch.debian_arch if arch else None, mirror)
@@ -194,11 +194,11 @@ def bootstrap_base_image(engine: ct.EngineConfig, *, cache_dir: Path, ref: str |
         _say(f"debootstrap {what} ({mirror}) -> {tarball}")
         debootstrap_tarball(tarball, suite=suite, mirror=mirror, on_line=on_line, arch=arch)
     _say(f"importing {tarball.name} into {engine.name} as {ref}")
-    changes = [f"LABEL {ct.LABEL}=1", f"LABEL io.tflite-forge.debian-suite={suite}",
+    changes = [f"LABEL {eng.LABEL}=1", f"LABEL io.tflite-forge.debian-suite={suite}",
                f"LABEL io.tflite-forge.debian-mirror={mirror}", 'CMD ["/bin/bash"]']
     if arch is not None:
         changes.append(f"LABEL io.tflite-forge.debian-arch={arch.debian_arch}")
-    return ct.import_image(engine, tarball, ref, changes=changes, platform=arch.platform if foreign else None)
+    return image_io.import_image(engine, tarball, ref, changes=changes, platform=arch.platform if foreign else None)
 
 
 # ---------------------------------------------------------------- builder image
@@ -229,7 +229,7 @@ def parse_facts(text: str) -> dict[str, str]:
     return facts
 
 
-def read_facts(engine: ct.EngineConfig, tag: str, image_id: str, work_dir: Path) -> dict[str, str]:
+def read_facts(engine: eng.EngineConfig, tag: str, image_id: str, work_dir: Path) -> dict[str, str]:
     """The image's builder.env, cached on the host by image ID (one probe container per new image)."""
     cache = Path(work_dir) / "images" / f"{image_id.replace(':', '-')}.json"
     if cache.exists():
@@ -265,11 +265,11 @@ def bootstrap_command(ref: str) -> str:
     return " ".join(words)
 
 
-def resolve_base_image(engine: ct.EngineConfig, base_image: str, *, cache_dir: Path,
+def resolve_base_image(engine: eng.EngineConfig, base_image: str, *, cache_dir: Path,
                        on_line: Callable[[str], None] | None = None) -> str:
     """The base image's ID; the default one is bootstrapped when missing, other suites of ours are
     named with the command that makes them, anything else is pulled."""
-    found = ct.image_id(engine, base_image)
+    found = image_io.image_id(engine, base_image)
     if found:
         return found
     if base_image == DEFAULT_BASE_IMAGE:
@@ -278,17 +278,17 @@ def resolve_base_image(engine: ct.EngineConfig, base_image: str, *, cache_dir: P
     if parse_base_ref(base_image) is not None:
         raise EngineError(f"base image {base_image} is missing from {engine.name}; make it once with "
                           f"`{bootstrap_command(base_image)}` (or `docker load` it from a site that has it)")
-    ct.pull_image(engine, base_image)
-    found = ct.image_id(engine, base_image)
+    image_io.pull_image(engine, base_image)
+    found = image_io.image_id(engine, base_image)
     if not found:
         raise EngineError(f"base image {base_image} is not available to {engine.name}; pull or import it, "
                           "or use the default (invoke image --bootstrap)")
     return found
 
 
-def base_suite(engine: ct.EngineConfig, base_image: str) -> str | None:
+def base_suite(engine: eng.EngineConfig, base_image: str) -> str | None:
     """The Debian suite of a base image: its bootstrap label, else its name (debian:bullseye-slim@...)."""
-    label = ct.image_labels(engine, base_image).get("io.tflite-forge.debian-suite")
+    label = image_io.image_labels(engine, base_image).get("io.tflite-forge.debian-suite")
     if label:
         return label
     parsed = parse_base_ref(base_image)
@@ -306,7 +306,7 @@ def missing_package(log_text: str) -> str | None:
     return match.group(1) if match else None
 
 
-def ensure_builder_image(engine: ct.EngineConfig, arch: Arch, *, work_dir: Path, cache_dir: Path,
+def ensure_builder_image(engine: eng.EngineConfig, arch: Arch, *, work_dir: Path, cache_dir: Path,
                          base_image: str = DEFAULT_BASE_IMAGE,
                          on_line: Callable[[str], None] | None = None) -> BuilderImage:
     """The builder image for `arch`, built only when its inputs changed."""
@@ -315,7 +315,7 @@ def ensure_builder_image(engine: ct.EngineConfig, arch: Arch, *, work_dir: Path,
     text = DOCKERFILE.read_text()
     inputs = builder_inputs(arch, base_id, text)
     tag = builder_tag(arch, inputs)
-    found = ct.image_id(engine, tag)
+    found = image_io.image_id(engine, tag)
     if not found:
         logs = Path(work_dir) / "logs"
         logs.mkdir(parents=True, exist_ok=True)
@@ -328,7 +328,7 @@ def ensure_builder_image(engine: ct.EngineConfig, arch: Arch, *, work_dir: Path,
             labels["io.tflite-forge.base-image"] = base_image
             labels["io.tflite-forge.arch"] = arch.name
             try:
-                ct.build_image(engine, context=Path(ctx), dockerfile=dockerfile, tag=tag, log=log, on_line=on_line,
+                image_io.build_image(engine, context=Path(ctx), dockerfile=dockerfile, tag=tag, log=log, on_line=on_line,
                                build_args={"BASE_IMAGE": base_id if engine.name == "podman" else base_image,
                                            "BASE_PACKAGES": inputs["base_packages"],
                                            "CROSS_PACKAGES": inputs["cross_packages"],
@@ -342,15 +342,15 @@ def ensure_builder_image(engine: ct.EngineConfig, arch: Arch, *, work_dir: Path,
                                       f"for {arch.name}; use a newer suite (--base-image {DEFAULT_BASE_IMAGE}) "
                                       f"(full log: {log_path})") from None
                 raise EngineError(f"{err} (full log: {log_path})") from None
-        found = ct.image_id(engine, tag)
+        found = image_io.image_id(engine, tag)
         if not found:
             raise EngineError(f"{engine.name} built {tag} but does not list it; see {log_path}")
     facts = read_facts(engine, tag, found, work_dir)
     return BuilderImage(tag=tag, id=found, arch=arch.name, base_image=base_image, base_id=base_id, facts=facts)
 
 
-def builder_images(engine: ct.EngineConfig) -> list[str]:
-    return [ref for ref in ct.list_images(engine) if ref.startswith(BUILDER_REPO + ":")]
+def builder_images(engine: eng.EngineConfig) -> list[str]:
+    return [ref for ref in image_io.list_images(engine) if ref.startswith(BUILDER_REPO + ":")]
 
 
 def run_image(settings, *, bootstrap: bool = False, base_image: str | None = None, force: bool = False,
@@ -365,14 +365,13 @@ def run_image(settings, *, bootstrap: bool = False, base_image: str | None = Non
     instead (and is the builder's base with --builder-image); `--debian-mirror` is the archive debootstrap
     (and later apt in the builder image) downloads from. Builder images are made with `--builder-image`
     (or without --bootstrap)."""
-    from .arches import resolve_arches
 
     suite = check_suite(debian_suite) if debian_suite else DEBIAN_SUITE
     mirror = check_mirror(debian_mirror) if debian_mirror else DEBIAN_MIRROR
     if debian_mirror and not bootstrap:
         raise ConfigError("--debian-mirror is used by debootstrap: give it with --bootstrap (the builder image's apt "
                           "then uses the mirror its base was bootstrapped from)")
-    engine = ct.resolve_engine(settings.engine)
+    engine = eng.resolve_engine(settings.engine)
     targets = arch or settings.arch
     if bootstrap:
         bases = resolve_arches(targets) if targets else [None]
@@ -382,8 +381,8 @@ def run_image(settings, *, bootstrap: bool = False, base_image: str | None = Non
             ref = base_image or base_image_ref(target, suite)
             image = bootstrap_base_image(engine, cache_dir=settings.cache_dir, ref=ref, force=force, arch=target,
                                          suite=suite, mirror=mirror)
-            platform = target.platform if is_foreign(target) else None
-            probe = ct.run_container(engine, ct.ContainerSpec(image=ref, purpose="probe", platform=platform),
+            target_platform = target.platform if is_foreign(target) else None
+            probe = ct.run_container(engine, ct.ContainerSpec(image=ref, purpose="probe", platform=target_platform),
                                      ["sh", "-c", "getconf GNU_LIBC_VERSION; dpkg --print-architecture"], timeout=300)
             words = probe.stdout.split() if probe.returncode == 0 else []
             glibc, deb_arch = (words[-2], words[-1]) if len(words) >= 3 else ("?", "?")

@@ -32,7 +32,7 @@ from rich.live import Live
 
 from .resources import CHECKOUT as PROJECT_ROOT
 from . import __version__
-from . import container as ct
+from . import engine as eng
 from .builders import parse_builder
 from .errors import ConfigError
 from .jobs import default_jobs, host_memory_bytes
@@ -311,5 +311,5 @@ def _run_on_builders(states: list[CellState], builders: Sequence[str], chain_arg
 
 def builder_answers(builder: str) -> bool:
     """Whether the daemon behind a --builder endpoint still answers."""
-    return ct.builder_answers(ct.builder_config(parse_builder(builder)))
+    return eng.builder_answers(eng.builder_config(parse_builder(builder)))
 

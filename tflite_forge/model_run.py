@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import container as ct
+from . import engine as eng
 from .arches import resolve_arches_or_host
 from .errors import ConfigError, PackageError
 from .package import artifact_stem
@@ -289,7 +290,7 @@ def run_model_test(settings: Any, request: ModelRequest, *, log: Callable[[str],
             except ConfigError:
                 raise ConfigError(f"--interpreter tflite-runtime: PyPI has tflite-runtime wheels for aarch64 and "
                                   f"x86_64 only, not {arch.name}; use --interpreter c-api there") from None
-    engine = ct.resolve_engine(settings.engine) if request.interpreter == "tflite-runtime" else None
+    engine = eng.resolve_engine(settings.engine) if request.interpreter == "tflite-runtime" else None
     reports: list[ModelReport] = []
     for recipe in select_recipes(version=settings.version, recipe=settings.recipe):
         for arch in arches:

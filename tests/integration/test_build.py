@@ -20,6 +20,7 @@ from tests.ci import ctrl_c_default
 
 from tflite_forge import build as build_mod
 from tflite_forge import container as ct
+from tflite_forge import engine as eng
 from tflite_forge.arches import resolve_arch
 from tflite_forge.errors import BuildError
 from tflite_forge.miniature import write_release
@@ -58,7 +59,7 @@ def real_library(lib_dir: Path, stem: str = "libtensorflowlite_c.so") -> Path:
     return files[0]
 
 
-def ours(engine: ct.EngineConfig) -> list[str]:
+def ours(engine: eng.EngineConfig) -> list[str]:
     """Build containers of the miniature's version (named tflite-forge-*; image builds by other tests
     make unnamed intermediate containers that carry the label too; a developer's own builds of real
     versions may run on the same engine)."""
@@ -67,7 +68,7 @@ def ours(engine: ct.EngineConfig) -> list[str]:
             if name.startswith("tflite-forge-")]
 
 
-def check_result(miniature, arch_name: str, engine: ct.EngineConfig) -> dict:
+def check_result(miniature, arch_name: str, engine: eng.EngineConfig) -> dict:
     arch = resolve_arch(arch_name)
     out = out_dir(miniature, arch.name)
     lib = real_library(out / "lib")

@@ -29,6 +29,7 @@ from tests.redis_server import Staller, redis_server, short_dir
 from tflite_forge import build as build_mod
 from tflite_forge import ccache_remote as cr
 from tflite_forge import container as ct
+from tflite_forge import engine as eng
 from tflite_forge.arches import resolve_arch
 
 pytestmark = pytest.mark.integration
@@ -41,7 +42,7 @@ WARNING = "warning: compile cache"
 class CacheCell:
     recipe: Path
     miniature: object
-    engine: ct.EngineConfig
+    engine: eng.EngineConfig
     root: Path
 
     def env(self, work: Path) -> dict:

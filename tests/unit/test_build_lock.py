@@ -15,11 +15,11 @@ from pathlib import Path
 from filelock import FileLock
 
 from tflite_forge import build as b
-from tflite_forge import container as ct
+from tflite_forge import engine as eng
 from tflite_forge.arches import resolve_arch
 
 ROOT = Path(__file__).resolve().parents[2]
-NO_ENGINE = ct.EngineConfig(name="docker", binary="/nonexistent/tflite-forge-test/docker")
+NO_ENGINE = eng.EngineConfig(name="docker", binary="/nonexistent/tflite-forge-test/docker")
 
 
 def request(tmp: Path) -> b.BuildRequest:
