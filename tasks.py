@@ -167,10 +167,10 @@ def build(c, version=None, recipe=None, arch=None, engine=None, cache_dir=None, 
           offline=False, jobs=None, ccache_remote=None, parallel=None, resume=False, builder=None,
           base_image=None, cxx_shared=False, force=False):
     """Build libtensorflowlite_c.so for --arch in a container with no network (fetches and patches first if needed)."""
-    from tflite_forge import build as build_mod
-    build_mod.run_build_task(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline,
-                                                jobs, builder, ccache_remote), base_image=base_image, cxx_shared=cxx_shared, force=force,
-                             release=chain_releases())
+    from tflite_forge import pipeline
+    pipeline.run_build_task(_pipeline_settings(c, version, recipe, arch, engine, cache_dir, mirror, rewrite, offline,
+                                               jobs, builder, ccache_remote), base_image=base_image, cxx_shared=cxx_shared, force=force,
+                            release=chain_releases())
 
 
 @forge_task(help=_help("engine", "cache-dir", "builder",
@@ -186,8 +186,8 @@ def clean(c, engine=None, build=False, images=False, cache=False, cache_dir=None
         unpack.clean_downloads(_settings(c, cache_dir=cache_dir).cache_dir)
         if not (build or images or cache):
             return
-    from tflite_forge import build as build_mod
-    build_mod.run_clean(_settings(c, engine=engine, cache_dir=cache_dir, builder=builder), build=build, images=images,
+    from tflite_forge import clean as clean_mod
+    clean_mod.run_clean(_settings(c, engine=engine, cache_dir=cache_dir, builder=builder), build=build, images=images,
                         cache=cache)
 
 

@@ -88,7 +88,7 @@ def check_disk(settings: Settings) -> Iterable[Check]:
     """Free space where each kind of file lives, against the rule that uses it: the work dir by the
     build's own floor (it refuses to start below it), the cache by what a real release downloads,
     and the engine's data root, where the build trees and the compiler cache are."""
-    from .build import min_build_free_bytes
+    from .build_run import min_build_free_bytes
     from .engine import engine_data_root, resolve_engine
     from .errors import EngineError
     floor = min_build_free_bytes() / 2**30
@@ -208,7 +208,7 @@ def check_network(settings: Settings, timeout: float = 5.0) -> Iterable[Check]:
 def check_ccache_remote(settings: Settings) -> Iterable[Check]:
     """The shared compile cache, from this host: the socket answers PING, and the build user may connect.
     (The path is the engine's host's: for an engine on another machine, a build's own probe decides.)"""
-    from .build import builder_user
+    from .build_plan import builder_user
     from .ccache_remote import connect_problem, parse, ping
     if not settings.ccache_remote:
         yield Check("compile cache (remote)", OK, "not configured: local ccache only (--ccache-remote to share one)")

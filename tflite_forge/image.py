@@ -32,13 +32,14 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, TypeGuard
 
 from . import container as ct
 from . import engine as eng
 from . import image_io
 from .arches import Arch, resolve_arch, resolve_arches
 from .errors import ConfigError, EngineError
+from .workspace import Workspace
 
 DOCKERFILE = Path(__file__).resolve().parent / "docker" / "builder.Dockerfile"
 BUILDER_REPO = "tflite-forge/builder"
@@ -82,7 +83,7 @@ def host_debian_arch() -> str:
     return resolve_arch(platform.machine()).debian_arch
 
 
-def is_foreign(arch: Arch | None) -> bool:
+def is_foreign(arch: Arch | None) -> TypeGuard[Arch]:
     return arch is not None and arch.debian_arch != host_debian_arch()
 
 
@@ -184,13 +185,12 @@ def bootstrap_base_image(engine: eng.EngineConfig, *, cache_dir: Path, ref: str 
     check_suite(suite)
     mirror = check_mirror(mirror)
     ref = ref or base_image_ref(arch, suite)
-    foreign = is_foreign(arch)
     existing = image_io.image_id(engine, ref)
     if existing and not force:
         return existing
     tarball = base_tarball(cache_dir, suite, arch.debian_arch if arch else None, mirror)
     if force or not tarball.exists():
-        what = f"{suite} {arch.debian_arch} (second stage under qemu: several minutes)" if foreign else suite
+        what = f"{suite} {arch.debian_arch} (second stage under qemu: several minutes)" if is_foreign(arch) else suite
         _say(f"debootstrap {what} ({mirror}) -> {tarball}")
         debootstrap_tarball(tarball, suite=suite, mirror=mirror, on_line=on_line, arch=arch)
     _say(f"importing {tarball.name} into {engine.name} as {ref}")
@@ -198,7 +198,7 @@ def bootstrap_base_image(engine: eng.EngineConfig, *, cache_dir: Path, ref: str 
                f"LABEL io.tflite-forge.debian-mirror={mirror}", 'CMD ["/bin/bash"]']
     if arch is not None:
         changes.append(f"LABEL io.tflite-forge.debian-arch={arch.debian_arch}")
-    return image_io.import_image(engine, tarball, ref, changes=changes, platform=arch.platform if foreign else None)
+    return image_io.import_image(engine, tarball, ref, changes=changes, platform=arch.platform if is_foreign(arch) else None)
 
 
 # ---------------------------------------------------------------- builder image
@@ -229,9 +229,9 @@ def parse_facts(text: str) -> dict[str, str]:
     return facts
 
 
-def read_facts(engine: eng.EngineConfig, tag: str, image_id: str, work_dir: Path) -> dict[str, str]:
+def read_facts(engine: eng.EngineConfig, tag: str, image_id: str, workspace: Workspace) -> dict[str, str]:
     """The image's builder.env, cached on the host by image ID (one probe container per new image)."""
-    cache = Path(work_dir) / "images" / f"{image_id.replace(':', '-')}.json"
+    cache = workspace.image_facts(image_id)
     if cache.exists():
         cached = json.loads(cache.read_text())
         if "debian_suite" in cached:      # older caches lack it: probe again
@@ -306,20 +306,19 @@ def missing_package(log_text: str) -> str | None:
     return match.group(1) if match else None
 
 
-def ensure_builder_image(engine: eng.EngineConfig, arch: Arch, *, work_dir: Path, cache_dir: Path,
+def ensure_builder_image(engine: eng.EngineConfig, arch: Arch, workspace: Workspace, *,
                          base_image: str = DEFAULT_BASE_IMAGE,
                          on_line: Callable[[str], None] | None = None) -> BuilderImage:
     """The builder image for `arch`, built only when its inputs changed."""
-    base_id = resolve_base_image(engine, base_image, cache_dir=cache_dir, on_line=on_line)
+    base_id = resolve_base_image(engine, base_image, cache_dir=workspace.cache_dir, on_line=on_line)
     suite = base_suite(engine, base_image)
     text = DOCKERFILE.read_text()
     inputs = builder_inputs(arch, base_id, text)
     tag = builder_tag(arch, inputs)
     found = image_io.image_id(engine, tag)
     if not found:
-        logs = Path(work_dir) / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        log_path = logs / f"image-{arch.name}-{engine.name}.log"
+        log_path = workspace.image_log(arch.name, engine.name)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
         _say(f"building {tag} with {engine.name} (base {base_image}); log: {log_path}")
         with tempfile.TemporaryDirectory(prefix="tflite-forge-image-") as ctx, open(log_path, "w") as log:
             dockerfile = Path(ctx) / "Dockerfile"
@@ -345,7 +344,7 @@ def ensure_builder_image(engine: eng.EngineConfig, arch: Arch, *, work_dir: Path
         found = image_io.image_id(engine, tag)
         if not found:
             raise EngineError(f"{engine.name} built {tag} but does not list it; see {log_path}")
-    facts = read_facts(engine, tag, found, work_dir)
+    facts = read_facts(engine, tag, found, workspace)
     return BuilderImage(tag=tag, id=found, arch=arch.name, base_image=base_image, base_id=base_id, facts=facts)
 
 
@@ -390,7 +389,6 @@ def run_image(settings, *, bootstrap: bool = False, base_image: str | None = Non
     base = base_image or base_image_ref(None, suite)
     if builder or not bootstrap:
         for target in resolve_arches(targets):
-            built = ensure_builder_image(engine, target, work_dir=settings.work_dir, cache_dir=settings.cache_dir,
-                                         base_image=base)
+            built = ensure_builder_image(engine, target, Workspace.of(settings), base_image=base)
             print(f"{built.tag}  {built.id[:19]}  glibc floor {built.glibc_floor}  gcc {built.facts.get('gcc', '?')}"
                   f"  ({engine.name})")

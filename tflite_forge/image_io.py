@@ -153,9 +153,10 @@ def load_rootfs(engine: EngineConfig, tarball: Path, ref: str, *, changes: Seque
             except BrokenPipeError:
                 pass
     assert proc.stderr is not None
+    stderr = proc.stderr
     # stderr is read beside the wait, so an engine that never finishes cannot block us on the read.
     chunks: list[bytes] = []
-    reader = threading.Thread(target=lambda: chunks.append(proc.stderr.read()), daemon=True)
+    reader = threading.Thread(target=lambda: chunks.append(stderr.read()), daemon=True)
     reader.start()
     try:
         proc.wait(timeout=timeout)

@@ -24,7 +24,7 @@ from tflite_forge import container as ct
 from tflite_forge import engine as eng
 from tflite_forge import image_io
 from tflite_forge import remote
-from tflite_forge.build import work_id
+from tflite_forge.build_plan import work_id
 from tflite_forge.builders import parse_builder
 from tflite_forge.errors import EngineError
 

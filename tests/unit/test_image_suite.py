@@ -12,6 +12,7 @@ from tflite_forge import image_io
 from tflite_forge import image
 from tflite_forge.arches import resolve_arch
 from tflite_forge.errors import ConfigError, EngineError
+from tflite_forge.workspace import Workspace
 
 ENGINE = eng.EngineConfig(name="docker", binary="/usr/bin/docker")
 
@@ -110,7 +111,7 @@ def test_apt_missing_package_in_the_build_log_becomes_one_line(monkeypatch, tmp_
 
     monkeypatch.setattr(image_io, "build_image", failing_build)
     with pytest.raises(EngineError) as err:
-        image.ensure_builder_image(ENGINE, resolve_arch("riscv64"), work_dir=tmp_path, cache_dir=tmp_path,
+        image.ensure_builder_image(ENGINE, resolve_arch("riscv64"), Workspace(tmp_path, tmp_path, tmp_path),
                                    base_image="debian:buster")
     message = str(err.value)
     assert "debian:buster (Debian buster) has no package g++-riscv64-linux-gnu" in message
@@ -133,10 +134,10 @@ def test_facts_carry_the_suite_and_old_caches_are_probed_again(monkeypatch, tmp_
                                            stderr="")
 
     monkeypatch.setattr(ct, "run_container", probe)
-    facts = image.read_facts(ENGINE, "tflite-forge/builder:aarch64-x", image_id, tmp_path)
+    facts = image.read_facts(ENGINE, "tflite-forge/builder:aarch64-x", image_id, Workspace(tmp_path, tmp_path, tmp_path))
     assert facts["debian_suite"] == "bullseye" and facts["glibc"] == "2.31"
     assert "VERSION_CODENAME" in seen[0][-1]
-    assert image.read_facts(ENGINE, "tflite-forge/builder:aarch64-x", image_id, tmp_path) == facts
+    assert image.read_facts(ENGINE, "tflite-forge/builder:aarch64-x", image_id, Workspace(tmp_path, tmp_path, tmp_path)) == facts
     assert len(seen) == 1                                   # the refreshed cache is used
 
 
