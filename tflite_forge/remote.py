@@ -153,4 +153,4 @@ def release(engine: eng.EngineConfig, local: Localized) -> None:
         try:
             ct.remove_volumes(engine, [local.out_volume])
         except EngineError:
-            pass     # a builder gone mid-run: the next run of the cell removes it (build.run_build)
+            pass     # a builder gone mid-run: the next run of the cell removes it (build_run.run_build)

@@ -34,7 +34,7 @@ ALLOWED_NEEDED = re.compile(
     r"|ld-linux[-.\w]*\.so\.\d+)$")
 EXPORT_PREFIXES = ("TfLite", "tflite_plugin_")
 # Paths a build machine has and a target does not; matched where a path starts in a string.
-# The first five are host paths; the rest are build.py's container mount points (SRC, DEPS, BUILD, OUT).
+# The first five are host paths; the rest are build_plan.py's container mount points (SRC, DEPS, BUILD, OUT).
 DEFAULT_BUILD_PATHS = ("/work/", "/build/", "/home/", "/root/", "/tmp/", "/src/tensorflow/", "/deps/", "/out/",
                        "/ccache/")
 STRING_RE = re.compile(rb"[\x20-\x7e]{4,}")

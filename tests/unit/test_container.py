@@ -1,4 +1,4 @@
-"""container.py without an engine: option rendering, names, versions, engine resolution errors."""
+"""container.py and engine.py without an engine: option rendering, names, versions, engine resolution errors."""
 
 import os
 import stat
