@@ -20,7 +20,7 @@ sys.dont_write_bytecode = bool(sys.flags.dont_write_bytecode)
 import importlib.util  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from tflite_forge import build as build_mod  # noqa: E402
+from tflite_forge import clean as clean_mod  # noqa: E402
 from tflite_forge import doctor as doctor_mod  # noqa: E402
 from tflite_forge import fetch as fetch_mod  # noqa: E402
 from tflite_forge import image as image_mod  # noqa: E402
@@ -119,8 +119,8 @@ def selftest(settings: Settings, keep=False):
        force="build even when the stamp says nothing changed")
 def build(settings: Settings, base_image=None, cxx_shared=False, force=False):
     """Build libtensorflowlite_c.so for --arch in a container with no network (fetches and patches first if needed)."""
-    build_mod.run_build_task(settings, base_image=base_image, cxx_shared=cxx_shared, force=force,
-                             release=chain_releases())
+    pipeline.run_build_task(settings, base_image=base_image, cxx_shared=cxx_shared, force=force,
+                            release=chain_releases())
 
 
 @forge_task(options=["engine", "cache_dir", "builder"],
@@ -135,7 +135,7 @@ def clean(settings: Settings, build=False, images=False, cache=False, downloads=
         unpack.clean_downloads(settings.cache_dir)
         if not (build or images or cache):
             return
-    build_mod.run_clean(settings, build=build, images=images, cache=cache)
+    clean_mod.run_clean(settings, build=build, images=images, cache=cache)
 
 
 @stage(sign="gpg key id: also write a detached, armoured dist/SHA256SUMS.asc",

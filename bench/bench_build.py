@@ -32,13 +32,14 @@ ARCH = os.environ.get("BENCH_BUILD_ARCH", "aarch64")
 
 def main() -> list[dict]:
     sys.path.insert(0, str(REPO))
-    from tflite_forge import build as build_mod
+    from tflite_forge import build_run
     from tflite_forge import container as ct
+    from tflite_forge import engine as eng
     from tflite_forge.loopback import serve_directory
     from tflite_forge.miniature import write_release
     from tflite_forge.recipe import load_recipe
 
-    engine = ct.resolve_engine(os.environ.get("TFLITE_FORGE_ENGINE") or None)
+    engine = eng.resolve_engine(os.environ.get("TFLITE_FORGE_ENGINE") or None)
     with tempfile.TemporaryDirectory(prefix="bench-build-") as tmp:
         root = Path(tmp)
         release = write_release(root / "release")
@@ -68,11 +69,11 @@ def main() -> list[dict]:
                 timed_invoke(["clean", "--build"], env)
                 ct.remove_volumes(engine, volumes)
                 cold.append(timed_invoke(["build", f"--arch={ARCH}", *common], env))
-                cold_compile.append(build_mod.step_times(log)["build"])
+                cold_compile.append(build_run.step_times(log)["build"])
                 noop.append(timed_invoke(["build", f"--arch={ARCH}", *common], env))
                 timed_invoke(["clean", "--build"], env)
                 warm.append(timed_invoke(["build", f"--arch={ARCH}", *common], env))
-                warm_compile.append(build_mod.step_times(log)["build"])
+                warm_compile.append(build_run.step_times(log)["build"])
                 switched.append(timed_invoke(["build", f"--arch={ARCH}", *switched_args], env))
                 if "step build took" not in log.read_text():
                     raise RuntimeError("the switched patch set did not rebuild")

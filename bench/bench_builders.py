@@ -34,13 +34,13 @@ def _matrix(args: list[str], env: dict) -> float:
 
 def main() -> list[dict]:
     sys.path.insert(0, str(REPO))
-    from tflite_forge import container as ct
+    from tflite_forge import engine as eng
     from tflite_forge.builders import parse_builder
     from tflite_forge.loopback import serve_directory
     from tflite_forge.miniature import write_release
 
     for text in BUILDERS:
-        ct.resolve_builder(parse_builder(text))   # one line if a builder is not there
+        eng.resolve_builder(parse_builder(text))   # one line if a builder is not there
     with tempfile.TemporaryDirectory(prefix="bench-builders-") as tmp:
         root = Path(tmp)
         release = write_release(root / "release")

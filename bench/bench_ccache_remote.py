@@ -108,13 +108,14 @@ def _stalling_socket(path: Path):
 
 def main() -> list[dict]:
     sys.path.insert(0, str(REPO))
-    from tflite_forge import build as build_mod
+    from tflite_forge import build_run
     from tflite_forge import container as ct
+    from tflite_forge import engine as eng
     from tflite_forge.loopback import serve_directory
     from tflite_forge.miniature import write_release
     from tflite_forge.recipe import load_recipe
 
-    engine = ct.resolve_engine(os.environ.get("TFLITE_FORGE_ENGINE") or None)
+    engine = eng.resolve_engine(os.environ.get("TFLITE_FORGE_ENGINE") or None)
     # Sockets need a short path (107 bytes): a folder of its own under /tmp.
     with tempfile.TemporaryDirectory(prefix="bench-ccache-") as tmp, \
             tempfile.TemporaryDirectory(prefix="bcc-", dir="/tmp") as sockets:
@@ -137,7 +138,7 @@ def main() -> list[dict]:
             return {**base_env, "TFLITE_FORGE_WORK_DIR": str(root / name)}
 
         def step_time(name: str) -> float:
-            return build_mod.step_times(root / name / "logs" / f"build-{label}-{ARCH}.log")["build"]
+            return build_run.step_times(root / name / "logs" / f"build-{label}-{ARCH}.log")["build"]
 
         def record(name: str) -> dict:
             return json.loads((root / name / "logs" / f"build-{label}-{ARCH}.run.json").read_text())

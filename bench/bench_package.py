@@ -61,25 +61,26 @@ def package_rows(root: Path) -> tuple[list[dict], Path]:
 
 def blog_image_size(engine, base: str, context: Path) -> int:
     """Bytes of the reference image: blog-runtime.Dockerfile built on `base`, the runtime flavors' base."""
-    from tflite_forge import container as ct
+    from tflite_forge import image_io
     from tflite_forge.runtime_image import image_size
 
-    if ct.image_id(engine, base) is None:
+    if image_io.image_id(engine, base) is None:
         raise RuntimeError(f"base image {base} is missing; make it with `invoke image --bootstrap`")
     context.mkdir(parents=True, exist_ok=True)
-    ct.build_image(engine, context=context, dockerfile=BLOG_DOCKERFILE, tag=BLOG_TAG, build_args={"BASE_IMAGE": base},
-                   labels={"io.tflite-forge.purpose": "bench-reference"})
+    image_io.build_image(engine, context=context, dockerfile=BLOG_DOCKERFILE, tag=BLOG_TAG,
+                         build_args={"BASE_IMAGE": base}, labels={"io.tflite-forge.purpose": "bench-reference"})
     return image_size(engine, BLOG_TAG)
 
 
 def image_rows(root: Path, dist: Path) -> list[dict]:
     from tests.fake_build import make_fake_build, settings_for
-    from tflite_forge import container as ct
+    from tflite_forge import engine as eng
+    from tflite_forge import image_io
     from tflite_forge.arches import resolve_arch
     from tflite_forge.pipeline import run_package
     from tflite_forge.runtime_image import MINIMAL_LIMIT, build_runtime_image, default_base_image
 
-    engine = ct.resolve_engine(None)
+    engine = eng.resolve_engine(None)
     host = resolve_arch("x86_64")
     tarball = next(dist.glob("*x86_64.tar.gz"))
     cache = root / "cache"
@@ -100,9 +101,9 @@ def image_rows(root: Path, dist: Path) -> list[dict]:
     rows.append({"benchmark": "image-size/minimal-aarch64", "ours": arm.size, "reference": blog,
                  "ratio": arm.size / blog, "target": f"<= {MINIMAL_LIMIT // 1000000} MB",
                  "note": "bytes; reference: the host's blog stage"})
-    ct.remove_images(engine, [BLOG_TAG, *(f"tflite-forge/runtime:bench-{a}-{f}" for a, f in
-                                          (("x86_64", "minimal"), ("x86_64", "python"), ("x86_64", "wheel"),
-                                           ("aarch64", "minimal")))])
+    image_io.remove_images(engine, [BLOG_TAG, *(f"tflite-forge/runtime:bench-{a}-{f}" for a, f in
+                                                (("x86_64", "minimal"), ("x86_64", "python"), ("x86_64", "wheel"),
+                                                 ("aarch64", "minimal")))])
     return rows
 
 

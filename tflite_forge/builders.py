@@ -9,7 +9,7 @@ A builder is an engine endpoint, given as:
     podman+ssh://user@host/run/...sock  the same over ssh
     NAME                                a docker context (`docker context ls`)
 
-This module only parses and names them (pure, no engine is asked anything); container.py turns a
+This module only parses and names them (pure, no engine is asked anything); engine.py turns a
 spec into an engine it talks to. A builder shares no filesystem with this host: trees go to it as
 volumes and results come back by copy (see remote.py), never as bind mounts.
 """

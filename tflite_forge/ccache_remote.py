@@ -36,6 +36,7 @@ from collections import Counter
 from dataclasses import dataclass, replace
 
 from . import container as ct
+from . import engine as eng
 from .errors import ConfigError
 
 SOCKET = "/run/tflite-forge/ccache.sock"         # where the build container sees the cache
@@ -107,7 +108,7 @@ def parse(url: str, where: str = "--ccache-remote") -> RemoteCache:
     return RemoteCache(url=f"redis+unix://{path}", socket_path=path)
 
 
-def container_access(remote: RemoteCache, engine: ct.EngineConfig) -> Access:
+def container_access(remote: RemoteCache, engine: eng.EngineConfig) -> Access:
     """The mount and environment for a build container on `engine`. The mount's source is resolved by
     the engine on its own host (for a remote engine, that machine's socket): only that one file is
     bind-mounted, read-only (a socket is still connectable), so nothing else of the host is reachable
@@ -127,7 +128,7 @@ def with_access(spec: ct.ContainerSpec, access: Access | None) -> ct.ContainerSp
     return replace(spec, mounts=spec.mounts + extra_mounts, env=spec.env + extra_env)
 
 
-def probe(access: Access, engine: ct.EngineConfig, *, image: str, user: str | None = None,
+def probe(access: Access, engine: eng.EngineConfig, *, image: str, user: str | None = None,
           userns: str | None = None) -> str | None:
     """PING the cache through the build container's mount, as the build user, on the build's engine:
     None when it answers +PONG, else why not (one phrase). Never raises for a cache problem."""
@@ -144,7 +145,7 @@ def probe(access: Access, engine: ct.EngineConfig, *, image: str, user: str | No
     if said and proc.returncode in (2, 3, 4, 5):
         return said[-1] if proc.returncode != 5 else f"answered {said[-1]!r} instead of +PONG"
     # The engine itself refused (exit 125/126/127), e.g. the socket path does not exist on its host.
-    return f"{engine.name} could not mount {access.remote.socket_path}: {ct._last_line(proc.stderr)}"
+    return f"{engine.name} could not mount {access.remote.socket_path}: {eng.last_line(proc.stderr)}"
 
 
 def ping(path: str, timeout: float = PROBE_TIMEOUT_S) -> tuple[str | None, float]:

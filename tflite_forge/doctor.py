@@ -17,12 +17,13 @@ from typing import Callable, Iterable
 
 import requests
 
-from . import container as ct
+from . import engine as eng
 from .arches import ARCHES, host_arch
-from .build import builder_user, min_build_free_bytes
+from .build_plan import builder_user
+from .build_run import min_build_free_bytes
 from .builders import parse_builders
 from .ccache_remote import connect_problem, parse, ping
-from .container import engine_data_root, resolve_engine
+from .engine import engine_data_root, resolve_engine
 from .errors import EngineError
 from .fetch import rewrite_url
 from .jobs import MEMORY_PER_JOB, default_jobs, host_memory_bytes, jobs_by_memory
@@ -66,20 +67,20 @@ def check_builders(settings: Settings) -> Iterable[Check]:
     """Every --builder: it answers, how many compile jobs it takes, and it runs this host's images."""
     home_arch = None
     try:
-        home_arch = ct.engine_arch(ct.resolve_engine(settings.engine))
+        home_arch = eng.engine_arch(eng.resolve_engine(settings.engine))
     except EngineError:
         pass            # the engine row says so
     for spec in parse_builders(settings.builders):
         name = f"builder {spec.text}"
         try:
-            engine = ct.resolve_builder(spec)
+            engine = eng.resolve_builder(spec)
         except EngineError as err:
             yield Check(name, FAIL, str(err).split("; ")[0].removeprefix(f"builder {spec.text} "),
                         "start its daemon, check the address and your access (ssh keys, socket rights), "
                         "or leave it out of --builder / TFLITE_FORGE_BUILDERS")
             continue
-        res = ct.host_resources(engine)
-        arch = ct.engine_arch(engine)
+        res = eng.host_resources(engine)
+        arch = eng.engine_arch(engine)
         detail = (f"{engine.name} {engine.version}, {arch}, {res.cpus} CPUs, {res.memory_bytes / 2**30:.1f} GiB: "
                   f"up to {default_jobs(res.cpus, res.memory_bytes)} compile jobs")
         if home_arch and arch != home_arch:

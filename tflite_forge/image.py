@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -31,11 +32,14 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, TypeGuard
 
 from . import container as ct
-from .arches import Arch
+from . import engine as eng
+from . import image_io
+from .arches import Arch, resolve_arch, resolve_arches
 from .errors import ConfigError, EngineError
+from .workspace import Workspace
 
 DOCKERFILE = Path(__file__).resolve().parent / "docker" / "builder.Dockerfile"
 BUILDER_REPO = "tflite-forge/builder"
@@ -76,13 +80,10 @@ def _say(message: str) -> None:
 # ---------------------------------------------------------------- base image (no registry)
 
 def host_debian_arch() -> str:
-    import platform as _platform
-
-    from .arches import resolve_arch
-    return resolve_arch(_platform.machine()).debian_arch
+    return resolve_arch(platform.machine()).debian_arch
 
 
-def is_foreign(arch: Arch | None) -> bool:
+def is_foreign(arch: Arch | None) -> TypeGuard[Arch]:
     return arch is not None and arch.debian_arch != host_debian_arch()
 
 
@@ -175,7 +176,7 @@ def debootstrap_tarball(dest: Path, *, suite: str = DEBIAN_SUITE, mirror: str = 
     return dest
 
 
-def bootstrap_base_image(engine: ct.EngineConfig, *, cache_dir: Path, ref: str | None = None,
+def bootstrap_base_image(engine: eng.EngineConfig, *, cache_dir: Path, ref: str | None = None,
                          suite: str = DEBIAN_SUITE, mirror: str = DEBIAN_MIRROR, force: bool = False,
                          on_line: Callable[[str], None] | None = None, arch: Arch | None = None) -> str:
     """Make `ref` (default `base_image_ref(arch)`) from debootstrap + import; reuse the image, or
@@ -184,21 +185,20 @@ def bootstrap_base_image(engine: ct.EngineConfig, *, cache_dir: Path, ref: str |
     check_suite(suite)
     mirror = check_mirror(mirror)
     ref = ref or base_image_ref(arch, suite)
-    foreign = is_foreign(arch)
-    existing = ct.image_id(engine, ref)
+    existing = image_io.image_id(engine, ref)
     if existing and not force:
         return existing
     tarball = base_tarball(cache_dir, suite, arch.debian_arch if arch else None, mirror)
     if force or not tarball.exists():
-        what = f"{suite} {arch.debian_arch} (second stage under qemu: several minutes)" if foreign else suite
+        what = f"{suite} {arch.debian_arch} (second stage under qemu: several minutes)" if is_foreign(arch) else suite
         _say(f"debootstrap {what} ({mirror}) -> {tarball}")
         debootstrap_tarball(tarball, suite=suite, mirror=mirror, on_line=on_line, arch=arch)
     _say(f"importing {tarball.name} into {engine.name} as {ref}")
-    changes = [f"LABEL {ct.LABEL}=1", f"LABEL io.tflite-forge.debian-suite={suite}",
+    changes = [f"LABEL {eng.LABEL}=1", f"LABEL io.tflite-forge.debian-suite={suite}",
                f"LABEL io.tflite-forge.debian-mirror={mirror}", 'CMD ["/bin/bash"]']
     if arch is not None:
         changes.append(f"LABEL io.tflite-forge.debian-arch={arch.debian_arch}")
-    return ct.import_image(engine, tarball, ref, changes=changes, platform=arch.platform if foreign else None)
+    return image_io.import_image(engine, tarball, ref, changes=changes, platform=arch.platform if is_foreign(arch) else None)
 
 
 # ---------------------------------------------------------------- builder image
@@ -229,9 +229,9 @@ def parse_facts(text: str) -> dict[str, str]:
     return facts
 
 
-def read_facts(engine: ct.EngineConfig, tag: str, image_id: str, work_dir: Path) -> dict[str, str]:
+def read_facts(engine: eng.EngineConfig, tag: str, image_id: str, workspace: Workspace) -> dict[str, str]:
     """The image's builder.env, cached on the host by image ID (one probe container per new image)."""
-    cache = Path(work_dir) / "images" / f"{image_id.replace(':', '-')}.json"
+    cache = workspace.image_facts(image_id)
     if cache.exists():
         cached = json.loads(cache.read_text())
         if "debian_suite" in cached:      # older caches lack it: probe again
@@ -265,11 +265,11 @@ def bootstrap_command(ref: str) -> str:
     return " ".join(words)
 
 
-def resolve_base_image(engine: ct.EngineConfig, base_image: str, *, cache_dir: Path,
+def resolve_base_image(engine: eng.EngineConfig, base_image: str, *, cache_dir: Path,
                        on_line: Callable[[str], None] | None = None) -> str:
     """The base image's ID; the default one is bootstrapped when missing, other suites of ours are
     named with the command that makes them, anything else is pulled."""
-    found = ct.image_id(engine, base_image)
+    found = image_io.image_id(engine, base_image)
     if found:
         return found
     if base_image == DEFAULT_BASE_IMAGE:
@@ -278,17 +278,17 @@ def resolve_base_image(engine: ct.EngineConfig, base_image: str, *, cache_dir: P
     if parse_base_ref(base_image) is not None:
         raise EngineError(f"base image {base_image} is missing from {engine.name}; make it once with "
                           f"`{bootstrap_command(base_image)}` (or `docker load` it from a site that has it)")
-    ct.pull_image(engine, base_image)
-    found = ct.image_id(engine, base_image)
+    image_io.pull_image(engine, base_image)
+    found = image_io.image_id(engine, base_image)
     if not found:
         raise EngineError(f"base image {base_image} is not available to {engine.name}; pull or import it, "
                           "or use the default (invoke image --bootstrap)")
     return found
 
 
-def base_suite(engine: ct.EngineConfig, base_image: str) -> str | None:
+def base_suite(engine: eng.EngineConfig, base_image: str) -> str | None:
     """The Debian suite of a base image: its bootstrap label, else its name (debian:bullseye-slim@...)."""
-    label = ct.image_labels(engine, base_image).get("io.tflite-forge.debian-suite")
+    label = image_io.image_labels(engine, base_image).get("io.tflite-forge.debian-suite")
     if label:
         return label
     parsed = parse_base_ref(base_image)
@@ -306,20 +306,19 @@ def missing_package(log_text: str) -> str | None:
     return match.group(1) if match else None
 
 
-def ensure_builder_image(engine: ct.EngineConfig, arch: Arch, *, work_dir: Path, cache_dir: Path,
+def ensure_builder_image(engine: eng.EngineConfig, arch: Arch, workspace: Workspace, *,
                          base_image: str = DEFAULT_BASE_IMAGE,
                          on_line: Callable[[str], None] | None = None) -> BuilderImage:
     """The builder image for `arch`, built only when its inputs changed."""
-    base_id = resolve_base_image(engine, base_image, cache_dir=cache_dir, on_line=on_line)
+    base_id = resolve_base_image(engine, base_image, cache_dir=workspace.cache_dir, on_line=on_line)
     suite = base_suite(engine, base_image)
     text = DOCKERFILE.read_text()
     inputs = builder_inputs(arch, base_id, text)
     tag = builder_tag(arch, inputs)
-    found = ct.image_id(engine, tag)
+    found = image_io.image_id(engine, tag)
     if not found:
-        logs = Path(work_dir) / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        log_path = logs / f"image-{arch.name}-{engine.name}.log"
+        log_path = workspace.image_log(arch.name, engine.name)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
         _say(f"building {tag} with {engine.name} (base {base_image}); log: {log_path}")
         with tempfile.TemporaryDirectory(prefix="tflite-forge-image-") as ctx, open(log_path, "w") as log:
             dockerfile = Path(ctx) / "Dockerfile"
@@ -328,7 +327,7 @@ def ensure_builder_image(engine: ct.EngineConfig, arch: Arch, *, work_dir: Path,
             labels["io.tflite-forge.base-image"] = base_image
             labels["io.tflite-forge.arch"] = arch.name
             try:
-                ct.build_image(engine, context=Path(ctx), dockerfile=dockerfile, tag=tag, log=log, on_line=on_line,
+                image_io.build_image(engine, context=Path(ctx), dockerfile=dockerfile, tag=tag, log=log, on_line=on_line,
                                build_args={"BASE_IMAGE": base_id if engine.name == "podman" else base_image,
                                            "BASE_PACKAGES": inputs["base_packages"],
                                            "CROSS_PACKAGES": inputs["cross_packages"],
@@ -342,15 +341,15 @@ def ensure_builder_image(engine: ct.EngineConfig, arch: Arch, *, work_dir: Path,
                                       f"for {arch.name}; use a newer suite (--base-image {DEFAULT_BASE_IMAGE}) "
                                       f"(full log: {log_path})") from None
                 raise EngineError(f"{err} (full log: {log_path})") from None
-        found = ct.image_id(engine, tag)
+        found = image_io.image_id(engine, tag)
         if not found:
             raise EngineError(f"{engine.name} built {tag} but does not list it; see {log_path}")
-    facts = read_facts(engine, tag, found, work_dir)
+    facts = read_facts(engine, tag, found, workspace)
     return BuilderImage(tag=tag, id=found, arch=arch.name, base_image=base_image, base_id=base_id, facts=facts)
 
 
-def builder_images(engine: ct.EngineConfig) -> list[str]:
-    return [ref for ref in ct.list_images(engine) if ref.startswith(BUILDER_REPO + ":")]
+def builder_images(engine: eng.EngineConfig) -> list[str]:
+    return [ref for ref in image_io.list_images(engine) if ref.startswith(BUILDER_REPO + ":")]
 
 
 def run_image(settings, *, bootstrap: bool = False, base_image: str | None = None, force: bool = False,
@@ -365,14 +364,13 @@ def run_image(settings, *, bootstrap: bool = False, base_image: str | None = Non
     instead (and is the builder's base with --builder-image); `--debian-mirror` is the archive debootstrap
     (and later apt in the builder image) downloads from. Builder images are made with `--builder-image`
     (or without --bootstrap)."""
-    from .arches import resolve_arches
 
     suite = check_suite(debian_suite) if debian_suite else DEBIAN_SUITE
     mirror = check_mirror(debian_mirror) if debian_mirror else DEBIAN_MIRROR
     if debian_mirror and not bootstrap:
         raise ConfigError("--debian-mirror is used by debootstrap: give it with --bootstrap (the builder image's apt "
                           "then uses the mirror its base was bootstrapped from)")
-    engine = ct.resolve_engine(settings.engine)
+    engine = eng.resolve_engine(settings.engine)
     targets = arch or settings.arch
     if bootstrap:
         bases = resolve_arches(targets) if targets else [None]
@@ -382,8 +380,8 @@ def run_image(settings, *, bootstrap: bool = False, base_image: str | None = Non
             ref = base_image or base_image_ref(target, suite)
             image = bootstrap_base_image(engine, cache_dir=settings.cache_dir, ref=ref, force=force, arch=target,
                                          suite=suite, mirror=mirror)
-            platform = target.platform if is_foreign(target) else None
-            probe = ct.run_container(engine, ct.ContainerSpec(image=ref, purpose="probe", platform=platform),
+            target_platform = target.platform if is_foreign(target) else None
+            probe = ct.run_container(engine, ct.ContainerSpec(image=ref, purpose="probe", platform=target_platform),
                                      ["sh", "-c", "getconf GNU_LIBC_VERSION; dpkg --print-architecture"], timeout=300)
             words = probe.stdout.split() if probe.returncode == 0 else []
             glibc, deb_arch = (words[-2], words[-1]) if len(words) >= 3 else ("?", "?")
@@ -391,7 +389,6 @@ def run_image(settings, *, bootstrap: bool = False, base_image: str | None = Non
     base = base_image or base_image_ref(None, suite)
     if builder or not bootstrap:
         for target in resolve_arches(targets):
-            built = ensure_builder_image(engine, target, work_dir=settings.work_dir, cache_dir=settings.cache_dir,
-                                         base_image=base)
+            built = ensure_builder_image(engine, target, Workspace.of(settings), base_image=base)
             print(f"{built.tag}  {built.id[:19]}  glibc floor {built.glibc_floor}  gcc {built.facts.get('gcc', '?')}"
                   f"  ({engine.name})")

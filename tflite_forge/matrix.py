@@ -31,7 +31,7 @@ from typing import Callable, Sequence
 from rich.live import Live
 
 from . import __version__
-from . import container as ct
+from . import engine as eng
 from .arches import host_arch, resolve_arches
 from .builders import parse_builder
 from .errors import ConfigError
@@ -339,5 +339,5 @@ def _run_on_builders(states: list[CellState], builders: Sequence[str], chain_arg
 
 def builder_answers(builder: str) -> bool:
     """Whether the daemon behind a --builder endpoint still answers."""
-    return ct.builder_answers(ct.builder_config(parse_builder(builder)))
+    return eng.builder_answers(eng.builder_config(parse_builder(builder)))
 

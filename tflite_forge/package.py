@@ -51,7 +51,8 @@ from .licenses import license_files
 from .lock import load_lock, needed
 from .tarball import Entry, gzip_bytes, tar_bytes
 from .variants import DEBUG_DIR, LIB_NAME, RELEASE, VARIANTS, Variant, artifact_stem
-from .verify import elf_facts, verify_debug_tarball, verify_tarball
+from .elf import elf_facts
+from .verify import verify_debug_tarball, verify_tarball
 from .workspace import Cell, Workspace
 
 # ---------------------------------------------------------------- inputs

@@ -11,8 +11,7 @@ builders.py) cannot see our paths, so `localize` turns
   (`docker cp`) when the build asks for them, and which is removed afterwards.
 
 A volume is complete only when its `-ok` companion volume exists (made after the fill): an
-interrupted fill is found and redone, never used. Images go over with `ensure_image`: saved from
-this host's engine and loaded into the builder, and checked to have the same image ID there.
+interrupted fill is found and redone, never used. Images go over with `image_io.copy_to_builder`.
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import container as ct
+from . import engine as eng
 from .errors import EngineError
 from .fsutil import tree_digest
 
@@ -48,7 +48,7 @@ def source_volume(tree: Path) -> str:
     return f"tflite-forge-src-{tree_digest(tree)[:32]}"
 
 
-def _volume_exists(engine: ct.EngineConfig, name: str) -> bool:
+def _volume_exists(engine: eng.EngineConfig, name: str) -> bool:
     proc = subprocess.run(engine.argv("volume", "inspect", name), capture_output=True, text=True, timeout=60)
     return proc.returncode == 0
 
@@ -65,7 +65,7 @@ def _stream_tar(tree: Path, sink) -> None:
             tar.add(os.path.join(tree, entry), arcname=entry, filter=anonymous)
 
 
-def ship_tree(engine: ct.EngineConfig, image: str, tree: Path, *, user: str | None,
+def ship_tree(engine: eng.EngineConfig, image: str, tree: Path, *, user: str | None,
               labels: tuple[tuple[str, str], ...] = ()) -> str:
     """A read-only copy of `tree` on the builder, as a volume named by its digest (reused when present)."""
     name = source_volume(tree)
@@ -104,13 +104,13 @@ def ship_tree(engine: ct.EngineConfig, image: str, tree: Path, *, user: str | No
         ct.forget_container(cname, engine)
     if code != 0:
         ct.remove_volumes(engine, [name])
-        message = ct.last_line(b"".join(errors).decode(errors="replace"))
+        message = eng.last_line(b"".join(errors).decode(errors="replace"))
         raise EngineError(f"builder {engine.title}: copying {tree} into volume {name} failed: {message}")
     ct.ensure_volume(engine, done, all_labels)
     return name
 
 
-def localize(engine: ct.EngineConfig, spec: ct.ContainerSpec, *, run_labels: tuple[tuple[str, str], ...] = ()
+def localize(engine: eng.EngineConfig, spec: ct.ContainerSpec, *, run_labels: tuple[tuple[str, str], ...] = ()
              ) -> Localized:
     """`spec` as it can run on `engine`: unchanged on this host's engine, trees shipped to a builder."""
     if not engine.remote:
@@ -136,7 +136,7 @@ def localize(engine: ct.EngineConfig, spec: ct.ContainerSpec, *, run_labels: tup
                      out_source=out_source, shipped=tuple(shipped))
 
 
-def fetch_out(engine: ct.EngineConfig, box: ct.Container, local: Localized, sub: str) -> None:
+def fetch_out(engine: eng.EngineConfig, box: ct.Container, local: Localized, sub: str) -> None:
     """Copy <out>/<sub> from the builder into the host folder the spec named for it (no-op locally)."""
     if local.out_volume is None or local.out_source is None:
         return
@@ -147,39 +147,10 @@ def fetch_out(engine: ct.EngineConfig, box: ct.Container, local: Localized, sub:
     box.copy_out(f"{local.out_target}/{sub}", dest)
 
 
-def release(engine: ct.EngineConfig, local: Localized) -> None:
+def release(engine: eng.EngineConfig, local: Localized) -> None:
     """Remove the run's own volume (the shipped trees stay: the next run with those trees reuses them)."""
     if local.out_volume:
         try:
             ct.remove_volumes(engine, [local.out_volume])
         except EngineError:
-            pass     # a builder gone mid-run: the next run of the cell removes it (build.run_build)
-
-
-def _same_id(a: str | None, b: str | None) -> bool:
-    """docker says sha256:<hex>, podman <hex>: the same image either way."""
-    return bool(a and b) and a.removeprefix("sha256:") == b.removeprefix("sha256:")  # type: ignore[union-attr]
-
-
-def ensure_image(home: ct.EngineConfig, engine: ct.EngineConfig, ref: str, image_id: str) -> None:
-    """Make `ref` exist on the builder with exactly `image_id`: `save` from this host's engine, `load`
-    there (a docker build is not reproducible, so loading is how every builder gets the same ID)."""
-    if not engine.remote or _same_id(ct.image_id(engine, ref), image_id):
-        return
-    save = subprocess.Popen(home.argv("save", ref), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        load = subprocess.run(engine.argv("load"), stdin=save.stdout, capture_output=True, text=True, timeout=3600)
-    except subprocess.TimeoutExpired:
-        save.kill()
-        raise EngineError(f"builder {engine.title}: loading {ref} took more than an hour; check the link to it") from None
-    finally:
-        if save.stdout:
-            save.stdout.close()
-    saved = save.wait()
-    if saved != 0 or load.returncode != 0:
-        why = ct.last_line(save.stderr.read().decode(errors="replace") if saved and save.stderr else load.stderr)
-        raise EngineError(f"builder {engine.title}: could not load {ref} from {home.title}: {why}")
-    found = ct.image_id(engine, ref)
-    if not _same_id(found, image_id):
-        raise EngineError(f"builder {engine.title}: {ref} has image ID {found}, not {image_id} as on "
-                          f"{home.title}; remove it there (`{engine.name} {' '.join(engine.flags)} rmi {ref}`) and rerun")
+            pass     # a builder gone mid-run: the next run of the cell removes it (build_run.run_build)

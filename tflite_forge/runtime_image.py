@@ -85,7 +85,7 @@ def _interpreter(data: bytes) -> str | None:
 
 def runtime_closure(elves: list[Path], arch: Any) -> dict[str, Path]:
     """NEEDED name -> file in the sysroot, for every ELF given and everything they need."""
-    from .verify import elf_facts
+    from .elf import elf_facts
     dirs = _search_dirs(arch)
     found: dict[str, Path] = {}
     todo = [name for elf in elves for name in elf_facts(elf.read_bytes()).needed]
@@ -204,19 +204,19 @@ def download_wheels(arch: Any, dest: Path, cache_dir: Path) -> list[Path]:
 # ---------------------------------------------------------------- building
 
 def _build(engine: Any, *, context: Path, tag: str, platform: str, log) -> None:
-    from . import container as ct
+    from . import image_io
     kwargs: dict[str, Any] = {"context": context, "dockerfile": context / "Dockerfile", "tag": tag,
                               "labels": {"io.tflite-forge.purpose": "runtime-image"}, "on_line": log}
-    params = inspect.signature(ct.build_image).parameters
+    params = inspect.signature(image_io.build_image).parameters
     env_key = None
     if "platform" in params:
         kwargs["platform"] = platform
     elif engine.name == "docker":
-        # container.build_image has no platform parameter yet: the docker CLI's own variable.
+        # image_io.build_image has no platform parameter yet: the docker CLI's own variable.
         env_key, old = "DOCKER_DEFAULT_PLATFORM", os.environ.get("DOCKER_DEFAULT_PLATFORM")
         os.environ[env_key] = platform
     try:
-        ct.build_image(engine, **kwargs)
+        image_io.build_image(engine, **kwargs)
     finally:
         if env_key:
             if old is None:
@@ -235,12 +235,12 @@ def image_size(engine: Any, tag: str) -> int:
 def build_runtime_image(engine: Any, tarball: Path, arch: Any, *, flavor: str = "minimal", version: str,
                         base_image: str | None = None, cache_dir: Path, log=print) -> RuntimeImage:
     """Assemble the context on the host, build the image (its test stage runs the smoke program)."""
-    from . import container as ct
+    from . import image_io
 
     if flavor not in FLAVORS:
         raise ConfigError(f"--flavor {flavor!r}: expected one of {', '.join(FLAVORS)}")
     base = base_image or default_base_image(arch)
-    if flavor != "minimal" and ct.image_id(engine, base) is None:
+    if flavor != "minimal" and image_io.image_id(engine, base) is None:
         hint = ("`invoke image --bootstrap`" if base == image.DEFAULT_BASE_IMAGE else
                 f"`invoke image --bootstrap --arch {arch.name}` (debootstrap --arch={arch.debian_arch} under qemu), "
                 "or --base-image")

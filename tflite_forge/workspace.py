@@ -6,9 +6,10 @@ the download cache, and one `Cell` names what a stage works on (one recipe on on
     <work_dir>/out/.staging-<key>/          a build in progress; swapped into out/<cell>/ on success
     <work_dir>/out/.<cell>.lock             one build of a cell at a time
     <work_dir>/stamps/<key>.json            what the last build of a key was made from (no-op check)
-    <work_dir>/logs/build-<cell>.log        the build's log; .run.json beside it (ccache counts)
+    <work_dir>/logs/build-<cell>.log        the build's log; .run.json (ccache counts) and
+                                            .compile_commands.json beside it
     <work_dir>/logs/image-<arch>-<engine>.log, logs/matrix/<slug>.log
-    <work_dir>/images/                      docker-archive files of imported base images
+    <work_dir>/images/<image id>.json       a builder image's facts, read from it once
     <dist_dir>/<stem>.tar.gz, SHA256SUMS    releases; <dist_dir>/.cells/<slug>.json (--resume)
     <cache_dir>/sha256/<hex>                verified downloads; trees/<hex>/ unpacked; wheels/<platform>/
 
@@ -99,6 +100,10 @@ class Workspace:
         """What the last run of the cell did (ccache hits), beside its log; never packaged."""
         return self.build_log(cell).with_suffix(".run.json")
 
+    def build_compile_commands(self, cell: Cell) -> Path:
+        """Every compile command of the cell's last build (what the compile checks read), beside its log."""
+        return self.build_log(cell).with_suffix(".compile_commands.json")
+
     def image_log(self, arch_name: str, engine_name: str) -> Path:
         return self.logs / f"image-{arch_name}-{engine_name}.log"
 
@@ -109,6 +114,10 @@ class Workspace:
     @property
     def images(self) -> Path:
         return self.work_dir / "images"
+
+    def image_facts(self, image_id: str) -> Path:
+        """A builder image's facts (compilers, glibc, suite), read from it once and kept by image ID."""
+        return self.images / f"{image_id.replace(':', '-')}.json"
 
     # ------------------------------------------------------------ dist dir
     def cell_marker(self, slug: str) -> Path:

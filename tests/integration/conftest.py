@@ -20,26 +20,27 @@ from pathlib import Path
 import pytest
 
 from tests.ci import unavailable
-from tflite_forge import container as ct
+from tflite_forge import engine as eng
+from tflite_forge import image_io
 from tflite_forge.errors import EngineError
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _engine_or_fail(name: str) -> ct.EngineConfig:
+def _engine_or_fail(name: str) -> eng.EngineConfig:
     try:
-        return ct.resolve_engine(name)
+        return eng.resolve_engine(name)
     except EngineError as err:
         unavailable(f"{name} is not usable here ({err}); run ci/setup-host.sh")
 
 
 @pytest.fixture(scope="session")
-def docker_engine() -> ct.EngineConfig:
+def docker_engine() -> eng.EngineConfig:
     return _engine_or_fail("docker")
 
 
 @pytest.fixture(scope="session")
-def podman_engine() -> ct.EngineConfig:
+def podman_engine() -> eng.EngineConfig:
     return _engine_or_fail("podman")
 
 
@@ -60,11 +61,11 @@ def forge():
     return run_forge
 
 
-def _bootstrap(engine: ct.EngineConfig) -> str:
+def _bootstrap(engine: eng.EngineConfig) -> str:
     from tflite_forge.image import DEFAULT_BASE_IMAGE
     # Default cache dir: the debootstrap tarball is made once per host and imported into each engine.
     run_forge("image", "--bootstrap", f"--engine={engine.name}", check=True, timeout=1200)
-    found = ct.image_id(engine, DEFAULT_BASE_IMAGE)
+    found = image_io.image_id(engine, DEFAULT_BASE_IMAGE)
     assert found, f"invoke image --bootstrap did not leave {DEFAULT_BASE_IMAGE} in {engine.name}"
     return DEFAULT_BASE_IMAGE
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from tflite_forge.verify import version_key
+from tflite_forge.elf import version_key
 
 pytestmark = pytest.mark.integration
 

@@ -18,8 +18,9 @@ from elftools.elf.elffile import ELFFile
 
 from tests.ci import ctrl_c_default
 
-from tflite_forge import build as build_mod
+from tflite_forge import build_plan, build_run, pipeline
 from tflite_forge import container as ct
+from tflite_forge import engine as eng
 from tflite_forge.arches import resolve_arch
 from tflite_forge.errors import BuildError
 from tflite_forge.miniature import write_release
@@ -58,7 +59,7 @@ def real_library(lib_dir: Path, stem: str = "libtensorflowlite_c.so") -> Path:
     return files[0]
 
 
-def ours(engine: ct.EngineConfig) -> list[str]:
+def ours(engine: eng.EngineConfig) -> list[str]:
     """Build containers of the miniature's version (named tflite-forge-*; image builds by other tests
     make unnamed intermediate containers that carry the label too; a developer's own builds of real
     versions may run on the same engine)."""
@@ -67,7 +68,7 @@ def ours(engine: ct.EngineConfig) -> list[str]:
             if name.startswith("tflite-forge-")]
 
 
-def check_result(miniature, arch_name: str, engine: ct.EngineConfig) -> dict:
+def check_result(miniature, arch_name: str, engine: eng.EngineConfig) -> dict:
     arch = resolve_arch(arch_name)
     out = out_dir(miniature, arch.name)
     lib = real_library(out / "lib")
@@ -159,19 +160,19 @@ def test_build_has_no_network_and_the_control_does(miniature, base_image_docker,
     recipe = load_recipe(recipe_path)
     arch = resolve_arch("x86_64")
 
-    hermetic = build_mod.build_cell(settings, recipe, arch, docker_engine, force=True)
+    hermetic = pipeline.build_cell(settings, recipe, arch, docker_engine, force=True)
     log = hermetic.plan.log_path.read_text()
     assert hermetic.plan.spec.network == "none"
     assert "is unreachable" in log and "network probe reached" not in log
 
     # Control: the very same plan in a container on the engine's default network reaches the URL.
     staging = tmp_path / "control-out"
-    mounts = tuple(dataclasses.replace(m, source=str(staging)) if m.target == build_mod.OUT else m
+    mounts = tuple(dataclasses.replace(m, source=str(staging)) if m.target == build_plan.OUT else m
                    for m in hermetic.plan.spec.mounts)
     control = dataclasses.replace(hermetic.plan, spec=dataclasses.replace(hermetic.plan.spec, network=None, mounts=mounts),
                                   log_path=tmp_path / "control.log", staging_dir=staging)
     with pytest.raises(BuildError) as err:
-        build_mod.execute(control, docker_engine)
+        build_run.execute(control, docker_engine)
     assert "step configure failed" in str(err.value)
     assert "network probe reached" in (tmp_path / "control.log").read_text()
     assert not ours(docker_engine)
@@ -237,8 +238,8 @@ def test_clean_scopes_say_what_they_delete(miniature, base_image_docker, docker_
     other = {**miniature.env, "TFLITE_FORGE_WORK_DIR": str(tmp_path / "other-checkout")}
     forge("build", "--arch=x86_64", "--engine=docker", *miniature.args, env=other, check=True)
     forge("build", "--arch=x86_64", "--engine=docker", *miniature.args, env=miniature.env, check=True)
-    mine = (("io.tflite-forge.kind", "build"), ("io.tflite-forge.work", build_mod.work_id(miniature.work_dir)))
-    theirs = (("io.tflite-forge.kind", "build"), ("io.tflite-forge.work", build_mod.work_id(tmp_path / "other-checkout")))
+    mine = (("io.tflite-forge.kind", "build"), ("io.tflite-forge.work", build_plan.work_id(miniature.work_dir)))
+    theirs = (("io.tflite-forge.kind", "build"), ("io.tflite-forge.work", build_plan.work_id(tmp_path / "other-checkout")))
     assert ct.list_volumes(docker_engine, mine) and ct.list_volumes(docker_engine, theirs)
     proc = forge("clean", "--build", "--cache", "--engine=docker", env=miniature.env, check=True)
     assert "removed build trees:" in proc.stdout and "removed compiler cache:" in proc.stdout

@@ -84,7 +84,7 @@ def tarball(dist: Path) -> bytes:
 def cell(work: Path) -> tuple[tuple[str, str], ...]:
     """The labels of this test's cell (its key is the stamp's name, and its work dir's id): other
     builds, of this very cell too, may share the engine."""
-    from tflite_forge.build import work_id
+    from tflite_forge.build_plan import work_id
     (stamp,) = (work / "stamps").glob("*.json")
     return (("io.tflite-forge.key", stamp.stem), ("io.tflite-forge.work", work_id(work)))
 

@@ -21,8 +21,10 @@ import pytest
 
 from tests.ci import unavailable
 from tflite_forge import container as ct
+from tflite_forge import engine as eng
+from tflite_forge import image_io
 from tflite_forge import remote
-from tflite_forge.build import work_id
+from tflite_forge.build_plan import work_id
 from tflite_forge.builders import parse_builder
 from tflite_forge.errors import EngineError
 
@@ -31,24 +33,24 @@ HOME = "unix:///var/run/docker.sock"
 PODMAN = "podman+unix:///run/tflite-forge-podman.sock"
 
 
-def _builder(text: str) -> ct.EngineConfig:
+def _builder(text: str) -> eng.EngineConfig:
     try:
-        return ct.resolve_builder(parse_builder(text))
+        return eng.resolve_builder(parse_builder(text))
     except EngineError as err:
         unavailable(f"builder {text} is not usable ({err}); run ci/setup-host.sh (it starts the second dockerd)")
 
 
 @pytest.fixture(scope="module")
-def second(docker_engine) -> ct.EngineConfig:
+def second(docker_engine) -> eng.EngineConfig:
     return _builder(SECOND)
 
 
-def _ours(engine: ct.EngineConfig, work: Path) -> list[str]:
+def _ours(engine: eng.EngineConfig, work: Path) -> list[str]:
     """This test's containers (the daemons are shared with whatever else runs here)."""
     return ct.list_containers(engine, (("io.tflite-forge.work", work_id(work)),))
 
 
-def _out_volumes(engine: ct.EngineConfig, work: Path) -> list[str]:
+def _out_volumes(engine: eng.EngineConfig, work: Path) -> list[str]:
     return ct.list_volumes(engine, (remote.OUT_KIND, ("io.tflite-forge.work", work_id(work))))
 
 
@@ -87,7 +89,7 @@ def test_a_matrix_spreads_over_two_builders_and_gives_this_host_s_bytes(miniatur
     # Every builder got the builder image with this host's image ID, and nothing is left running or half-made.
     tag = json.loads((Path(env["TFLITE_FORGE_WORK_DIR"]) / "out" / "tensorflow-2.16.1-x86_64" /
                       "build-info.json").read_text())["builder_image"]
-    assert ct.image_id(second, tag["tag"]) == ct.image_id(docker_engine, tag["tag"]) == tag["id"]
+    assert image_io.image_id(second, tag["tag"]) == image_io.image_id(docker_engine, tag["tag"]) == tag["id"]
     for engine in (docker_engine, second):
         work = Path(env["TFLITE_FORGE_WORK_DIR"])
         assert not _ours(engine, work) and not _out_volumes(engine, work)
@@ -165,7 +167,7 @@ def test_an_interrupted_fill_is_redone_not_used(second, base_image_docker, docke
     (tree / "sub" / "b.sh").chmod(0o755)
     os.symlink("a.txt", tree / "link")
     name = remote.source_volume(tree)
-    image = next(ref for ref in ct.list_images(second) if ref.startswith("tflite-forge/builder:"))
+    image = next(ref for ref in image_io.list_images(second) if ref.startswith("tflite-forge/builder:"))
     ct.remove_volumes(second, [name, f"{name}-ok"])
     # What a fill killed half-way leaves: the volume with something in it, no -ok companion.
     ct.ensure_volume(second, name, (remote.SOURCE_KIND,))
@@ -215,13 +217,13 @@ class Dockerd:
              "--pidfile", str(root / "d.pid"), f"--bridge={self.BRIDGE}", "--iptables=false", "--ip-masq=false"],
             stdout=open(root / "dockerd.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 60
-        while not ct.builder_answers(self.engine(), timeout=5):
+        while not eng.builder_answers(self.engine(), timeout=5):
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 raise AssertionError(f"the throw-away dockerd did not start: {(root / 'dockerd.log').read_text()[-2000:]}")
             time.sleep(0.5)
 
-    def engine(self) -> ct.EngineConfig:
-        return ct.EngineConfig(name="docker", binary=shutil.which("docker") or "docker",
+    def engine(self) -> eng.EngineConfig:
+        return eng.EngineConfig(name="docker", binary=shutil.which("docker") or "docker",
                                flags=("--host", self.url), endpoint=self.url)
 
     def container_pids(self) -> list[int]:
@@ -273,7 +275,7 @@ def doomed(docker_engine):
 def test_the_extra_daemons_leave_this_host_s_default_network_alone(docker_engine, base_image_docker, doomed):
     """A dockerd started with --bridge=none deletes docker0: the builds still run, but every container
     on the host's default network (the runtime images' tests) would fail to start."""
-    image = next(ref for ref in ct.list_images(docker_engine) if ref.startswith("tflite-forge/builder:"))
+    image = next(ref for ref in image_io.list_images(docker_engine) if ref.startswith("tflite-forge/builder:"))
     spec = ct.ContainerSpec(image=image, purpose="bridge-check", network=None)
     proc = ct.run_container(docker_engine, spec, ["cat", "/sys/class/net/eth0/operstate"])
     assert proc.returncode == 0 and proc.stdout.strip() == "up", proc.stderr

@@ -26,9 +26,10 @@ from pathlib import Path
 import pytest
 
 from tests.redis_server import Staller, redis_server, short_dir
-from tflite_forge import build as build_mod
+from tflite_forge import build_plan, pipeline
 from tflite_forge import ccache_remote as cr
 from tflite_forge import container as ct
+from tflite_forge import engine as eng
 from tflite_forge.arches import resolve_arch
 
 pytestmark = pytest.mark.integration
@@ -41,7 +42,7 @@ WARNING = "warning: compile cache"
 class CacheCell:
     recipe: Path
     miniature: object
-    engine: ct.EngineConfig
+    engine: eng.EngineConfig
     root: Path
 
     def env(self, work: Path) -> dict:
@@ -202,14 +203,14 @@ def test_from_inside_the_build_container_only_the_socket_is_reachable(cell, dock
         settings = resolve({"recipe": str(cell.recipe), "engine": "docker", "rewrite": [f"https://={mini.base_url}"],
                             "cache_dir": str(mini.cache_dir), "work_dir": str(tmp_path / "w"),
                             "ccache_remote": redis.url}, environ={})
-        result = build_mod.build_cell(settings, load_recipe(cell.recipe), resolve_arch(ARCH), docker_engine)
+        result = pipeline.build_cell(settings, load_recipe(cell.recipe), resolve_arch(ARCH), docker_engine)
         assert cell.record(tmp_path / "w")["remote"]["used"] is True
         # The build container exactly as execute() starts it: the plan's spec plus the cache's access
         # (its staging folder, renamed into the result by now, replaced by an empty one).
         staging = tmp_path / "staging"
         staging.mkdir()
         planned = dataclasses.replace(result.plan.spec, mounts=tuple(
-            dataclasses.replace(m, source=str(staging)) if m.target == build_mod.OUT else m
+            dataclasses.replace(m, source=str(staging)) if m.target == build_plan.OUT else m
             for m in result.plan.spec.mounts))
         spec = cr.with_access(planned, cr.container_access(cr.parse(redis.url), docker_engine))
         listener.bind(("0.0.0.0", 0))

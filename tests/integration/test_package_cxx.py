@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tflite_forge.verify import elf_facts, verify_debug_tarball, verify_tarball
+from tflite_forge.elf import elf_facts
+from tflite_forge.verify import verify_debug_tarball, verify_tarball
 
 pytestmark = pytest.mark.integration
 

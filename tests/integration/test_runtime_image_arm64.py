@@ -14,7 +14,7 @@ import subprocess
 import pytest
 
 from tests.fake_build import make_fake_build, settings_for
-from tflite_forge import container as ct
+from tflite_forge import image_io
 from tflite_forge.pipeline import run_package
 
 pytestmark = pytest.mark.integration
@@ -31,10 +31,10 @@ def arm64_base(docker_engine, forge) -> str:
                              capture_output=True, text=True, check=True)
     assert inspect.stdout.strip() == "linux/arm64"
     # Importing the cached tarball again gives the same image (no clock in its config).
-    first = ct.image_id(docker_engine, ARM64_BASE)
-    ct.remove_images(docker_engine, [ARM64_BASE])
+    first = image_io.image_id(docker_engine, ARM64_BASE)
+    image_io.remove_images(docker_engine, [ARM64_BASE])
     proc = forge("image", "--bootstrap", "--arch=aarch64", "--engine=docker", timeout=600)
-    assert proc.returncode == 0 and ct.image_id(docker_engine, ARM64_BASE) == first, proc.stdout + proc.stderr
+    assert proc.returncode == 0 and image_io.image_id(docker_engine, ARM64_BASE) == first, proc.stdout + proc.stderr
     return ARM64_BASE
 
 
@@ -76,4 +76,4 @@ def test_arm64_flavor_builds_and_runs_under_emulation(arm64_base, arm64_release,
                                capture_output=True, text=True, timeout=300)
         assert probe.stdout.strip() == "aarch64", probe.stdout + probe.stderr
     finally:
-        ct.remove_images(docker_engine, [tag])
+        image_io.remove_images(docker_engine, [tag])

@@ -18,9 +18,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def engine():
-    from tflite_forge import container as ct
+    from tflite_forge import engine as eng
     try:
-        return ct.resolve_engine(None)
+        return eng.resolve_engine(None)
     except EngineError as err:
         unavailable(f"no container engine: {err}")
 
@@ -31,7 +31,7 @@ def _inspect(engine, tag: str, fmt: str) -> str:
 
 
 def test_minimal_aarch64_image_runs_the_smoke_under_emulation(engine, tmp_path):
-    from tflite_forge import container as ct
+    from tflite_forge import image_io
     from tflite_forge.pipeline import run_runtime_image
     from tflite_forge.runtime_image import MINIMAL_LIMIT
 
@@ -62,14 +62,14 @@ def test_minimal_aarch64_image_runs_the_smoke_under_emulation(engine, tmp_path):
                 "opt/tflite/lib/libtensorflowlite_c.so.2.16.1"} <= names
         assert not any(n.startswith(("bin/", "usr/", "etc/apt")) for n in names)
     finally:
-        ct.remove_images(engine, [image.tag])
+        image_io.remove_images(engine, [image.tag])
 
 
 def test_failing_smoke_stops_the_image_build(engine, tmp_path):
     import tests.fake_build as fb
+    from tflite_forge import image_io
     from tflite_forge.pipeline import run_runtime_image
     from tflite_forge.runtime_image import image_tag
-    from tflite_forge import container as ct
 
     original = fb.IMPL_CC
     fb.IMPL_CC = original.replace("i->out.data[k] = doubled + i->in.data[k];", "i->out.data[k] = doubled;")
@@ -80,10 +80,10 @@ def test_failing_smoke_stops_the_image_build(engine, tmp_path):
     settings = settings_for(fake, tmp_path / "dist")
     run_package(settings, log=lambda _: None)
     tag = image_tag("2.16.1", "x86_64", "minimal")
-    ct.remove_images(engine, [tag])
+    image_io.remove_images(engine, [tag])
     with pytest.raises(EngineError, match="build of tflite-forge/runtime:2.16.1-x86_64-minimal failed"):
         run_runtime_image(settings, flavor="minimal", log=lambda _: None)
-    assert ct.image_id(engine, tag) is None
+    assert image_io.image_id(engine, tag) is None
 
 
 def test_wheel_flavor_refuses_arches_without_wheels():

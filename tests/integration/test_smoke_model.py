@@ -14,7 +14,7 @@ import pytest
 from tests.ci import need_tools, unavailable
 from tests.fake_build import VERSION, make_fake_build, settings_for
 from tests.shared_models import ADD_BIN_SHAPE, add_bin
-from tflite_forge import container as ct
+from tflite_forge import image_io
 from tflite_forge import tflite_model
 from tflite_forge.arches import host_arch, resolve_arch
 from tflite_forge.errors import ConfigError
@@ -139,7 +139,7 @@ def test_add_bin_through_tflite_runtime_in_the_wheel_image(tmp_path, docker_engi
                            log=lambda _: None)
         assert _leftover_containers(docker_engine) == []
     finally:
-        ct.remove_images(docker_engine, [tag])
+        image_io.remove_images(docker_engine, [tag])
 
 
 def test_miniature_build_runs_a_model_through_the_chain(miniature, base_image_docker, docker_engine, forge, tmp_path):

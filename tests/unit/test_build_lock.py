@@ -11,24 +11,29 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 from filelock import FileLock
 
-from tflite_forge import build as b
-from tflite_forge import container as ct
+from tflite_forge import build_plan as b
+from tflite_forge import build_run
+from tflite_forge import engine as eng
 from tflite_forge.arches import resolve_arch
+from tflite_forge.workspace import Cell, Workspace
 
 ROOT = Path(__file__).resolve().parents[2]
-NO_ENGINE = ct.EngineConfig(name="docker", binary="/nonexistent/tflite-forge-test/docker")
+NO_ENGINE = eng.EngineConfig(name="docker", binary="/nonexistent/tflite-forge-test/docker")
 
 
 def request(tmp: Path) -> b.BuildRequest:
-    return b.BuildRequest(label="tensorflow-2.16.1", version="2.16.1", arch=resolve_arch("aarch64"),
+    return b.BuildRequest(cell=Cell(recipe=SimpleNamespace(label="tensorflow-2.16.1", version="2.16.1"),
+                                    arch=resolve_arch("aarch64")),
+                          workspace=Workspace(work_dir=tmp / "work", dist_dir=tmp / "dist", cache_dir=tmp / "cache"),
                           image="tflite-forge/builder:x-1", gcc_version="12.2.0", tensorflow=tmp / "src" / "tensorflow",
                           dependencies=(b.Dependency(name="flatbuffers", cmake_variable="FETCHCONTENT_SOURCE_DIR_FLATBUFFERS",
                                                      path=tmp / "src" / "deps" / "flatbuffers"),),
                           cmake_options=(("TFLITE_ENABLE_XNNPACK", "ON"),),
-                          source_date_epoch=1709856000, work_dir=tmp / "work", jobs=1)
+                          source_date_epoch=1709856000, jobs=1)
 
 
 def finished_build(plan: b.BuildPlan, req: b.BuildRequest) -> None:
@@ -47,9 +52,9 @@ import sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[2])
 from tests.unit.test_build_lock import NO_ENGINE, request
-from tflite_forge import build as b
+from tflite_forge import build_plan, build_run
 req = request(Path(sys.argv[1]))
-out, built = b.run_build(b.plan_build(req), NO_ENGINE, req=req, image_id="sha256:1", info={})
+out, built = build_run.run_build(build_plan.plan_build(req), NO_ENGINE, req=req, image_id="sha256:1", info={})
 print(f"built={built}")
 """
 
@@ -60,8 +65,8 @@ def test_second_build_of_a_cell_waits_for_the_first_then_finds_it_up_to_date(tmp
     (Path(req.tensorflow) / "a.cc").write_text("int a;\n")
     Path(req.dependencies[0].path).mkdir(parents=True)
     plan = b.plan_build(req)
-    first = FileLock(str(b.cell_lock_path(plan)))
-    b.cell_lock_path(plan).parent.mkdir(parents=True)
+    first = FileLock(str(plan.lock_path))
+    plan.lock_path.parent.mkdir(parents=True)
     first.acquire()                       # "the first build" is running
     second = subprocess.Popen([sys.executable, "-c", RUN, str(tmp_path), str(ROOT)], cwd=ROOT, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -93,7 +98,7 @@ def test_stale_leftovers_of_this_cell_are_removed_under_the_lock(tmp_path):
     stamp_temp.write_text("{")
     other_cell = out_root / ".staging-tensorflow-2.16.1-armhf-0123456789"
     other_cell.mkdir()
-    out, built = b.run_build(plan, NO_ENGINE, req=req, image_id="sha256:1", info={})
+    out, built = build_run.run_build(plan, NO_ENGINE, req=req, image_id="sha256:1", info={})
     assert (out, built) == (plan.out_dir, False)
     assert [p for p in (*stale, stamp_temp) if p.exists()] == []
     assert other_cell.is_dir(), "another cell's staging folder may belong to a build that is running"

@@ -3,17 +3,23 @@
 import json
 from dataclasses import replace as dataclass_replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from tflite_forge import build as b
+from tflite_forge import build_plan as b
+from tflite_forge import build_run
 from tflite_forge import image
 from tflite_forge.arches import resolve_arch
+from tflite_forge.workspace import Cell, Workspace
 
 
-def request(tmp_path, arch="aarch64", **kw):
+def request(tmp_path, arch="aarch64", label="tensorflow-2.16.1", version="2.16.1", work_dir=None, **kw):
+    work_dir = work_dir or tmp_path / "work"
     base = dict(
-        label="tensorflow-2.16.1", version="2.16.1", arch=resolve_arch(arch), image="tflite-forge/builder:x-1",
+        cell=Cell(recipe=SimpleNamespace(label=label, version=version), arch=resolve_arch(arch)),
+        workspace=Workspace(work_dir=work_dir, dist_dir=tmp_path / "dist", cache_dir=tmp_path / "cache"),
+        image="tflite-forge/builder:x-1",
         gcc_version="12.2.0", tensorflow=tmp_path / "src" / "tensorflow",
         dependencies=(b.Dependency(name="xnnpack", cmake_variable="FETCHCONTENT_SOURCE_DIR_XNNPACK", path=tmp_path / "d/x",
                                    sha256="a" * 64),
@@ -23,7 +29,7 @@ def request(tmp_path, arch="aarch64", **kw):
         source_sha256="d" * 64, patch_sets=("o3:11", "soname:22"), lock_sha256="e" * 64, toolchain_sha256="f" * 64,
         host_compiler="host_gcc=12.2.0 cmake=3.25.1 ninja=1.11.1 debian=12.8 base=sha256:b1",
         cmake_options=(("TFLITE_ENABLE_XNNPACK", "ON"),), source_date_epoch=1709856000,
-        work_dir=tmp_path / "work", jobs=3, host_arch="x86_64")   # the same plans on any runner
+        jobs=3, host_arch="x86_64")   # the same plans on any runner
     base.update(kw)
     return b.BuildRequest(**base)
 
@@ -248,7 +254,7 @@ def test_stamp_detects_changed_trees_and_missing_outputs(tmp_path):
     (src / "a.cc").write_text("int a;\n")
     plan = b.plan_build(req)
     inputs = b.plan_inputs(plan, req, "sha256:1")
-    assert not b.is_up_to_date(plan, inputs)  # never built
+    assert not build_run.is_up_to_date(plan, inputs)  # never built
     (plan.out_dir / "lib").mkdir(parents=True)
     (plan.out_dir / "lib" / "libtensorflowlite_c.so").write_bytes(b"\x7fELF")
     info = json.dumps({"libraries": [{"name": "libtensorflowlite_c.so", "sha256": "x"}]})
@@ -256,12 +262,12 @@ def test_stamp_detects_changed_trees_and_missing_outputs(tmp_path):
     import hashlib
     plan.stamp_path.parent.mkdir(parents=True)
     plan.stamp_path.write_text(json.dumps({"inputs": inputs, "build_info_sha256": hashlib.sha256(info.encode()).hexdigest()}))
-    assert b.is_up_to_date(plan, inputs)
-    assert not b.is_up_to_date(plan, b.plan_inputs(plan, req, "sha256:2"))  # new image
+    assert build_run.is_up_to_date(plan, inputs)
+    assert not build_run.is_up_to_date(plan, b.plan_inputs(plan, req, "sha256:2"))  # new image
     (src / "a.cc").write_text("int a = 1;\n")
-    assert not b.is_up_to_date(plan, b.plan_inputs(plan, req, "sha256:1"))  # edited source
+    assert not build_run.is_up_to_date(plan, b.plan_inputs(plan, req, "sha256:1"))  # edited source
     (plan.out_dir / "lib" / "libtensorflowlite_c.so").unlink()
-    assert not b.is_up_to_date(plan, inputs)
+    assert not build_run.is_up_to_date(plan, inputs)
 
 
 def test_builder_tag_follows_its_inputs():
@@ -289,7 +295,7 @@ def test_facts_parsing():
 
 @pytest.mark.parametrize("line,expected", [("[12/345] Building CXX object x.o", (12, 345)), ("-- Configuring done", None)])
 def test_ninja_progress_lines(line, expected):
-    m = b.NINJA_PROGRESS.match(line)
+    m = build_run.NINJA_PROGRESS.match(line)
     assert (m and (int(m.group(1)), int(m.group(2)))) == expected or (m is None and expected is None)
 
 

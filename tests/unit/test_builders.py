@@ -5,7 +5,7 @@ from invoke import Collection, Program, task
 
 from tflite_forge.builders import parse_builder, parse_builders
 from tflite_forge.cli import ChainExecutor
-from tflite_forge.container import EngineConfig
+from tflite_forge.engine import EngineConfig
 from tflite_forge.errors import ConfigError
 from tflite_forge.remote import localize
 from tflite_forge import container as ct

@@ -14,13 +14,14 @@ import pytest
 from tests.redis_server import Staller, redis_server, short_dir
 from tflite_forge import ccache_remote as cr
 from tflite_forge import container as ct
+from tflite_forge import engine as eng
 from tflite_forge.doctor import FAIL, OK, check_ccache_remote
 from tflite_forge.errors import ConfigError
 from tflite_forge.matrix import Cell, inputs_digest
 from tflite_forge.settings import resolve
 
 ROOT = Path(__file__).resolve().parents[2]
-ENGINE = ct.EngineConfig(name="docker", binary="/usr/bin/docker", version="20.10.24")
+ENGINE = eng.EngineConfig(name="docker", binary="/usr/bin/docker", version="20.10.24")
 
 
 @pytest.mark.parametrize("given, socket_path", [

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tflite_forge import build as b
+from tflite_forge import build_run as b
 from tflite_forge import compile_checks
 from tflite_forge.errors import PatchError
 from tflite_forge.patchset import PATCHES_DIR, load_patch_set

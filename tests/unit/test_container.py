@@ -1,4 +1,4 @@
-"""container.py without an engine: option rendering, names, versions, engine resolution errors."""
+"""container.py and engine.py without an engine: option rendering, names, versions, engine resolution errors."""
 
 import os
 import stat
@@ -6,10 +6,11 @@ import stat
 import pytest
 
 from tflite_forge import container as ct
+from tflite_forge import engine as eng
 from tflite_forge.errors import EngineError
 
-DOCKER = ct.EngineConfig(name="docker", binary="/usr/bin/docker", version="20.10.24")
-PODMAN = ct.EngineConfig(name="podman", binary="/usr/bin/podman", version="4.3.1")
+DOCKER = eng.EngineConfig(name="docker", binary="/usr/bin/docker", version="20.10.24")
+PODMAN = eng.EngineConfig(name="podman", binary="/usr/bin/podman", version="4.3.1")
 
 
 def spec(**kw):
@@ -62,26 +63,26 @@ def test_container_names_are_unique_and_say_what_for():
 @pytest.mark.parametrize("name,version", [("docker", "19.03.2"), ("podman", "3.0.1")])
 def test_old_engines_are_refused_with_the_fix(name, version):
     with pytest.raises(EngineError) as err:
-        ct.check_version(name, version)
+        eng.check_version(name, version)
     assert "too old" in str(err.value) and "\n" not in str(err.value)
 
 
 def test_current_engines_pass_version_check():
-    ct.check_version("docker", "20.10.24+dfsg1")
-    ct.check_version("docker", "28.2.2")
-    ct.check_version("podman", "4.3.1")
+    eng.check_version("docker", "20.10.24+dfsg1")
+    eng.check_version("docker", "28.2.2")
+    eng.check_version("podman", "4.3.1")
 
 
 def test_parse_version():
-    assert ct.parse_version("20.10.24+dfsg1") == (20, 10, 24)
-    assert ct.parse_version("v4.3") == (4, 3)
-    assert ct.parse_version("garbage") == ()
+    assert eng.parse_version("20.10.24+dfsg1") == (20, 10, 24)
+    assert eng.parse_version("v4.3") == (4, 3)
+    assert eng.parse_version("garbage") == ()
 
 
 def test_missing_engine_binary_is_one_line_naming_the_fixes(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(EngineError) as err:
-        ct.resolve_engine("podman")
+        eng.resolve_engine("podman")
     text = str(err.value)
     assert "podman not found" in text and "ci/setup-host.sh" in text and "--engine" in text
     assert "\n" not in text
@@ -89,20 +90,20 @@ def test_missing_engine_binary_is_one_line_naming_the_fixes(tmp_path, monkeypatc
 
 def test_engine_path_to_missing_binary(tmp_path):
     with pytest.raises(EngineError) as err:
-        ct.resolve_engine(str(tmp_path / "bin" / "docker"))
+        eng.resolve_engine(str(tmp_path / "bin" / "docker"))
     assert "docker not found" in str(err.value) and str(tmp_path) in str(err.value)
 
 
 def test_unknown_engine_name():
     with pytest.raises(EngineError) as err:
-        ct.resolve_engine("containerd")
+        eng.resolve_engine("containerd")
     assert "expected docker or podman" in str(err.value)
 
 
 def test_autodetect_without_any_engine(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(EngineError) as err:
-        ct.resolve_engine(None)
+        eng.resolve_engine(None)
     assert "no usable container engine" in str(err.value)
 
 
@@ -116,8 +117,8 @@ def test_autodetect_falls_back_to_podman_when_docker_daemon_is_down(tmp_path, mo
         path.write_text(script)
         path.chmod(path.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", str(tmp_path) + os.pathsep + "/usr/bin:/bin")
-    engine = ct.resolve_engine(None)
+    engine = eng.resolve_engine(None)
     assert engine.name == "podman" and engine.binary == str(tmp_path / "podman")
     with pytest.raises(EngineError) as err:
-        ct.resolve_engine("docker")
+        eng.resolve_engine("docker")
     assert "does not answer" in str(err.value) and "Cannot connect" in str(err.value)

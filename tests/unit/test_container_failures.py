@@ -15,13 +15,15 @@ from pathlib import Path
 import pytest
 
 from tflite_forge import container as ct
+from tflite_forge import engine as eng
+from tflite_forge import image_io
 from tflite_forge.errors import EngineError
 
 ROOT = Path(__file__).resolve().parents[2]
 DENIED = "permission denied while trying to connect to the Docker daemon socket at unix:///var/run/docker.sock"
 
 
-def fake_docker(tmp_path: Path) -> ct.EngineConfig:
+def fake_docker(tmp_path: Path) -> eng.EngineConfig:
     script = tmp_path / "bin" / "docker"
     script.parent.mkdir(parents=True, exist_ok=True)
     script.write_text(textwrap.dedent(f"""\
@@ -40,7 +42,7 @@ def fake_docker(tmp_path: Path) -> ct.EngineConfig:
         esac
         """))
     script.chmod(0o755)
-    return ct.EngineConfig(name="docker", binary=str(script), version="24.0.5")
+    return eng.EngineConfig(name="docker", binary=str(script), version="24.0.5")
 
 
 def test_a_hung_readiness_probe_is_bounded_and_one_line(tmp_path):
@@ -71,13 +73,13 @@ def test_a_load_that_never_finishes_is_stopped_with_one_line(tmp_path):
     rootfs = tmp_path / "rootfs.tar"
     rootfs.write_bytes(b"\0" * 10240)
     with pytest.raises(EngineError, match=r"docker load of .*rootfs\.tar as base:arm64 did not finish within 1 s") as err:
-        ct.load_rootfs(engine, rootfs, "base:arm64", platform="linux/arm64", timeout=1)
+        image_io.load_rootfs(engine, rootfs, "base:arm64", platform="linux/arm64", timeout=1)
     assert "\n" not in str(err.value)
 
 
 @pytest.mark.parametrize("call, what", [
     (lambda e: ct.list_volumes(e, (("io.tflite-forge.kind", "build"),)), "list volumes"),
-    (lambda e: ct.list_images(e), "list images"),
+    (lambda e: image_io.list_images(e), "list images"),
     (lambda e: ct.list_containers(e), "list containers"),
 ])
 def test_a_refused_listing_is_an_error_not_an_empty_list(tmp_path, call, what):
@@ -88,10 +90,10 @@ def test_a_refused_listing_is_an_error_not_an_empty_list(tmp_path, call, what):
 def test_a_refused_image_removal_is_an_error_but_an_image_already_gone_is_not(tmp_path):
     engine = fake_docker(tmp_path)
     with pytest.raises(EngineError, match=r"refused to remove image\(s\) tflite-forge/builder:x, gone:1: .*conflict"):
-        ct.remove_images(engine, ["tflite-forge/builder:x", "gone:1"])
+        image_io.remove_images(engine, ["tflite-forge/builder:x", "gone:1"])
     gone_only = Path(engine.binary)
     gone_only.write_text('#!/bin/sh\necho "Error: No such image: gone:1" >&2\nexit 1\n')
-    ct.remove_images(engine, ["gone:1"])
+    image_io.remove_images(engine, ["gone:1"])
 
 
 def test_invoke_clean_fails_when_the_engine_refuses(tmp_path):

@@ -56,7 +56,7 @@ def test_disk_rows_use_the_rules_that_use_each_folder(tmp_path, monkeypatch):
     root, where build trees and ccache live, has a row of its own (issue 12: doctor said 10 GiB for
     the work dir while the build wanted 2, and checked no engine disk)."""
     from tflite_forge.doctor import check_disk
-    from tflite_forge import container as ct
+    from tflite_forge import engine as eng
     from tests.ci import unavailable
     settings = resolve({"engine": "docker", "cache_dir": str(tmp_path / "cache")},
                        {"work_dir": str(tmp_path / "work")}, {})
@@ -67,7 +67,7 @@ def test_disk_rows_use_the_rules_that_use_each_folder(tmp_path, monkeypatch):
     rows = {row.name: row for row in check_disk(settings)}
     assert rows["disk (work dir)"].status == FAIL and "TFLITE_FORGE_MIN_FREE_GIB" in rows["disk (work dir)"].fix
     try:
-        root = ct.engine_data_root(ct.resolve_engine("docker"))
+        root = eng.engine_data_root(eng.resolve_engine("docker"))
     except Exception as err:  # no engine here: nothing to say about its disk
         unavailable(f"docker is not usable here ({err}); run ci/setup-host.sh")
     assert rows["disk (engine data root)"].detail.endswith(f"at {root} (needs 10 GiB)")

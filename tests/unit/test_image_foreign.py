@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from tflite_forge import container as ct
+from tflite_forge import engine as eng
+from tflite_forge import image_io
 from tflite_forge import image
 from tflite_forge.arches import resolve_arch
 from tflite_forge.errors import EngineError
 from tflite_forge.runtime_image import default_base_image, wheel_platforms
 
 
-def _engine(name: str) -> ct.EngineConfig:
-    return ct.EngineConfig(name=name, binary=f"/usr/bin/{name}")
+def _engine(name: str) -> eng.EngineConfig:
+    return eng.EngineConfig(name=name, binary=f"/usr/bin/{name}")
 
 
 def test_base_image_names_and_tarballs_per_arch(tmp_path, monkeypatch):
@@ -28,22 +29,22 @@ def test_base_image_names_and_tarballs_per_arch(tmp_path, monkeypatch):
 
 
 def test_import_platform_flags_per_engine():
-    assert ct.import_platform_flags(_engine("docker"), "linux/arm64") == ["--platform", "linux/arm64"]
-    assert ct.import_platform_flags(_engine("podman"), "linux/arm/v7") == ["--os", "linux", "--arch", "arm",
+    assert image_io.import_platform_flags(_engine("docker"), "linux/arm64") == ["--platform", "linux/arm64"]
+    assert image_io.import_platform_flags(_engine("podman"), "linux/arm/v7") == ["--os", "linux", "--arch", "arm",
                                                                            "--variant", "v7"]
     with pytest.raises(EngineError, match="os/arch"):
-        ct.import_platform_flags(_engine("podman"), "arm64")
+        image_io.import_platform_flags(_engine("podman"), "arm64")
 
 
 def test_docker_archive_config_records_the_platform_and_changes():
-    config = ct.rootfs_image_config("ab" * 32, platform="linux/arm/v7",
+    config = image_io.rootfs_image_config("ab" * 32, platform="linux/arm/v7",
                                     changes=["LABEL io.tflite-forge=1", 'CMD ["/bin/bash"]'])
     assert (config["os"], config["architecture"], config["variant"]) == ("linux", "arm", "v7")
     assert config["rootfs"] == {"type": "layers", "diff_ids": ["sha256:" + "ab" * 32]}
     assert config["config"]["Labels"] == {"io.tflite-forge": "1"} and config["config"]["Cmd"] == ["/bin/bash"]
     assert config["created"] == "1970-01-01T00:00:00Z"   # no clock: the same tarball gives the same image ID
     with pytest.raises(EngineError, match="internal"):
-        ct.rootfs_image_config("00" * 32, platform="linux/arm64", changes=["RUN true"])
+        image_io.rootfs_image_config("00" * 32, platform="linux/arm64", changes=["RUN true"])
 
 
 def test_foreign_debootstrap_needs_binfmt(tmp_path, monkeypatch):

@@ -7,11 +7,14 @@ import json
 import pytest
 
 from tflite_forge import container as ct
+from tflite_forge import engine as eng
+from tflite_forge import image_io
 from tflite_forge import image
 from tflite_forge.arches import resolve_arch
 from tflite_forge.errors import ConfigError, EngineError
+from tflite_forge.workspace import Workspace
 
-ENGINE = ct.EngineConfig(name="docker", binary="/usr/bin/docker")
+ENGINE = eng.EngineConfig(name="docker", binary="/usr/bin/docker")
 
 
 @pytest.fixture(autouse=True)
@@ -69,8 +72,8 @@ def test_unknown_suite_stops_before_debootstrap(tmp_path, monkeypatch):
 
 
 def test_missing_non_default_base_names_the_command_and_never_pulls(monkeypatch, tmp_path):
-    monkeypatch.setattr(ct, "image_id", lambda engine, ref: None)
-    monkeypatch.setattr(ct, "pull_image", lambda *a, **k: pytest.fail("pulled a tflite-forge image from a registry"))
+    monkeypatch.setattr(image_io, "image_id", lambda engine, ref: None)
+    monkeypatch.setattr(image_io, "pull_image", lambda *a, **k: pytest.fail("pulled a tflite-forge image from a registry"))
     monkeypatch.setattr(image, "bootstrap_base_image", lambda *a, **k: pytest.fail("bootstrapped a non-default base"))
     with pytest.raises(EngineError) as err:
         image.resolve_base_image(ENGINE, "tflite-forge/debian-base:bullseye", cache_dir=tmp_path)
@@ -80,7 +83,7 @@ def test_missing_non_default_base_names_the_command_and_never_pulls(monkeypatch,
 
 def test_default_base_is_still_bootstrapped_when_missing(monkeypatch, tmp_path):
     made = []
-    monkeypatch.setattr(ct, "image_id", lambda engine, ref: None)
+    monkeypatch.setattr(image_io, "image_id", lambda engine, ref: None)
     monkeypatch.setattr(image, "bootstrap_base_image", lambda engine, **kw: made.append(kw["ref"]) or "sha256:ab")
     assert image.resolve_base_image(ENGINE, image.DEFAULT_BASE_IMAGE, cache_dir=tmp_path) == "sha256:ab"
     assert made == [image.DEFAULT_BASE_IMAGE]
@@ -88,7 +91,7 @@ def test_default_base_is_still_bootstrapped_when_missing(monkeypatch, tmp_path):
 
 def test_suite_of_a_base_image_from_label_or_name(monkeypatch):
     labels = {"tflite-forge/debian-base:bullseye": {"io.tflite-forge.debian-suite": "bullseye"}}
-    monkeypatch.setattr(ct, "image_labels", lambda engine, ref: labels.get(ref, {}))
+    monkeypatch.setattr(image_io, "image_labels", lambda engine, ref: labels.get(ref, {}))
     assert image.base_suite(ENGINE, "tflite-forge/debian-base:bullseye") == "bullseye"
     assert image.base_suite(ENGINE, "tflite-forge/debian-base:buster-arm64") == "buster"   # no label: the name
     assert image.base_suite(ENGINE, "debian:bullseye-slim@sha256:" + "a" * 64) == "bullseye"
@@ -99,16 +102,16 @@ def test_suite_of_a_base_image_from_label_or_name(monkeypatch):
 def test_apt_missing_package_in_the_build_log_becomes_one_line(monkeypatch, tmp_path):
     """A suite without one of the target's cross packages: apt's complaint becomes one line naming the suite."""
     ids = {"debian:buster": "sha256:" + "c" * 64}
-    monkeypatch.setattr(ct, "image_id", lambda engine, ref: ids.get(ref))
-    monkeypatch.setattr(ct, "image_labels", lambda engine, ref: {})
+    monkeypatch.setattr(image_io, "image_id", lambda engine, ref: ids.get(ref))
+    monkeypatch.setattr(image_io, "image_labels", lambda engine, ref: {})
 
     def failing_build(engine, *, log, **kw):
         log.write("#7 0.9 Reading package lists...\n#7 1.0 E: Unable to locate package g++-riscv64-linux-gnu\n")
         raise EngineError("docker build of x failed: exit code 100")
 
-    monkeypatch.setattr(ct, "build_image", failing_build)
+    monkeypatch.setattr(image_io, "build_image", failing_build)
     with pytest.raises(EngineError) as err:
-        image.ensure_builder_image(ENGINE, resolve_arch("riscv64"), work_dir=tmp_path, cache_dir=tmp_path,
+        image.ensure_builder_image(ENGINE, resolve_arch("riscv64"), Workspace(tmp_path, tmp_path, tmp_path),
                                    base_image="debian:buster")
     message = str(err.value)
     assert "debian:buster (Debian buster) has no package g++-riscv64-linux-gnu" in message
@@ -131,10 +134,10 @@ def test_facts_carry_the_suite_and_old_caches_are_probed_again(monkeypatch, tmp_
                                            stderr="")
 
     monkeypatch.setattr(ct, "run_container", probe)
-    facts = image.read_facts(ENGINE, "tflite-forge/builder:aarch64-x", image_id, tmp_path)
+    facts = image.read_facts(ENGINE, "tflite-forge/builder:aarch64-x", image_id, Workspace(tmp_path, tmp_path, tmp_path))
     assert facts["debian_suite"] == "bullseye" and facts["glibc"] == "2.31"
     assert "VERSION_CODENAME" in seen[0][-1]
-    assert image.read_facts(ENGINE, "tflite-forge/builder:aarch64-x", image_id, tmp_path) == facts
+    assert image.read_facts(ENGINE, "tflite-forge/builder:aarch64-x", image_id, Workspace(tmp_path, tmp_path, tmp_path)) == facts
     assert len(seen) == 1                                   # the refreshed cache is used
 
 

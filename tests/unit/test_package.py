@@ -81,7 +81,7 @@ def test_members_are_normalised(packaged):
 
 
 def test_library_is_stripped_and_linked_to_its_debug_file(packaged):
-    from tflite_forge.verify import elf_facts
+    from tflite_forge.elf import elf_facts
     _, dist, _ = packaged
     lib = _read(dist / f"{STEM}.tar.gz", f"lib/libtensorflowlite_c.so.{VERSION}")
     assert b".debug_info" not in lib

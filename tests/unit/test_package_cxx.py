@@ -10,8 +10,9 @@ import pytest
 
 from tests.fake_build import VERSION, make_fake_build, settings_for
 from tflite_forge.errors import PackageError
+from tflite_forge.elf import elf_facts
 from tflite_forge.pipeline import run_package
-from tflite_forge.verify import debug_tarball_for, elf_facts, verify_debug_tarball, verify_tarball
+from tflite_forge.verify import debug_tarball_for, verify_debug_tarball, verify_tarball
 
 STEM = f"libtensorflowlite_c-{VERSION}-linux-x86_64"
 CXX = f"{STEM}-cxx"

@@ -1,5 +1,5 @@
 """Progress off a terminal (a pipe, a CI log): periodic plain lines, never a bar or a carriage return.
-Downloads (progress.PlainProgress) say start, each tenth (or step of bytes) and end; builds (build._Progress)
+Downloads (progress.PlainProgress) say start, each tenth (or step of bytes) and end; builds (build_run._Progress)
 name each step and each tenth of ninja's edges."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import io
 import os
 import re
 
-from tflite_forge.build import _Progress
+from tflite_forge.build_run import _Progress
 from tflite_forge.fetch import Fetcher
 from tflite_forge.progress import PlainProgress
 

@@ -9,10 +9,11 @@ import pytest
 
 from tests.fake_build import VERSION, make_fake_build, settings_for
 from tests.unit.test_verify import STEM, _rewrite
+from tflite_forge.elf import build_id, debuglink
 from tflite_forge.errors import PackageError
 from tflite_forge.pipeline import run_package
 from tflite_forge.variants import LIB_NAME
-from tflite_forge.verify import build_id, debuglink, run_verify, verify_debug_tarball
+from tflite_forge.verify import run_verify, verify_debug_tarball
 
 DEBUG = f"lib/.debug/{LIB_NAME}.so.{VERSION}.debug"
 
