@@ -20,23 +20,14 @@ sys.dont_write_bytecode = bool(sys.flags.dont_write_bytecode)
 import importlib.util  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from tflite_forge import clean as clean_mod  # noqa: E402
-from tflite_forge import doctor as doctor_mod  # noqa: E402
-from tflite_forge import fetch as fetch_mod  # noqa: E402
-from tflite_forge import image as image_mod  # noqa: E402
-from tflite_forge import lock as lock_mod  # noqa: E402
-from tflite_forge import model_run  # noqa: E402
-from tflite_forge import patch_report  # noqa: E402
-from tflite_forge import pipeline  # noqa: E402
-from tflite_forge import selftest as selftest_mod  # noqa: E402
-from tflite_forge import sources  # noqa: E402
-from tflite_forge import unpack  # noqa: E402
-from tflite_forge import verify as verify_mod  # noqa: E402
+# Only what declaring the tasks needs is imported here: `invoke --list`, `--help` and every matrix
+# cell's start-up stay at the cost of these few modules. Each task imports the stage modules it
+# runs in its body (pyproject: PLC0415 is ignored for this file only; the package keeps imports at
+# the top of every module). tests/unit/test_cli.py holds this: importing tasks.py loads no stage.
 from tflite_forge.cli import chain_releases, forge_task  # noqa: E402
 from tflite_forge.errors import ConfigError  # noqa: E402
 from tflite_forge.options import PIPELINE  # noqa: E402
 from tflite_forge.settings import Settings  # noqa: E402
-
 
 def stage(per_arch: bool = True, **extra_help: str):
     """A pipeline task: every shared option, long flags only (one meaning per flag across a chain)."""
@@ -46,12 +37,16 @@ def stage(per_arch: bool = True, **extra_help: str):
 @forge_task(options=["cache_dir"])
 def recipes(settings: Settings):
     """List the recipes (TensorFlow versions) tflite-forge knows, and whether each is fetched and locked."""
+    from tflite_forge import sources
+
     sources.run_recipes(settings)
 
 
 @stage(per_arch=False)
 def fetch(settings: Settings):
     """Download and verify the TensorFlow archive and every locked dependency into the cache."""
+    from tflite_forge import sources
+
     sources.run_fetch(settings)
 
 
@@ -59,6 +54,8 @@ def fetch(settings: Settings):
                              "for users who build more than the recipe's configuration")
 def lock(settings: Settings, all_=False):
     """Write <recipe>.lock: every tree the recipe's TFLite configuration downloads at configure time, with sha256."""
+    from tflite_forge import lock as lock_mod
+
     lock_mod.run_lock(settings, everything=all_)
 
 
@@ -66,6 +63,8 @@ def lock(settings: Settings, all_=False):
             help={"dest": "folder to write the mirror into (sha256/<hex> layout, servable over http or file://)"})
 def mirror(settings: Settings, dest):
     """Export the download cache as a mirror for an air-gapped site."""
+    from tflite_forge import fetch as fetch_mod
+
     fetch_mod.run_mirror_export(settings, dest)
 
 
@@ -73,6 +72,8 @@ def mirror(settings: Settings, dest):
        dry_run="print the unified diff the patch sets would apply (from the cache trees) and change nothing")
 def patch(settings: Settings, backend="cmake", dry_run=False):
     """Copy the unpacked trees to <work_dir>/src/<recipe>-<arch>/ and apply the recipe's patch sets, all or nothing."""
+    from tflite_forge import patch_report
+
     patch_report.run_patch(settings, backend=backend, dry_run=dry_run)
 
 
@@ -82,12 +83,16 @@ def patch(settings: Settings, backend="cmake", dry_run=False):
             auto_shortflags=False, handles_matrix=True)
 def patches(settings: Settings, check=False):
     """List the patch sets in patches/, or (--check) report per recipe which edits apply, drifted or are upstream."""
+    from tflite_forge import patch_report
+
     patch_report.run_patches(settings, check=check)
 
 
 @forge_task(options=["engine", "cache_dir", "mirror", "rewrite", "offline", "builder", "ccache_remote"])
 def doctor(settings: Settings):
     """Check this host (engine, builders, disk, memory, qemu/binfmt, cross compilers, cache, upstream, mirrors, compile cache); a fix for every failing row."""
+    from tflite_forge import doctor as doctor_mod
+
     failing = doctor_mod.run_doctor(settings)
     if failing:
         raise ConfigError(f"{failing} check(s) failed; apply the fixes in the table above")
@@ -108,6 +113,8 @@ def bench(only=None):
             help={"keep": "keep the scratch release (artifacts stay in <work_dir>/selftest/dist either way)"})
 def selftest(settings: Settings, keep=False):
     """Run the whole pipeline on the bundled miniature TensorFlow (loopback mirror) for the host arch and aarch64."""
+    from tflite_forge import selftest as selftest_mod
+
     selftest_mod.run_selftest(settings, keep=keep)
 
 
@@ -119,6 +126,8 @@ def selftest(settings: Settings, keep=False):
        force="build even when the stamp says nothing changed")
 def build(settings: Settings, base_image=None, cxx_shared=False, force=False):
     """Build libtensorflowlite_c.so for --arch in a container with no network (fetches and patches first if needed)."""
+    from tflite_forge import pipeline
+
     pipeline.run_build_task(settings, base_image=base_image, cxx_shared=cxx_shared, force=force,
                             release=chain_releases())
 
@@ -131,6 +140,9 @@ def build(settings: Settings, base_image=None, cxx_shared=False, force=False):
                                "archives (truncated, corrupt); alone, only this scope"})
 def clean(settings: Settings, build=False, images=False, cache=False, downloads=False):
     """Remove what builds leave behind (and, with --downloads, unreadable cached downloads); each scope says what it deleted."""
+    from tflite_forge import clean as clean_mod
+    from tflite_forge import unpack
+
     if downloads:
         unpack.clean_downloads(settings.cache_dir)
         if not (build or images or cache):
@@ -142,6 +154,8 @@ def clean(settings: Settings, build=False, images=False, cache=False, downloads=
        glibc_max="fail when the library needs a GLIBC_ symbol version above this (e.g. 2.31)")
 def package(settings: Settings, sign=None, glibc_max=None):
     """Pack the build output into dist/ (builds first if needed): tarball + -dbg, manifest, SBOM, SHA256SUMS; verified."""
+    from tflite_forge import pipeline
+
     pipeline.run_package(settings, sign=sign, glibc_max=glibc_max)
 
 
@@ -150,6 +164,8 @@ def package(settings: Settings, sign=None, glibc_max=None):
                   "glibc_max": "fail when the library needs a GLIBC_ symbol version above this (e.g. 2.31)"})
 def verify(settings: Settings, tarball, arch=None, glibc_max=None):
     """Check a release tarball: ELF machine/class, SONAME, NEEDED, glibc needs, exports, build paths, digests."""
+    from tflite_forge import verify as verify_mod
+
     verify_mod.run_verify(settings, tarball, glibc_max=glibc_max, arch=arch)
 
 
@@ -166,6 +182,8 @@ def test(settings: Settings, no_cmake=False, model=None, input=None, runs=10,
          resize=False, interpreter="c-api"):
     """Smoke-test dist/'s tarballs on their target arch (natively or under qemu-user): {1, 3} -> {3, 9}; packages first if needed.
     With --model FILE: run that model through the packaged library instead and print what it computed."""
+    from tflite_forge import model_run, pipeline
+
     if model is None:
         pipeline.run_test(settings, cmake=not no_cmake)
     else:
@@ -188,6 +206,9 @@ def test(settings: Settings, no_cmake=False, model=None, input=None, runs=10,
 def image(settings: Settings, flavor="minimal", builder_image=False, bootstrap=False,
           base_image=None, force=False, debian_suite=None, debian_mirror=None):
     """Build images: the runtime image for --arch (--flavor; its test stage runs the smoke program), or the builder / base image."""
+    from tflite_forge import image as image_mod
+    from tflite_forge import pipeline
+
     if builder_image or bootstrap:
         image_mod.run_image(settings, bootstrap=bootstrap, base_image=base_image, force=force, arch=settings.arch,
                             builder=builder_image, debian_suite=debian_suite, debian_mirror=debian_mirror)

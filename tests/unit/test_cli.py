@@ -1,6 +1,7 @@
 """The CLI contract: shared flags reach the whole chain, every option has help, errors are one line."""
 
 import importlib.util
+import json
 import inspect
 import os
 import subprocess
@@ -188,3 +189,18 @@ def test_the_tool_s_modules_are_byte_compiled_like_an_installed_package_s(tmp_pa
         assert written == set()
     else:
         assert {"cli", "settings", "errors"} <= written
+
+
+def test_declaring_the_tasks_loads_no_stage_module():
+    """`invoke --list`, `--help` and each matrix cell import tasks.py: it declares the tasks from the
+    option registry and leaves every stage (and numpy, requests, pyelftools) to the task that runs it."""
+    probe = ("import json, sys; import tasks; "
+             "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('tflite_forge.', 'numpy', "
+             "'flatbuffers', 'requests', 'elftools')))))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    loaded = set(json.loads(out))
+    stages = {"tflite_forge." + m for m in ("pipeline", "sources", "fetch", "lock", "patching", "build_plan",
+                                             "build_run", "image", "image_io", "package", "verify", "smoke",
+                                             "model_run", "runtime_image", "doctor", "clean", "selftest")}
+    assert not loaded & stages, sorted(loaded & stages)
+    assert not {m for m in loaded if not m.startswith("tflite_forge.")}, sorted(loaded)
