@@ -72,9 +72,9 @@ def mirror(settings: Settings, dest):
        dry_run="print the unified diff the patch sets would apply (from the cache trees) and change nothing")
 def patch(settings: Settings, backend="cmake", dry_run=False):
     """Copy the unpacked trees to <work_dir>/src/<recipe>-<arch>/ and apply the recipe's patch sets, all or nothing."""
-    from tflite_forge import patch_report
+    from tflite_forge import pipeline
 
-    patch_report.run_patch(settings, backend=backend, dry_run=dry_run)
+    pipeline.run_patch(settings, backend=backend, dry_run=dry_run)
 
 
 @forge_task(options=["version", "recipe", "cache_dir"],

@@ -57,7 +57,7 @@ def _write_random(path: Path, mib: int, seed: int) -> str:
 
 
 def _recipe(root: Path, name: str, sha: str, deps: list[tuple[str, str]]) -> Path:
-    from tflite_forge.lock import Lock, LockedDependency, write_lock
+    from tflite_forge.lockfile import Lock, LockedDependency, write_lock
     recipe = root / f"{name}.toml"
     recipe.write_text(
         f'[source]\nname = "tensorflow"\nversion = "0.0.1"\n'

@@ -104,7 +104,7 @@ class _Reader:
     def _quoted(self) -> str:
         start = self.line
         self._advance(1)
-        out = []
+        out: list[str] = []
         while self.i < len(self.s):
             c = self.s[self.i]
             if c == '"':
@@ -339,8 +339,8 @@ def declarations(path: Path, rel: str, *, root: Path | None = None,
             if not sep or not re.fullmatch(r"[0-9a-fA-F]+", hex_):
                 raise LockError(f"{rel}:{cmd.line}: URL_HASH {raw_hash!r} is not ALGO=hex")
             url_hash = (algo.upper(), hex_.lower())
-        elif one("URL_MD5"):
-            url_hash = ("MD5", one("URL_MD5").lower())
+        elif md5 := one("URL_MD5"):
+            url_hash = ("MD5", md5.lower())
         found.append(Declaration(name=name, kind=kind, urls=urls, url_hash=url_hash,
                                  git_repository=one("GIT_REPOSITORY"), git_tag=one("GIT_TAG"),
                                  file=rel, line=cmd.line, license_file=one("LICENSE_FILE")))
@@ -438,11 +438,11 @@ def _compare(op: str, a: str, b: str):
         if op.startswith("STR"):
             return {"STRLESS": a < b, "STRGREATER": a > b, "STRLESS_EQUAL": a <= b, "STRGREATER_EQUAL": a >= b}[op]
         if op.startswith("VERSION_"):
-            x, y = _version_key(a), _version_key(b)
-            n = max(len(x), len(y))
-            x, y = x + (0,) * (n - len(x)), y + (0,) * (n - len(y))
-            return {"VERSION_EQUAL": x == y, "VERSION_LESS": x < y, "VERSION_GREATER": x > y,
-                    "VERSION_LESS_EQUAL": x <= y, "VERSION_GREATER_EQUAL": x >= y}[op]
+            u, v = _version_key(a), _version_key(b)
+            n = max(len(u), len(v))
+            u, v = u + (0,) * (n - len(u)), v + (0,) * (n - len(v))
+            return {"VERSION_EQUAL": u == v, "VERSION_LESS": u < v, "VERSION_GREATER": u > v,
+                    "VERSION_LESS_EQUAL": u <= v, "VERSION_GREATER_EQUAL": u >= v}[op]
     except (ValueError, re.error):
         return UNKNOWN
     return UNKNOWN
@@ -633,7 +633,7 @@ def check_condition(text: str) -> None:
     cmds = parse_commands(f"if({text})\n", "condition")
     if len(cmds) != 1 or cmds[0].name != "if" or not cmds[0].args:
         raise LockError(f"{text!r} is not one if() condition")
-    cond = Condition(cmds[0].args, lambda name: None)
+    cond = Condition(cmds[0].args, lambda _name: None)
     try:
         cond._logic()
     except IndexError:

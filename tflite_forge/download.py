@@ -116,7 +116,7 @@ class TransferError(Exception):
 
 def make_session(policy: FetchPolicy):
     class CappedRetry(Retry):
-        def get_retry_after(self, response):  # type: ignore[override]
+        def get_retry_after(self, response):
             value = super().get_retry_after(response)
             return None if value is None else min(value, policy.max_retry_after)
 

@@ -16,6 +16,7 @@ from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerNeedSection, GNUVerSymSection
 from elftools.elf.sections import NoteSection, SymbolTableSection
+from elftools.elf.segments import InterpSegment
 
 from .errors import PackageError
 
@@ -125,6 +126,14 @@ def debuglink(data: bytes) -> tuple[str, int] | None:
         return None
     (crc,) = struct.unpack_from("<I" if elf.little_endian else ">I", raw, offset)
     return name.decode(errors="replace"), crc
+
+
+def interpreter(data: bytes) -> str | None:
+    """The program interpreter (PT_INTERP: the dynamic loader an executable names), if any."""
+    for segment in ELFFile(io.BytesIO(data)).iter_segments():
+        if isinstance(segment, InterpSegment):
+            return str(segment.get_interp_name())
+    return None
 
 
 def soname(path: Path) -> str | None:

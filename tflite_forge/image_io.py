@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import re
+import os
 import subprocess
 import tarfile
 import threading
@@ -36,9 +37,12 @@ def image_labels(engine: EngineConfig, ref: str) -> dict[str, str]:
 def build_image(engine: EngineConfig, *, context: Path, dockerfile: Path, tag: str,
                 build_args: Mapping[str, str] = {}, labels: Mapping[str, str] = {},
                 pull_never: bool = True, log: IO[str] | None = None,
-                on_line: Callable[[str], None] | None = None) -> None:
-    """`build` with a local base image and no registry; output streamed to log/on_line."""
+                on_line: Callable[[str], None] | None = None, platform: str | None = None) -> None:
+    """`build` with a local base image and no registry; output streamed to log/on_line. `platform`
+    ("linux/arm64"): the docker CLI builds for it through DOCKER_DEFAULT_PLATFORM, given to that
+    build's process only; podman picks the platform from the base image it finds."""
     argv = engine.argv("build", "--tag", tag, "--file", str(dockerfile), "--force-rm")
+    env = {**os.environ, "DOCKER_DEFAULT_PLATFORM": platform} if platform and engine.name == "docker" else None
     if engine.name == "podman":
         argv.append("--pull=never" if pull_never else "--pull=missing")
         argv.append("--layers")
@@ -49,7 +53,7 @@ def build_image(engine: EngineConfig, *, context: Path, dockerfile: Path, tag: s
     argv.append(str(context))
     tail: list[str] = []
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, errors="replace", bufsize=1)
+                            text=True, errors="replace", bufsize=1, env=env)
     assert proc.stdout is not None
     try:
         for line in proc.stdout:

@@ -48,7 +48,7 @@ from .cache import sha256_file
 from .errors import PackageError
 from .fsutil import write_atomic
 from .licenses import license_files
-from .lock import load_lock, needed
+from .lockfile import load_lock, needed
 from .tarball import Entry, gzip_bytes, tar_bytes
 from .variants import DEBUG_DIR, LIB_NAME, RELEASE, VARIANTS, Variant, artifact_stem
 from .elf import elf_facts
@@ -103,7 +103,7 @@ def dependency_version(url: str, strip_prefix: str = "") -> str:
 
 
 def _load_lock_dependencies(recipe: Any, build_info: dict, arch: Any) -> tuple[Any, list[Any]]:
-    """The locked dependencies this build's options brought in (lock.needed over build-info.json's
+    """The locked dependencies this build's options brought in (lockfile.needed over build-info.json's
     cmake_options and the target's CMAKE_SYSTEM_PROCESSOR): only those are in the library, so only
     their licenses are shipped and only they are in the SBOM, whatever "dependencies" lists."""
     path = Path(recipe.lock_path)

@@ -12,12 +12,10 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.text import Text
 
-from . import sources as sources_mod
-from .arches import host_arch, resolve_arch
 from .errors import PatchError
-from .patching import PreparedSources, RecipeCheck, check_recipes, plan_diff, prepare_sources
+from .patching import PreparedSources, RecipeCheck, check_recipes
 from .patchset import Edit, available_sets, load_recipe_sets
-from .recipe import select_recipe, select_recipes
+from .recipe import select_recipes
 from .tables import Cell, Styled, console_for, print_table
 
 
@@ -82,22 +80,18 @@ def run_patches(settings: Any, *, check: bool = False,
     return checks
 
 
-def run_patch(settings: Any, *, backend: str = "cmake", dry_run: bool = False,
-              out: TextIO | None = None) -> PreparedSources | str:
-    """`invoke patch`: prepare working copies (or print the diff with --dry-run)."""
+def report_prepared(prepared: PreparedSources, out: TextIO | None = None) -> None:
+    """`invoke patch`'s line: the working copies' state and what the entries did."""
     out = out or sys.stdout
-    recipe = select_recipe(version=settings.version, recipe=settings.recipe)
-    arch = resolve_arch(settings.arch) if settings.arch else host_arch()
-    sources = sources_mod.ensure_sources(settings, recipe)
-    if dry_run:
-        diff = plan_diff(sources, arch, backend)
-        out.write(diff if diff else f"# {recipe.label} for {arch.name} ({backend}): no changes\n")
-        return diff
-    prepared = prepare_sources(settings, sources, arch, backend)
     state = "up to date" if prepared.reused else "prepared"
     counts: dict[str, int] = {}
     for r in prepared.results:
         counts[r.status] = counts.get(r.status, 0) + 1
     summary = ", ".join(f"{n} {_STATUS_TEXT.get(s, s)}" for s, n in sorted(counts.items()))
-    out.write(f"{recipe.label} for {arch.name} ({backend}): {state} in {prepared.root} ({summary or 'no entries'})\n")
-    return prepared
+    out.write(f"{prepared.recipe.label} for {prepared.arch} ({prepared.backend}): {state} in {prepared.root} "
+              f"({summary or 'no entries'})\n")
+
+
+def report_diff(diff: str, label: str, arch_name: str, backend: str, out: TextIO | None = None) -> None:
+    """`invoke patch --dry-run`'s output: the unified diff, or a line saying there is none."""
+    (out or sys.stdout).write(diff if diff else f"# {label} for {arch_name} ({backend}): no changes\n")

@@ -38,8 +38,9 @@ from .cache import Cache
 from .difftools import apply_hunks, parse_unified_diff
 from .errors import ConfigError, PatchError
 from .fsutil import swap_dir, write_json_atomic
-from .lock import load_lock
+from .lockfile import load_lock
 from .patchset import BACKENDS, DiffPatch, Edit, PatchSet, load_recipe_sets
+from .recipe import Recipe
 from .workspace import Cell, Workspace
 
 STAMP_FORMAT = 1
@@ -381,7 +382,7 @@ def unified_diff(st: Staging, labels: Mapping[str, str] | None = None) -> str:
 
 @dataclass(frozen=True)
 class PreparedSources:
-    recipe: object
+    recipe: Recipe
     arch: str
     backend: str
     root: Path
@@ -553,7 +554,7 @@ def plan_diff(sources, arch, backend: str = "cmake") -> str:
 
 @dataclass(frozen=True)
 class RecipeCheck:
-    recipe: object
+    recipe: Recipe
     fetched: bool
     note: str
     results: tuple[EntryResult, ...]

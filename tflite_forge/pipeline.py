@@ -12,16 +12,17 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TextIO
 
-from . import build_run, image, image_io, model_run, package, patching, runtime_image, signing, smoke
+from . import build_run, image, image_io, model_run, package, patch_report, patching, runtime_image, signing, smoke
 from . import engine as eng
-from .arches import resolve_arches_or_host
+from .arches import host_arch, resolve_arch, resolve_arches_or_host
 from .build_plan import check_soname, wanted_options
 from .download import ensure_free_space
 from .engine import EngineConfig
 from .errors import ConfigError
-from .recipe import select_recipes
+from .patching import PreparedSources
+from .recipe import select_recipe, select_recipes
 from .sources import ensure_sources
 from .workspace import Cell, Workspace
 
@@ -47,6 +48,22 @@ def build_cell(settings: Any, recipe: Any, arch: Any, engine: EngineConfig, *, b
     return build_run.run_cell(ws, cell, engine, sources=sources, prepared=prepared, builder=builder,
                               jobs=settings.jobs, ccache_remote_url=settings.ccache_remote, cxx_shared=cxx_shared,
                               force=force)
+
+
+def run_patch(settings: Any, *, backend: str = "cmake", dry_run: bool = False,
+              out: TextIO | None = None) -> PreparedSources | str:
+    """`invoke patch`: fetch what is missing, then prepare the working copies (or, with --dry-run, print
+    the diff the patch sets would apply and change nothing)."""
+    recipe = select_recipe(version=settings.version, recipe=settings.recipe)
+    arch = resolve_arch(settings.arch) if settings.arch else host_arch()
+    sources = ensure_sources(settings, recipe)
+    if dry_run:
+        diff = patching.plan_diff(sources, arch, backend)
+        patch_report.report_diff(diff, recipe.label, arch.name, backend, out)
+        return diff
+    prepared = patching.prepare_sources(settings, sources, arch, backend)
+    patch_report.report_prepared(prepared, out)
+    return prepared
 
 
 def run_build_task(settings: Any, *, base_image: str | None = None, cxx_shared: bool = False,

@@ -23,7 +23,6 @@ python/wheel flavors need a base image of that arch.
 
 from __future__ import annotations
 
-import inspect
 import os
 import re
 import shutil
@@ -33,9 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .resources import SMOKE_DIR
-from . import image
+from . import container as ct
+from . import elf, image, image_io
+from .consumer import build_with_scons, unpack
 from .errors import ConfigError, EngineError, PackageError
+from .resources import SMOKE_DIR
+from .tflite_model import write_add_model
 
 FLAVORS = ("minimal", "python", "wheel")     # each one's Dockerfile: docker/runtime-<flavor>.Dockerfile
 DOCKER_DIR = Path(__file__).resolve().parent / "docker"
@@ -74,22 +76,12 @@ def _search_dirs(arch: Any) -> list[Path]:
     return [d for d in dirs if d.is_dir()]
 
 
-def _interpreter(data: bytes) -> str | None:
-    import io
-    from elftools.elf.elffile import ELFFile
-    for segment in ELFFile(io.BytesIO(data)).iter_segments():
-        if segment["p_type"] == "PT_INTERP":
-            return segment.get_interp_name()
-    return None
-
-
 def runtime_closure(elves: list[Path], arch: Any) -> dict[str, Path]:
     """NEEDED name -> file in the sysroot, for every ELF given and everything they need."""
-    from .elf import elf_facts
     dirs = _search_dirs(arch)
     found: dict[str, Path] = {}
-    todo = [name for elf in elves for name in elf_facts(elf.read_bytes()).needed]
-    provided = {elf.name for elf in elves} | {elf_facts(elf.read_bytes()).soname for elf in elves}
+    todo = [name for path in elves for name in elf.elf_facts(path.read_bytes()).needed]
+    provided = {path.name for path in elves} | {elf.elf_facts(path.read_bytes()).soname for path in elves}
     while todo:
         name = todo.pop()
         if name in found or name in provided:
@@ -99,14 +91,12 @@ def runtime_closure(elves: list[Path], arch: Any) -> dict[str, Path]:
             raise PackageError(f"{name} (needed at run time for {arch.name}) is not in {', '.join(map(str, dirs))}; "
                                f"apt-get install {' '.join(arch.cross_packages)}")
         found[name] = path
-        todo += elf_facts(path.resolve().read_bytes()).needed
+        todo += elf.elf_facts(path.resolve().read_bytes()).needed
     return found
 
 
 def assemble_rootfs(tarball: Path, arch: Any, rootfs: Path, scratch: Path) -> dict[str, Any]:
     """Lay out rootfs/opt (-> /opt/tflite: lib, bin, share) and rootfs/runtime-libs (-> /lib)."""
-    from .consumer import build_with_scons, unpack
-    from .tflite_model import write_add_model
 
     prefix = unpack(tarball, scratch / "artifact")
     program = build_with_scons(prefix, arch, scratch / "scons")
@@ -132,7 +122,7 @@ def assemble_rootfs(tarball: Path, arch: Any, rootfs: Path, scratch: Path) -> di
     runtime.mkdir(parents=True, exist_ok=True)
     for name, path in sorted(closure.items()):
         shutil.copyfile(path.resolve(), runtime / name)
-    interp = _interpreter(program.read_bytes())
+    interp = elf.interpreter(program.read_bytes())
     return {"closure": sorted(closure), "interpreter": interp,
             "interpreter_source": next((d / Path(interp).name for d in _search_dirs(arch)
                                         if (d / Path(interp).name).exists()), None) if interp else None}
@@ -203,26 +193,9 @@ def download_wheels(arch: Any, dest: Path, cache_dir: Path) -> list[Path]:
 
 # ---------------------------------------------------------------- building
 
-def _build(engine: Any, *, context: Path, tag: str, platform: str, log) -> None:
-    from . import image_io
-    kwargs: dict[str, Any] = {"context": context, "dockerfile": context / "Dockerfile", "tag": tag,
-                              "labels": {"io.tflite-forge.purpose": "runtime-image"}, "on_line": log}
-    params = inspect.signature(image_io.build_image).parameters
-    env_key = None
-    if "platform" in params:
-        kwargs["platform"] = platform
-    elif engine.name == "docker":
-        # image_io.build_image has no platform parameter yet: the docker CLI's own variable.
-        env_key, old = "DOCKER_DEFAULT_PLATFORM", os.environ.get("DOCKER_DEFAULT_PLATFORM")
-        os.environ[env_key] = platform
-    try:
-        image_io.build_image(engine, **kwargs)
-    finally:
-        if env_key:
-            if old is None:
-                os.environ.pop(env_key, None)
-            else:
-                os.environ[env_key] = old
+def _build(engine: Any, *, context: Path, tag: str, platform: str) -> None:
+    image_io.build_image(engine, context=context, dockerfile=context / "Dockerfile", tag=tag,
+                         labels={"io.tflite-forge.purpose": "runtime-image"}, platform=platform)
 
 
 def image_size(engine: Any, tag: str) -> int:
@@ -235,8 +208,6 @@ def image_size(engine: Any, tag: str) -> int:
 def build_runtime_image(engine: Any, tarball: Path, arch: Any, *, flavor: str = "minimal", version: str,
                         base_image: str | None = None, cache_dir: Path, log=print) -> RuntimeImage:
     """Assemble the context on the host, build the image (its test stage runs the smoke program)."""
-    from . import image_io
-
     if flavor not in FLAVORS:
         raise ConfigError(f"--flavor {flavor!r}: expected one of {', '.join(FLAVORS)}")
     base = base_image or default_base_image(arch)
@@ -263,7 +234,7 @@ def build_runtime_image(engine: Any, tarball: Path, arch: Any, *, flavor: str = 
         if flavor == "wheel":
             download_wheels(arch, context / "wheels", Path(cache_dir))
         (context / "Dockerfile").write_text(dockerfile(flavor, base=base, interpreter=interpreter))
-        _build(engine, context=context, tag=tag, platform=arch.platform, log=lambda line: None)
+        _build(engine, context=context, tag=tag, platform=arch.platform)
     size = image_size(engine, tag)
     if flavor == "minimal" and size > MINIMAL_LIMIT:
         log(f"runtime-image: warning: {tag} is {size / 1e6:.1f} MB, above the {MINIMAL_LIMIT / 1e6:.0f} MB target")
@@ -273,7 +244,6 @@ def build_runtime_image(engine: Any, tarball: Path, arch: Any, *, flavor: str = 
 
 def run_image(engine: Any, tag: str, arch: Any, *, timeout: float = 180) -> str:
     """Run a built runtime image (under binfmt/qemu for foreign arches); return its output."""
-    from . import container as ct
     spec = ct.ContainerSpec(image=tag, purpose="runtime-smoke", platform=arch.platform)
     proc = ct.run_container(engine, spec, [], timeout=timeout)   # no argv: the image's ENTRYPOINT + CMD
     output = ((proc.stdout or "") + (proc.stderr or "")).strip()

@@ -2,7 +2,7 @@
 
 Packages: the shipped library (what the document describes), TensorFlow (GENERATED_FROM)
 and every locked dependency the build's options bring in (the library CONTAINS it: they are
-linked in statically; package.collect_inputs filters with lock.needed). Each source package
+linked in statically; package.collect_inputs filters with lockfile.needed). Each source package
 carries version, downloadLocation (the upstream URL from the recipe or lock), its archive's
 SHA256, and the license found in its license files (SPDX id from a small text classifier;
 NOASSERTION when unsure — never a guess). A tree that keeps its license in readme files

@@ -13,7 +13,8 @@ from typing import Iterable, Mapping, TextIO
 
 from .cache import Cache
 from .fetch import Fetcher, fetch_recipe_archive
-from .lock import Lock, LockedDependency, generate_lock, lock_status, read_recipe_lock, require_needed, write_lock
+from .lockfile import Lock, LockedDependency, lock_status, read_recipe_lock, require_needed, write_lock
+from .lock import generate_lock
 from .recipe import Recipe, available_recipes, select_recipes
 from .settings import Settings
 from .tables import print_table
@@ -54,7 +55,7 @@ def ensure_sources(settings: Settings, recipe: Recipe, *, fetcher: Fetcher | Non
     """Fetch (if needed) and unpack the recipe's archive and the locked dependencies a build needs.
 
     options: the build's CMake options (recipe over arch defaults); only the locked trees those
-    options bring in are fetched (lock.needed), and a tree they need that the lock skipped is a
+    options bring in are fetched (lockfile.needed), and a tree they need that the lock skipped is a
     LockError. processors: CMAKE_SYSTEM_PROCESSOR values the build configures for (target, plus the
     host's for a cross build's host tools). options=None: every locked dependency."""
     fetcher = fetcher or Fetcher.from_settings(settings)

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
 
+from . import provenance
+from .arches import resolve_arch
 from .elf import ElfFacts, build_id, debuglink, elf_facts, version_key
 from .errors import PackageError
 
@@ -182,8 +184,6 @@ def _check_mtimes(tar: _Tarball, epoch: int | None, report: VerifyReport) -> Non
 
 def _check_digests(tar: _Tarball, statement: dict, report: VerifyReport) -> None:
     """Every file listed, every listed file present and equal; symlinks as recorded."""
-    from . import provenance
-
     expected = provenance.subject_digests(statement)
     for rel, data in sorted(tar.files.items()):
         if rel == "manifest.json":
@@ -214,8 +214,6 @@ def _find_library(tar: _Tarball, variant: str, report: VerifyReport) -> str | No
 
 
 def _check_machine(facts: ElfFacts, lib: str, arch_name: str | None, report: VerifyReport) -> None:
-    from .arches import resolve_arch
-
     if not arch_name:
         return
     target = resolve_arch(arch_name)

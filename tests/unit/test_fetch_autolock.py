@@ -9,7 +9,7 @@ import pytest
 
 from tflite_forge.errors import LockError
 from tflite_forge.sources import ensure_sources, run_fetch
-from tflite_forge.lock import load_lock
+from tflite_forge.lockfile import load_lock
 from tflite_forge.recipe import load_recipe
 from tflite_forge.settings import resolve
 

@@ -87,7 +87,7 @@ def test_recipes_lists_every_bundled_version(tmp_path):
 
 
 def test_cli_lock_of_the_miniature_with_per_host_rewrites(tmp_path):
-    from tflite_forge.lock import load_lock
+    from tflite_forge.lockfile import load_lock
     from tflite_forge.miniature import write_release
     mini = write_release(tmp_path / "release")
     recipe = tmp_path / "my.toml"  # a user's recipe, anywhere on disk

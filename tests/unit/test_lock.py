@@ -17,8 +17,8 @@ from tflite_forge.cmake_scan import declarations, parse_commands
 from tflite_forge.download import FetchPolicy
 from tflite_forge.errors import FetchError, LockError
 from tflite_forge.fetch import Fetcher
-from tflite_forge.lock import (Lock, LockedDependency, archive_for, cmake_variable, dump_lock,
-                               generate_lock, github_strip_prefix, load_lock, read_recipe_lock, write_lock)
+from tflite_forge.lock import archive_for, cmake_variable, generate_lock, github_strip_prefix
+from tflite_forge.lockfile import Lock, LockedDependency, dump_lock, load_lock, read_recipe_lock, write_lock
 from tflite_forge.progress import PlainProgress
 from tflite_forge.recipe import load_recipe
 from tflite_forge.settings import Settings

@@ -1,5 +1,5 @@
 """Which options bring a download in: the reach walk over a CMake project, the `when` a lock records,
-lock.needed(), and sources.ensure_sources(options=...) on the miniature served from 127.0.0.1."""
+lockfile.needed(), and sources.ensure_sources(options=...) on the miniature served from 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from tflite_forge.cmake_scan import condition_text, evaluate_condition, reach
 from tflite_forge.download import FetchPolicy
 from tflite_forge.errors import FetchError, LockError
 from tflite_forge.fetch import Fetcher
-from tflite_forge.lock import (Lock, LockedDependency, SkippedDependency, dump_lock, generate_lock, load_lock,
-                               needed, write_lock)
+from tflite_forge.lock import generate_lock
+from tflite_forge.lockfile import Lock, LockedDependency, SkippedDependency, dump_lock, load_lock, needed, write_lock
 from tflite_forge.miniature import write_release
 from tflite_forge.progress import PlainProgress
 from tflite_forge.recipe import load_recipe
@@ -249,7 +249,7 @@ def test_needed_follows_the_build_options_the_defaults_and_the_processor(tmp_pat
 
 def test_build_processors_adds_the_host_for_a_cross_build():
     from tflite_forge.arches import resolve_arch
-    from tflite_forge.lock import build_processors
+    from tflite_forge.lockfile import build_processors
     assert build_processors(resolve_arch("aarch64"), "x86_64") == ("aarch64", "x86_64")
     assert build_processors(resolve_arch("armhf"), "x86_64") == ("armv7", "x86_64")
     assert build_processors(resolve_arch("x86_64"), "x86_64") == ("x86_64",)

@@ -11,7 +11,7 @@ import pytest
 
 from tests.fake_build import VERSION, make_fake_build, settings_for
 from tflite_forge.errors import PackageError
-from tflite_forge.lock import dump_lock, load_lock
+from tflite_forge.lockfile import dump_lock, load_lock
 from tflite_forge.pipeline import run_package
 
 DEP = "xnnpack"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.fake_build import VERSION, make_fake_build, settings_for
-from tflite_forge.lock import Lock, LockedDependency, dump_lock, load_lock
+from tflite_forge.lockfile import Lock, LockedDependency, dump_lock, load_lock
 from tflite_forge.pipeline import run_package
 
 STEM = f"libtensorflowlite_c-{VERSION}-linux-aarch64"
