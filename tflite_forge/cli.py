@@ -29,9 +29,9 @@ from invoke.parser import ParserContext
 from .arches import resolve_arches
 from .errors import ConfigError, DiskSpaceError, ForgeError, Interrupted
 from . import matrix
-from .matrix import Cell
 from .options import AXES, MATRIX_OPTIONS, OPTIONS, SHARED_OPTIONS
 from .settings import Settings, resolve, settings_from_context
+from .workspace import Cell
 
 
 def _render_args(ctx: ParserContext, skip: tuple[str, ...]) -> list[str]:
@@ -255,7 +255,8 @@ class ChainExecutor(Executor):
             """The same chain for one cell; --version/--arch (and the cell's one --builder) go to the
             first task taking them (the cell's own ChainExecutor shares them with the rest)."""
             argv = [sys.executable, "-m", "invoke", *self._config_file_args()]
-            pending = {"version": None if cell.recipe else cell.version, "arch": cell.arch or None,
+            # --recipe FILE reaches every cell as given; otherwise each cell names its version.
+            pending = {"version": None if settings.recipe else cell.recipe.version, "arch": cell.arch_name or None,
                        "builder": builder}
             for ctx in contexts:
                 argv += _render_args(ctx, skip=(*AXES, "builder", *MATRIX_OPTIONS))

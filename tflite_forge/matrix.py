@@ -26,7 +26,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from rich.live import Live
 
@@ -36,25 +36,11 @@ from .arches import host_arch, resolve_arches
 from .builders import parse_builder
 from .errors import ConfigError
 from .jobs import default_jobs, host_memory_bytes
-from .recipe import select_recipe, select_recipes
+from .recipe import select_recipes
 from .resources import CHECKOUT as PROJECT_ROOT
 from .settings import Settings
 from .tables import Styled, console_for, print_table, rich_table
-
-
-@dataclass(frozen=True)
-class Cell:
-    version: str          # recipe version
-    arch: str             # canonical arch name, or "" when no task in the chain takes --arch
-    recipe: str | None = None  # recipe path when --recipe was given
-
-    @property
-    def label(self) -> str:
-        return f"{self.version}/{self.arch}" if self.arch else self.version
-
-    @property
-    def slug(self) -> str:
-        return f"tensorflow-{self.version}-{self.arch}" if self.arch else f"tensorflow-{self.version}"
+from .workspace import Cell
 
 
 def _many(value: str | None) -> bool:
@@ -69,19 +55,20 @@ def is_matrix(settings: Settings, *, per_arch: bool = True) -> bool:
 
 
 def cells(settings: Settings, *, per_arch: bool = True) -> list[Cell]:
-    """The (version, arch) cells the settings select: every selected recipe on every selected arch.
+    """The cells the settings select: every selected recipe on every selected arch.
     `per_arch=False` (a chain whose work is the same for every arch: fetch, lock): one cell per
-    version, with no arch. A version matrix of per-arch work needs an arch: it is not guessed."""
-    versions = [r.version for r in select_recipes(version=settings.version, recipe=settings.recipe)]
+    recipe, with no arch. A version matrix of per-arch work needs an arch: it is not guessed."""
+    recipes = select_recipes(version=settings.version, recipe=settings.recipe)
+    arches: list[Any]
     if not per_arch:
-        arches = [""]
+        arches = [None]
     elif settings.arch:
-        arches = [a.name for a in resolve_arches(settings.arch)]
+        arches = list(resolve_arches(settings.arch))
     elif is_matrix(settings, per_arch=per_arch):
         raise ConfigError("a version matrix needs --arch (a name, a comma list, or 'all')")
     else:
-        arches = [host_arch().name]
-    return [Cell(version=v, arch=a, recipe=settings.recipe) for v in versions for a in arches]
+        arches = [host_arch()]
+    return [Cell(recipe=r, arch=a) for r in recipes for a in arches]
 
 
 @dataclass
@@ -114,11 +101,11 @@ def plan_parallelism(cells: int, requested: int | None, cpus: int | None = None,
 
 def inputs_digest(cell: Cell, chain_argv: Sequence[str]) -> str:
     """What a packaged cell was made from: recipe, lock, patch sets, toolchains, tool version, chain."""
-    recipe = select_recipe(version=None if cell.recipe else cell.version, recipe=cell.recipe)
+    recipe = cell.recipe
     h = hashlib.sha256()
     # The shared compile cache never changes what is built: another cache URL is the same inputs.
     chain = [a for a in chain_argv if not a.startswith("--ccache-remote")]
-    h.update(f"tflite-forge {__version__}\n{cell.arch}\n{' '.join(chain)}\n".encode())
+    h.update(f"tflite-forge {__version__}\n{cell.arch_name}\n{' '.join(chain)}\n".encode())
     paths = [recipe.path, recipe.lock_path]
     # The tool's own code counts too: a fix in packaging must not be skipped by --resume.
     for folder in ("patches", "toolchains", "tflite_forge"):
@@ -148,7 +135,7 @@ def already_done(dist_dir: Path, cell: Cell, digest: str) -> bool:
 def record_done(dist_dir: Path, cell: Cell, digest: str) -> None:
     marker = marker_path(dist_dir, cell)
     marker.parent.mkdir(parents=True, exist_ok=True)
-    files = sorted(p.name for p in dist_dir.glob(f"*-{cell.version}-linux-{cell.arch}*.tar.gz"))
+    files = sorted(p.name for p in dist_dir.glob(f"*-{cell.recipe.version}-linux-{cell.arch_name}*.tar.gz"))
     tmp = marker.with_suffix(".tmp")
     tmp.write_text(json.dumps({"inputs": digest, "files": files}, indent=1))
     os.replace(tmp, marker)

@@ -27,14 +27,14 @@ from .sources import ensure_sources
 from .workspace import Cell, Workspace
 
 
-def build_cell(settings: Any, recipe: Any, arch: Any, engine: EngineConfig, *, base_image: str | None = None,
+def build_cell(settings: Any, cell: Cell, engine: EngineConfig, *, base_image: str | None = None,
                cxx_shared: bool = False, force: bool = False, release: bool = False,
                home: EngineConfig | None = None) -> build_run.CellResult:
     """Fetch and patch if needed, ensure the builder image, plan, run. `release`: the library is to be
     packaged, so the package's SONAME rule is a planning error, not a surprise after the build.
     `engine` may be a builder (--builder): the image is then made on `home` (this host's engine) and
     loaded there with the same ID, so every builder compiles with the same bits."""
-    ws, cell = Workspace.of(settings), Cell(recipe=recipe, arch=arch)
+    ws, recipe, arch = Workspace.of(settings), cell.recipe, cell.arch
     ensure_free_space(ws.work_dir, build_run.min_build_free_bytes(),
                       what=f"building {recipe.label} for {arch.name} (working copies, outputs, logs)",
                       fix="point TFLITE_FORGE_WORK_DIR at a larger disk (or lower TFLITE_FORGE_MIN_FREE_GIB)")
@@ -76,7 +76,7 @@ def run_build_task(settings: Any, *, base_image: str | None = None, cxx_shared: 
     results = []
     for recipe in recipes:
         for arch in arches:
-            result = build_cell(settings, recipe, arch, engine, base_image=base_image, cxx_shared=cxx_shared,
+            result = build_cell(settings, Cell(recipe, arch), engine, base_image=base_image, cxx_shared=cxx_shared,
                                 force=force, release=release, home=home)
             libs = ", ".join(lib["name"] for lib in json.loads((result.out_dir / "build-info.json").read_text())
                              ["libraries"] if "sha256" in lib)
@@ -86,12 +86,13 @@ def run_build_task(settings: Any, *, base_image: str | None = None, cxx_shared: 
     return results
 
 
-def ensure_built(settings: Any, recipe: Any, arch: Any, log: Callable[[str], None] = print) -> None:
-    if Workspace.of(settings).build_info(Cell(recipe=recipe, arch=arch)).is_file():
+def ensure_built(settings: Any, cell: Cell, log: Callable[[str], None] = print) -> None:
+    """The cell's build output, built first when it is not there."""
+    if Workspace.of(settings).build_info(cell).is_file():
         return
-    log(f"{recipe.label} {arch.name}: no build output yet; building it first")
+    log(f"{cell.recipe.label} {cell.arch.name}: no build output yet; building it first")
     home, engine = build_run.build_engines(settings)
-    build_cell(settings, recipe, arch, engine, release=True, home=home)
+    build_cell(settings, cell, engine, release=True, home=home)
 
 
 # ---------------------------------------------------------------- release: package, test, image
@@ -112,7 +113,7 @@ def run_package(settings: Any, *, sign: str | None = None, glibc_max: str | None
     ws = Workspace.of(settings)
     artifacts = []
     for cell in _cells(settings):
-        ensure_built(settings, cell.recipe, cell.arch, log=log)
+        ensure_built(settings, cell, log=log)
         artifact = package.package_cell(ws, cell, glibc_max=glibc_max, log=log)
         for path in artifact.files:
             log(f"package: {path}")

@@ -15,12 +15,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .arches import host_arch
+from .arches import host_arch, resolve_arch
 from .errors import SelftestError
 from .loopback import serve_directory
-from .matrix import Cell, run_matrix
+from .matrix import run_matrix
 from .miniature import write_release
+from .recipe import load_recipe
 from .settings import Settings
+from .workspace import Cell
 
 
 def selftest_arches() -> list[str]:
@@ -56,9 +58,10 @@ def run_selftest(settings: Settings, *, keep: bool = False) -> None:
         def cell_argv(cell: Cell) -> list[str]:
             # Shared flags reach the whole chain (cli.ChainExecutor) wherever they stand.
             return [sys.executable, "-m", "invoke", "fetch", f"--recipe={release.recipe_path}", rewrite,
-                    "build", *engine, "package", "test", f"--arch={cell.arch}"]
+                    "build", *engine, "package", "test", f"--arch={cell.arch_name}"]
 
-        cells = [Cell(version=release.version, arch=a, recipe=str(release.recipe_path)) for a in selftest_arches()]
+        recipe = load_recipe(release.recipe_path)
+        cells = [Cell(recipe=recipe, arch=resolve_arch(a)) for a in selftest_arches()]
         states = run_matrix(cells, cell_argv, parallel=1, resume=False, jobs=settings.jobs,
                             work_dir=root / "work", dist_dir=root / "dist", packages=True, env=common_env)
     failed = [s for s in states if s.status != "ok"]
@@ -66,6 +69,6 @@ def run_selftest(settings: Settings, *, keep: bool = False) -> None:
         raise SelftestError(f"selftest failed for {', '.join(s.cell.label for s in failed)}; "
                             f"see {failed[0].log} (run `invoke doctor` for host problems)")
     print(f"selftest: ok — the miniature TensorFlow was fetched, built, packaged and smoke-tested for "
-          f"{', '.join(s.cell.arch for s in states)}; artifacts in {root / 'dist'}")
+          f"{', '.join(s.cell.arch_name for s in states)}; artifacts in {root / 'dist'}")
     if not keep:
         shutil.rmtree(root / "release", ignore_errors=True)

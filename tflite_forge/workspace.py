@@ -28,15 +28,31 @@ from .variants import artifact_stem
 
 @dataclass(frozen=True)
 class Cell:
-    """One recipe on one arch: the unit every stage after fetch works on."""
+    """One recipe on one arch: the unit every stage after fetch works on, and one process of a
+    matrix run (matrix.cells). `arch` is None only for a matrix of work that is the same on every
+    arch (a chain of fetch or lock): one cell per recipe."""
 
-    recipe: Any   # recipe.Recipe
-    arch: Any     # arches.Arch
+    recipe: Any         # recipe.Recipe
+    arch: Any = None    # arches.Arch
 
     @property
     def name(self) -> str:
         """'<recipe label>-<arch>', the folder name of the cell in src/, out/ and logs/."""
         return f"{self.recipe.label}-{self.arch.name}"
+
+    @property
+    def arch_name(self) -> str:
+        return self.arch.name if self.arch is not None else ""
+
+    @property
+    def label(self) -> str:
+        """'<version>/<arch>': how the matrix board and summary name the cell."""
+        return f"{self.recipe.version}/{self.arch.name}" if self.arch is not None else self.recipe.version
+
+    @property
+    def slug(self) -> str:
+        """'tensorflow-<version>-<arch>': the matrix's log and --resume marker file name."""
+        return f"tensorflow-{self.recipe.version}" + (f"-{self.arch.name}" if self.arch is not None else "")
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from elftools.elf.elffile import ELFFile
 
 from tests.ci import ctrl_c_default
 
+from tflite_forge.workspace import Cell
 from tflite_forge import build_plan, build_run, pipeline
 from tflite_forge import container as ct
 from tflite_forge import engine as eng
@@ -160,7 +161,7 @@ def test_build_has_no_network_and_the_control_does(miniature, base_image_docker,
     recipe = load_recipe(recipe_path)
     arch = resolve_arch("x86_64")
 
-    hermetic = pipeline.build_cell(settings, recipe, arch, docker_engine, force=True)
+    hermetic = pipeline.build_cell(settings, Cell(recipe, arch), docker_engine, force=True)
     log = hermetic.plan.log_path.read_text()
     assert hermetic.plan.spec.network == "none"
     assert "is unreachable" in log and "network probe reached" not in log

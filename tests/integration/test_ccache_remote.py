@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.redis_server import Staller, redis_server, short_dir
+from tflite_forge.workspace import Cell
 from tflite_forge import build_plan, pipeline
 from tflite_forge import ccache_remote as cr
 from tflite_forge import container as ct
@@ -203,7 +204,7 @@ def test_from_inside_the_build_container_only_the_socket_is_reachable(cell, dock
         settings = resolve({"recipe": str(cell.recipe), "engine": "docker", "rewrite": [f"https://={mini.base_url}"],
                             "cache_dir": str(mini.cache_dir), "work_dir": str(tmp_path / "w"),
                             "ccache_remote": redis.url}, environ={})
-        result = pipeline.build_cell(settings, load_recipe(cell.recipe), resolve_arch(ARCH), docker_engine)
+        result = pipeline.build_cell(settings, Cell(load_recipe(cell.recipe), resolve_arch(ARCH)), docker_engine)
         assert cell.record(tmp_path / "w")["remote"]["used"] is True
         # The build container exactly as execute() starts it: the plan's spec plus the cache's access
         # (its staging folder, renamed into the result by now, replaced by an empty one).

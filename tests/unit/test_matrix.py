@@ -162,10 +162,10 @@ def test_flag_variable_and_invoke_yaml_make_the_same_matrix(monkeypatch, chain):
     by_config = _planned(monkeypatch, chain, config={"version": "all", "arch": "x86_64,aarch64"})
     assert by_flag["cells"] and by_flag["cells"] == by_env["cells"] == by_config["cells"]
     assert by_flag["argv"] == by_env["argv"] == by_config["argv"]   # each cell names its own version (and arch)
-    versions = sorted({c.version for c in by_flag["cells"]})
-    assert len(versions) >= 2 and all(f"--version={c.version}" in argv
+    versions = sorted({c.recipe.version for c in by_flag["cells"]})
+    assert len(versions) >= 2 and all(f"--version={c.recipe.version}" in argv
                                        for c, argv in zip(by_flag["cells"], by_flag["argv"]))
-    arches = {c.arch for c in by_flag["cells"]}
+    arches = {c.arch_name for c in by_flag["cells"]}
     assert arches == ({"x86_64", "aarch64"} if chain[-1] == "package" else {""})
 
 
@@ -176,13 +176,15 @@ def test_a_single_version_from_any_source_runs_in_process(monkeypatch):
 
 
 def test_cells_expand_versions_times_arches():
-    from tflite_forge.matrix import Cell, cells, is_matrix
+    from tflite_forge.matrix import cells, is_matrix
     from tflite_forge.settings import resolve
     settings = resolve({"version": "2.15.0,2.16.1", "arch": "armhf,aarch64"}, {}, {})
     assert is_matrix(settings)
-    assert cells(settings) == [Cell("2.15.0", "armhf"), Cell("2.15.0", "aarch64"),
-                               Cell("2.16.1", "armhf"), Cell("2.16.1", "aarch64")]
-    assert cells(settings, per_arch=False) == [Cell("2.15.0", ""), Cell("2.16.1", "")]
+    assert cells(settings) == [_cell("2.15.0", "armhf"), _cell("2.15.0", "aarch64"),
+                               _cell("2.16.1", "armhf"), _cell("2.16.1", "aarch64")]
+    assert [c.label for c in cells(settings)] == ["2.15.0/armhf", "2.15.0/aarch64", "2.16.1/armhf", "2.16.1/aarch64"]
+    assert cells(settings, per_arch=False) == [_cell("2.15.0", None), _cell("2.16.1", None)]
+    assert [c.slug for c in cells(settings, per_arch=False)] == ["tensorflow-2.15.0", "tensorflow-2.16.1"]
     one_version = resolve({"version": "2.16.1", "arch": "all"}, {}, {})
     assert is_matrix(one_version) and not is_matrix(one_version, per_arch=False)
     from tflite_forge.errors import ConfigError
@@ -212,3 +214,10 @@ def test_cells_of_a_matrix_from_a_config_file_read_that_file_too(monkeypatch, tm
     prog = Program(namespace=_load_tasks(), executor_class=ChainExecutor, name="t", binary="t")
     prog.run(["t", "-f", str(config), "fetch", "lock"], exit=False)
     assert seen["argv"][3:5] == ["-f", str(config)] and seen["work_dir"] == Path("/tmp/elsewhere")
+
+
+def _cell(version: str, arch: str | None):
+    from tflite_forge.arches import resolve_arch
+    from tflite_forge.recipe import select_recipe
+    from tflite_forge.workspace import Cell
+    return Cell(select_recipe(version=version, recipe=None), resolve_arch(arch) if arch else None)
