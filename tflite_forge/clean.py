@@ -35,9 +35,16 @@ def _build_tree_volumes(engine: eng.EngineConfig, work: Path) -> list[str]:
 
 
 def _remove_unused(engine: eng.EngineConfig, volumes: list[str]) -> tuple[int, list[str]]:
-    """(volumes removed, volumes kept because a running build uses them)."""
-    kept = ct.remove_volumes(engine, volumes, keep_in_use=True)
-    return len(volumes) - len(kept), kept
+    """(volumes removed, volumes kept because a running build uses them). A shipped tree's `-ok`
+    companion (remote.ship_tree: "this volume is complete") is never in use itself: it goes only
+    with its tree, or a build using the kept tree would leave it looking half-filled to the next."""
+    markers = [v for v in volumes if v.endswith(remote.COMPLETE_SUFFIX) and
+               v.removesuffix(remote.COMPLETE_SUFFIX) in volumes]
+    trees = [v for v in volumes if v not in markers]
+    kept = ct.remove_volumes(engine, trees, keep_in_use=True)
+    orphaned = [m for m in markers if m.removesuffix(remote.COMPLETE_SUFFIX) not in kept]
+    kept += ct.remove_volumes(engine, orphaned, keep_in_use=True)
+    return len(trees) + len(orphaned) - len(kept), kept
 
 
 def _ccache_volumes(engine: eng.EngineConfig) -> list[str]:

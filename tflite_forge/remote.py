@@ -33,6 +33,7 @@ from .fsutil import tree_digest
 FILL_ROOT = "/deps"          # a 1777 folder of the builder image: a fresh volume mounted there is writable
 SOURCE_KIND = ("io.tflite-forge.kind", "source")
 OUT_KIND = ("io.tflite-forge.kind", "out")
+COMPLETE_SUFFIX = "-ok"      # <volume>-ok exists once <volume>'s fill finished
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ def ship_tree(engine: eng.EngineConfig, image: str, tree: Path, *, user: str | N
               labels: tuple[tuple[str, str], ...] = ()) -> str:
     """A read-only copy of `tree` on the builder, as a volume named by its digest (reused when present)."""
     name = source_volume(tree)
-    done = f"{name}-ok"
+    done = f"{name}{COMPLETE_SUFFIX}"
     if _volume_exists(engine, done) and _volume_exists(engine, name):
         return name
     ct.remove_volumes(engine, [name, done])          # what an interrupted fill left
