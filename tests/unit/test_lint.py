@@ -43,3 +43,28 @@ def test_an_upward_import_breaks_the_contract(tmp_path):
               "--no-cache", cwd=tmp_path, env=env)
     assert res.returncode != 0, res.stdout
     assert "tflite_forge.fsutil -> tflite_forge.pipeline" in res.stdout, res.stdout
+
+
+def test_architecture_md_draws_the_layers_of_the_contract():
+    """ARCHITECTURE.md's layer picture names every module of the contract, layer by layer, in order."""
+    import re
+    import tomllib
+
+    layers = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"][0]["layers"]
+    text = (ROOT / "ARCHITECTURE.md").read_text()
+    picture = text.split("## Layers", 1)[1].split("```", 2)[1].splitlines()
+    where: dict[str, int] = {}
+    for number, line in enumerate(picture):
+        for word in re.findall(r"[a-z_]+", line):
+            where.setdefault(word, number)
+    previous_last = -1
+    for layer in layers:
+        modules = [m.strip() for m in re.split(r"[|:]", layer)]
+        missing = [m for m in modules if m not in where]
+        assert not missing, f"ARCHITECTURE.md's layer picture lacks {missing}"
+        lines = [where[m] for m in modules]
+        assert min(lines) > previous_last, f"{modules} are drawn above the layer over them"
+        previous_last = max(lines)
+    modules = {p.stem for p in (ROOT / "tflite_forge").glob("*.py") if p.stem != "__init__"} | {"miniature"}
+    contract = {m.strip() for layer in layers for m in re.split(r"[|:]", layer)}
+    assert contract == modules, f"modules outside the contract: {sorted(modules - contract)}"
