@@ -33,8 +33,7 @@ from .build_plan import (BUILD, CCACHE, DEPS, OUT, SRC, BuildPlan, BuildRequest,
                          cell_options, container_user, make_request, plan_build, plan_inputs)
 from .cache import sha256_file
 from .builders import parse_builders
-from .errors import BuildError, ConfigError, EngineError
-from .options import lookup
+from .errors import BuildError, EngineError
 from .fsutil import held_lock, swap_dir, write_json_atomic
 from .jobs import choose_jobs
 from .workspace import Cell, Workspace
@@ -392,15 +391,6 @@ class CellResult:
     plan: BuildPlan
     info: Mapping = field(default_factory=dict)
 
-
-def min_build_free_bytes() -> int:
-    """Free space a build wants in the work dir before it starts: TFLITE_FORGE_MIN_FREE_GIB, default 2 GiB
-    (a real TensorFlow tree's working copies and logs; build trees and ccache live in engine volumes)."""
-    raw, _ = lookup("min_free_gib", environ=os.environ)
-    try:
-        return int(float(raw) * 2**30)
-    except ValueError:
-        raise ConfigError(f"TFLITE_FORGE_MIN_FREE_GIB={raw!r}: expected a number of GiB, e.g. 2") from None
 
 def run_cell(workspace: Workspace, cell: Cell, engine: eng.EngineConfig, *, sources: Any, prepared: Any,
              builder: Any, jobs: int | None = None, ccache_remote_url: str | None = None, cxx_shared: bool = False,

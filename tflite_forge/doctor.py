@@ -20,7 +20,6 @@ import requests
 from . import engine as eng
 from .arches import ARCHES, host_arch
 from .build_plan import builder_user
-from .build_run import min_build_free_bytes
 from .builders import parse_builders
 from .ccache_remote import connect_problem, parse, ping
 from .engine import engine_data_root, resolve_engine
@@ -94,7 +93,7 @@ def check_disk(settings: Settings) -> Iterable[Check]:
     """Free space where each kind of file lives, against the rule that uses it: the work dir by the
     build's own floor (it refuses to start below it), the cache by what a real release downloads,
     and the engine's data root, where the build trees and the compiler cache are."""
-    floor = min_build_free_bytes() / 2**30
+    floor = settings.min_free_bytes / 2**30
     rows = [("disk (work dir)", Path(settings.work_dir), floor,
              "free space there, point TFLITE_FORGE_WORK_DIR elsewhere, or lower TFLITE_FORGE_MIN_FREE_GIB"),
             ("disk (cache)", Path(settings.cache_dir), 1.0,

@@ -23,7 +23,6 @@ import ctypes
 import errno
 import hashlib
 import json
-import math
 import os
 import queue
 import re
@@ -31,7 +30,6 @@ import shutil
 import threading
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping
 
@@ -42,66 +40,11 @@ from urllib3.util.retry import Retry
 
 from . import __version__
 from .cache import CHUNK
-from .errors import ConfigError, DiskSpaceError, Interrupted
-from .options import OPTIONS, lookup
+from .errors import DiskSpaceError, Interrupted
+from .fetch_policy import FetchPolicy
 from .progress import Progress
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-POLICY_KNOBS = ("connect_timeout", "read_timeout", "retries")   # FetchPolicy fields that are rows of options.py
-MAX_TIMEOUT = 86400.0   # a day; longer does not fit some platforms' socket timeouts and never helps
-MAX_RETRIES = 100
-
-
-@dataclass(frozen=True, kw_only=True)
-class FetchPolicy:
-    connect_timeout: float = 15.0
-    read_timeout: float = 60.0
-    retries: int = 5                # urllib3 retries: connect, read-before-response, RETRY_STATUSES
-    backoff_factor: float = 0.5     # sleeps 0, 1, 2, 4 ... seconds between retries
-    backoff_max: float = 30.0
-    max_retry_after: float = 120.0  # a server asking to wait longer than this is waited on this long
-    max_redirects: int = 10
-    resume_attempts: int = 3        # body cut short: resume (or restart) this many times per URL
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "FetchPolicy":
-        """Defaults, overridden by TFLITE_FORGE_CONNECT_TIMEOUT / _READ_TIMEOUT / _RETRIES.
-
-        A timeout is a finite number of seconds above 0 and at most a day (0 would mean "never
-        wait", inf/nan/1e400 cannot be given to a socket); retries a whole number 0..100."""
-        environ = os.environ if environ is None else environ
-        changes: dict[str, float | int] = {}
-        for field in POLICY_KNOBS:
-            value, _ = lookup(field, environ=environ)
-            raw = str(value or "").strip()
-            if raw:
-                var = OPTIONS[field].spelling("env")
-                changes[field] = _retries(var, raw) if field == "retries" else _timeout(var, raw)
-        return replace(cls(), **changes)  # type: ignore[arg-type]
-
-
-def _timeout(var: str, raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and 0 < value <= MAX_TIMEOUT):
-        raise ConfigError(f"{var}={raw!r}: expected a number of seconds above 0 and at most {MAX_TIMEOUT:g} "
-                          f"(e.g. {var}=60); unset it for the default")
-    return value
-
-
-def _retries(var: str, raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= MAX_RETRIES:
-        raise ConfigError(f"{var}={raw!r}: expected a whole number of retries from 0 to {MAX_RETRIES} "
-                          f"(e.g. {var}=5); unset it for the default")
-    return value
-
-
 class TransferError(Exception):
     """One URL failed. `unreachable` means no connection could be made at all (DNS, refused,
     connect timeout): the case where a mirror is the answer."""

@@ -66,6 +66,7 @@ class Fetcher:
 
     @classmethod
     def from_settings(cls, settings: "Settings", **kwargs) -> "Fetcher":
+        kwargs.setdefault("policy", settings.fetch_policy)
         return cls(settings.cache_dir, mirrors=settings.mirrors, rewrites=settings.rewrites,
                    offline=settings.offline, **kwargs)
 

@@ -7,9 +7,8 @@ invoke.yaml's `tflite_forge:` section. Where more than one is given the order is
 
 From this table come the task signatures and their help (cli.options_task), the chain sharing
 (cli.ChainExecutor), the names settings.resolve accepts, and the knobs read where they are used
-(download.FetchPolicy, the build's free-space floor). A new option is a new row.
-Those knobs are read where they are used, by `lookup`, and have no invoke.yaml key: the code that
-reads them is given no invoke config.
+(download.FetchPolicy, the build's free-space floor: resolved into Settings like the rest). A new
+option is a new row.
 """
 
 from __future__ import annotations
@@ -82,13 +81,13 @@ _ROWS = (
            help="working copies, build output, stamps and logs (workspace.py)"),
     Option(name="dist_dir", env="TFLITE_FORGE_DIST_DIR", config="dist_dir", flag=False, default="dist",
            help="release tarballs, SHA256SUMS and the matrix's --resume records"),
-    Option(name="connect_timeout", env="TFLITE_FORGE_CONNECT_TIMEOUT", flag=False,
+    Option(name="connect_timeout", env="TFLITE_FORGE_CONNECT_TIMEOUT", config="connect_timeout", flag=False,
            help="seconds to wait for a download's connection (download.FetchPolicy)"),
-    Option(name="read_timeout", env="TFLITE_FORGE_READ_TIMEOUT", flag=False,
+    Option(name="read_timeout", env="TFLITE_FORGE_READ_TIMEOUT", config="read_timeout", flag=False,
            help="seconds a download may stall before it is resumed (download.FetchPolicy)"),
-    Option(name="retries", env="TFLITE_FORGE_RETRIES", flag=False,
+    Option(name="retries", env="TFLITE_FORGE_RETRIES", config="retries", flag=False,
            help="retries of a failed request, 0 to 100 (download.FetchPolicy)"),
-    Option(name="min_free_gib", env="TFLITE_FORGE_MIN_FREE_GIB", flag=False, default="2",
+    Option(name="min_free_gib", env="TFLITE_FORGE_MIN_FREE_GIB", config="min_free_gib", flag=False, default="2",
            help="free GiB a build wants in the work dir before it starts"),
 )
 

@@ -35,7 +35,7 @@ def build_cell(settings: Any, cell: Cell, engine: EngineConfig, *, base_image: s
     `engine` may be a builder (--builder): the image is then made on `home` (this host's engine) and
     loaded there with the same ID, so every builder compiles with the same bits."""
     ws, recipe, arch = Workspace.of(settings), cell.recipe, cell.arch
-    ensure_free_space(ws.work_dir, build_run.min_build_free_bytes(),
+    ensure_free_space(ws.work_dir, settings.min_free_bytes,
                       what=f"building {recipe.label} for {arch.name} (working copies, outputs, logs)",
                       fix="point TFLITE_FORGE_WORK_DIR at a larger disk (or lower TFLITE_FORGE_MIN_FREE_GIB)")
     sources = ensure_sources(settings, recipe, options=wanted_options(recipe, arch),

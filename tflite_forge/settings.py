@@ -20,6 +20,7 @@ from typing import Any, Iterable, Mapping
 from .arches import resolve_arches
 from .builders import parse_builders
 from .ccache_remote import parse as parse_remote
+from .fetch_policy import POLICY_KNOBS, FetchPolicy
 from .errors import ConfigError
 from .options import CONFIG_KEYS, OPTIONS, lookup
 from .urls import url_problem
@@ -45,6 +46,8 @@ class Settings:
     work_dir: Path = Path("build")
     dist_dir: Path = Path("dist")
     builders: tuple[str, ...] = ()          # --builder endpoints (builders.py); () = this host's engine
+    fetch_policy: FetchPolicy = FetchPolicy()   # download timeouts and retries (connect_timeout, read_timeout, retries)
+    min_free_bytes: int = 2 * 2**30             # free space a build wants in the work dir before it starts (min_free_gib)
 
 
 def _split_list(value: str) -> list[str]:
@@ -82,6 +85,18 @@ def _parse_jobs(name: str, value: Any) -> int | None:
     if jobs < 1:
         raise ConfigError(f"{name}={value!r}: expected a positive whole number of parallel compile jobs")
     return jobs
+
+
+def _parse_free_gib(name: str, value: Any) -> int:
+    """min_free_gib: a number of GiB, 0 or more (a real TensorFlow tree's working copies and logs need
+    about 2; build trees and ccache live in engine volumes)."""
+    try:
+        gib = float(value)
+    except (TypeError, ValueError):
+        gib = -1.0
+    if not (gib >= 0 and gib < 2**20):
+        raise ConfigError(f"{name}={value!r}: expected a number of GiB, e.g. 2")
+    return int(gib * 2**30)
 
 
 def _spelling(name: str, source: str) -> str:
@@ -154,6 +169,9 @@ def resolve(flags: Mapping[str, Any], config: Mapping[str, Any] | None = None,
     work_dir, _ = pick("work_dir")
     builders, bsrc = pick_list("builder")
     dist_dir, _ = pick("dist_dir")
+    knobs = {name: (value, _spelling(name, source))
+             for name in POLICY_KNOBS for value, source in [pick(name)]}
+    min_free, fsrc = pick("min_free_gib")
     for m in mirrors or ():
         _check_mirror(str(m), _spelling("mirror", msrc))
     if arch:
@@ -177,6 +195,8 @@ def resolve(flags: Mapping[str, Any], config: Mapping[str, Any] | None = None,
         work_dir=Path(work_dir) if work_dir else Path("build"),
         dist_dir=Path(dist_dir) if dist_dir else Path("dist"),
         builders=tuple(s.text for s in specs),
+        fetch_policy=FetchPolicy.from_values(knobs),
+        min_free_bytes=_parse_free_gib(_spelling("min_free_gib", fsrc), min_free),
     )
 
 

@@ -58,13 +58,12 @@ def test_disk_rows_use_the_rules_that_use_each_folder(tmp_path, monkeypatch):
     from tflite_forge.doctor import check_disk
     from tflite_forge import engine as eng
     from tests.ci import unavailable
-    settings = resolve({"engine": "docker", "cache_dir": str(tmp_path / "cache")},
-                       {"work_dir": str(tmp_path / "work")}, {})
-    monkeypatch.setenv("TFLITE_FORGE_MIN_FREE_GIB", "0.5")
-    rows = {row.name: row for row in check_disk(settings)}
+    def settings_with(min_free_gib: str):
+        return resolve({"engine": "docker", "cache_dir": str(tmp_path / "cache")},
+                       {"work_dir": str(tmp_path / "work")}, {"TFLITE_FORGE_MIN_FREE_GIB": min_free_gib})
+    rows = {row.name: row for row in check_disk(settings_with("0.5"))}
     assert rows["disk (work dir)"].status == OK and "needs 0.5 GiB" in rows["disk (work dir)"].detail
-    monkeypatch.setenv("TFLITE_FORGE_MIN_FREE_GIB", "1000000")
-    rows = {row.name: row for row in check_disk(settings)}
+    rows = {row.name: row for row in check_disk(settings_with("1000000"))}
     assert rows["disk (work dir)"].status == FAIL and "TFLITE_FORGE_MIN_FREE_GIB" in rows["disk (work dir)"].fix
     try:
         root = eng.engine_data_root(eng.resolve_engine("docker"))

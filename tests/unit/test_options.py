@@ -73,3 +73,20 @@ def test_no_module_reads_a_tflite_forge_variable_past_the_registry():
     assert found == set()
     assert {o.env for o in OPTIONS.values() if o.env} >= {"TFLITE_FORGE_MIN_FREE_GIB", "TFLITE_FORGE_RETRIES",
                                                           "TFLITE_FORGE_CONNECT_TIMEOUT", "TFLITE_FORGE_READ_TIMEOUT"}
+
+
+def test_the_download_and_disk_knobs_follow_the_same_precedence_as_every_option():
+    """issue 12: the timeouts, retries and the free-space floor were variables only, read where they
+    were used; now invoke.yaml sets them too, the environment beats it, and a bad value names its source."""
+    from tflite_forge.settings import resolve
+    config = {"retries": 2, "read_timeout": "7.5", "min_free_gib": 0.5}
+    by_config = resolve({}, config, {})
+    assert (by_config.fetch_policy.retries, by_config.fetch_policy.read_timeout) == (2, 7.5)
+    assert by_config.min_free_bytes == 2**29
+    by_env = resolve({}, config, {"TFLITE_FORGE_RETRIES": "0", "TFLITE_FORGE_MIN_FREE_GIB": "3"})
+    assert by_env.fetch_policy.retries == 0 and by_env.min_free_bytes == 3 * 2**30
+    assert resolve({}, {}, {}).fetch_policy == FetchPolicy() and resolve({}, {}, {}).min_free_bytes == 2 * 2**30
+    with pytest.raises(ConfigError, match=r"^invoke.yaml tflite_forge.retries='lots': expected a whole number"):
+        resolve({}, {"retries": "lots"}, {})
+    with pytest.raises(ConfigError, match=r"^TFLITE_FORGE_MIN_FREE_GIB='-1': expected a number of GiB"):
+        resolve({}, {}, {"TFLITE_FORGE_MIN_FREE_GIB": "-1"})
