@@ -1,4 +1,4 @@
-"""The blog's add_test.py, done for real: drive libtensorflowlite_c through ctypes.
+"""Drive libtensorflowlite_c through ctypes, as a Python user of the C library would.
 
     python3 smoke_ctypes.py LIBTENSORFLOWLITE_C.so MODEL.tflite [STAMP]
 
