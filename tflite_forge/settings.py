@@ -142,6 +142,9 @@ def resolve(flags: Mapping[str, Any], config: Mapping[str, Any] | None = None,
     """Merge flags (None / empty means 'not given'), environment and invoke config."""
     environ = os.environ if environ is None else environ
     config = dict(config or {})
+    not_flags = sorted(k for k in flags if k not in OPTIONS or not OPTIONS[k].flag)
+    if not_flags:   # a caller's mistake, not a user's: work_dir and the knobs come from env or invoke.yaml
+        raise TypeError(f"resolve(): {', '.join(not_flags)} are not flags; pass them in config or environ")
     unknown = set(config) - CONFIG_KEYS
     if unknown:
         key = sorted(unknown)[0]

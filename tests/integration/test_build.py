@@ -157,7 +157,7 @@ def test_build_has_no_network_and_the_control_does(miniature, base_image_docker,
     if patches.exists():
         (tmp_path / "patches").symlink_to(patches)
     settings = resolve({"recipe": str(recipe_path), "engine": "docker", "rewrite": [f"https://={miniature.base_url}"],
-                        "cache_dir": str(miniature.cache_dir), "work_dir": str(tmp_path / "work")}, environ={})
+                        "cache_dir": str(miniature.cache_dir)}, {"work_dir": str(tmp_path / "work")}, environ={})
     recipe = load_recipe(recipe_path)
     arch = resolve_arch("x86_64")
 

@@ -202,8 +202,8 @@ def test_from_inside_the_build_container_only_the_socket_is_reachable(cell, dock
     mini = cell.miniature
     with redis_server() as redis, socket.socket() as listener:
         settings = resolve({"recipe": str(cell.recipe), "engine": "docker", "rewrite": [f"https://={mini.base_url}"],
-                            "cache_dir": str(mini.cache_dir), "work_dir": str(tmp_path / "w"),
-                            "ccache_remote": redis.url}, environ={})
+                            "cache_dir": str(mini.cache_dir), "ccache_remote": redis.url},
+                           {"work_dir": str(tmp_path / "w")}, environ={})
         result = pipeline.build_cell(settings, Cell(load_recipe(cell.recipe), resolve_arch(ARCH)), docker_engine)
         assert cell.record(tmp_path / "w")["remote"]["used"] is True
         # The build container exactly as execute() starts it: the plan's spec plus the cache's access

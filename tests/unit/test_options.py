@@ -90,3 +90,12 @@ def test_the_download_and_disk_knobs_follow_the_same_precedence_as_every_option(
         resolve({}, {"retries": "lots"}, {})
     with pytest.raises(ConfigError, match=r"^TFLITE_FORGE_MIN_FREE_GIB='-1': expected a number of GiB"):
         resolve({}, {}, {"TFLITE_FORGE_MIN_FREE_GIB": "-1"})
+
+
+def test_resolve_refuses_a_non_flag_passed_as_a_flag():
+    """work_dir has no flag: given in `flags` it used to be dropped without a word, and two integration
+    tests built in the checkout's own build/ instead of their temp folder."""
+    from tflite_forge.settings import resolve
+    with pytest.raises(TypeError, match="work_dir are not flags"):
+        resolve({"work_dir": "/tmp/w"}, {}, {})
+    assert resolve({}, {"work_dir": "/tmp/w"}, {}).work_dir == Path("/tmp/w")
