@@ -276,13 +276,6 @@ def all_arches() -> tuple[Arch, ...]:
     return arch_table().arches
 
 
-def __getattr__(name: str) -> tuple[Arch, ...]:
-    # `ARCHES` reads like the constant it was, but is the table read on first use.
-    if name == "ARCHES":
-        return all_arches()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def arch_names() -> list[str]:
     return [a.name for a in all_arches()]
 

@@ -69,6 +69,11 @@ class Cache:
     def trees(self) -> Path:
         return self.root / "trees"
 
+    @property
+    def images(self) -> Path:
+        """Base-image root filesystems made by debootstrap (image.base_tarball names them)."""
+        return self.root / "images"
+
     def blob(self, hex_: str) -> Path:
         if not HEX_RE.match(hex_):
             raise ValueError(f"not a sha256: {hex_!r}")

@@ -18,7 +18,7 @@ from typing import Callable, Iterable
 import requests
 
 from . import engine as eng
-from .arches import ARCHES, host_arch
+from .arches import all_arches, host_arch
 from .build_plan import builder_user
 from .builders import parse_builders
 from .ccache_remote import connect_problem, parse, ping
@@ -128,7 +128,7 @@ def check_qemu(_settings: Settings) -> Iterable[Check]:
                     f"mount -t binfmt_misc binfmt_misc {BINFMT} (or {SETUP})")
         return
     yield Check("binfmt_misc", OK, f"mounted at {BINFMT}")
-    for arch in ARCHES:
+    for arch in all_arches():
         if arch.name == host or not arch.qemu_binary:
             continue
         binary = shutil.which(arch.qemu_binary)
@@ -143,7 +143,7 @@ def check_qemu(_settings: Settings) -> Iterable[Check]:
 
 
 def check_cross_compilers(_settings: Settings) -> Iterable[Check]:
-    for arch in ARCHES:
+    for arch in all_arches():
         cc = f"{arch.triplet}-gcc"
         found = shutil.which(cc)
         if found:

@@ -38,6 +38,7 @@ from . import container as ct
 from . import engine as eng
 from . import image_io
 from .arches import Arch, resolve_arch, resolve_arches
+from .cache import Cache
 from .errors import ConfigError, EngineError
 from .workspace import Workspace
 
@@ -123,7 +124,7 @@ def base_tarball(cache_dir: Path, suite: str = DEBIAN_SUITE, debian_arch: str | 
     name = f"debian-{suite}-minbase" + (f"-{debian_arch}" if foreign else "")
     if mirror.rstrip("/") != DEBIAN_MIRROR:
         name += "-" + hashlib.sha256(mirror.rstrip("/").encode()).hexdigest()[:12]
-    return Path(cache_dir) / "images" / f"{name}.tar"
+    return Cache(Path(cache_dir)).images / f"{name}.tar"
 
 
 def _check_emulation(arch: Arch) -> None:

@@ -40,7 +40,7 @@ from typing import Callable, Iterable
 
 
 from . import __version__
-from .arches import ARCHES, default_cmake_options
+from .arches import all_arches, default_cmake_options
 from .cache import sha256_file
 from .cmake_scan import Declaration, condition_text, declarations, reach
 from .errors import ChecksumError, LockError
@@ -156,7 +156,7 @@ def tensorflow_conditions(root: Path, recipe: Recipe) -> tuple[dict[tuple[str, i
     preset = {"TENSORFLOW_SOURCE_DIR": str(root), "TF_SOURCE_DIR": str(root / "tensorflow"),
               "TFLITE_SOURCE_DIR": str(root / "tensorflow/lite")}
     symbols = {k for k, _ in recipe.build.cmake_options}
-    for arch in ARCHES:
+    for arch in all_arches():
         symbols.update(default_cmake_options(arch, recipe.version))
     found = reach(root, f"{recipe.build.cmake_source_dir}/CMakeLists.txt", preset=preset, symbols=sorted(symbols))
     conditions = {key: condition_text(node) for key, node in found.conditions.items()}

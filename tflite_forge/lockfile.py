@@ -20,7 +20,7 @@ from typing import Iterable, Mapping
 import tomli_w
 
 from ._toml import check_keys, expect, load_toml, require
-from .arches import ARCHES, Arch, default_cmake_options, host_arch, resolve_arch
+from .arches import Arch, all_arches, default_cmake_options, host_arch, resolve_arch
 from .cmake_scan import check_condition, evaluate_condition
 from .errors import LockError
 from .fsutil import write_atomic
@@ -318,7 +318,7 @@ def recipe_configurations(recipe: Recipe) -> list[tuple[dict[str, str], str]]:
     """(options, CMAKE_SYSTEM_PROCESSOR) of every build of the recipe: its options over each arch's defaults."""
     own = {k: cmake_value(v) for k, v in recipe.build.cmake_options}
     out = []
-    for arch in ARCHES:
+    for arch in all_arches():
         options = {k: cmake_value(v) for k, v in default_cmake_options(arch, recipe.version).items()}
         options.update(own)
         out.append((options, arch.cmake_system_processor))

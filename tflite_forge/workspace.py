@@ -11,7 +11,8 @@ the download cache, and one `Cell` names what a stage works on (one recipe on on
     <work_dir>/logs/image-<arch>-<engine>.log, logs/matrix/<slug>.log
     <work_dir>/images/<image id>.json       a builder image's facts, read from it once
     <dist_dir>/<stem>.tar.gz, SHA256SUMS    releases; <dist_dir>/.cells/<slug>.json (--resume)
-    <cache_dir>/sha256/<hex>                verified downloads; trees/<hex>/ unpacked; wheels/<platform>/
+    <cache_dir>/sha256/<hex>                verified downloads; trees/<hex>/ unpacked; wheels/<platform>/;
+                                            images/ debootstrap root filesystems (cache.Cache)
 
 No other module spells these out: a layout change is a change here.
 """

@@ -14,7 +14,7 @@ import pytest
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 
-from tflite_forge.arches import ARCHES, EF_ARM_ABI_FLOAT_HARD, resolve_arch
+from tflite_forge.arches import EF_ARM_ABI_FLOAT_HARD, all_arches, resolve_arch
 
 pytestmark = pytest.mark.integration
 
@@ -103,7 +103,7 @@ def _elf(path: Path):
     return fh, ELFFile(fh)
 
 
-@pytest.mark.parametrize("arch_name", [a.name for a in ARCHES])
+@pytest.mark.parametrize("arch_name", [a.name for a in all_arches()])
 def test_toolchain_cross_compiles_and_runs(tmp_path, arch_name):
     arch = resolve_arch(arch_name)
     build = _build(tmp_path, arch_name)
