@@ -69,6 +69,10 @@ class Cache:
     def trees(self) -> Path:
         return self.root / "trees"
 
+    def wheels(self, platform: str) -> Path:
+        """Python wheels for one platform tag, downloaded for the wheel runtime image."""
+        return self.root / "wheels" / platform
+
     @property
     def images(self) -> Path:
         """Base-image root filesystems made by debootstrap (image.base_tarball names them)."""

@@ -19,7 +19,6 @@ import functools
 import inspect
 import os
 import sys
-from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from invoke import Call, Executor, task
@@ -31,7 +30,7 @@ from .errors import ConfigError, DiskSpaceError, ForgeError, Interrupted
 from . import matrix
 from .options import AXES, MATRIX_OPTIONS, OPTIONS, SHARED_OPTIONS
 from .settings import Settings, resolve, settings_from_context
-from .workspace import Cell
+from .workspace import Cell, Workspace
 
 
 def _render_args(ctx: ParserContext, skip: tuple[str, ...]) -> list[str]:
@@ -269,7 +268,7 @@ class ChainExecutor(Executor):
         parallel = self._given(contexts, "parallel")
         states = matrix.run_matrix(planned_cells, cell_argv, parallel=int(parallel) if parallel else None,
                                    resume=bool(self._given(contexts, "resume")), jobs=settings.jobs,
-                                   work_dir=Path(settings.work_dir), dist_dir=Path(settings.dist_dir),
+                                   workspace=Workspace.of(settings),
                                    # test and image package a missing cell themselves (pipeline.py)
                                    packages=any(ctx.name in RELEASE_TASKS for ctx in contexts),
                                    builders=settings.builders)

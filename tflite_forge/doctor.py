@@ -22,6 +22,7 @@ from .arches import all_arches, host_arch
 from .build_plan import builder_user
 from .builders import parse_builders
 from .ccache_remote import connect_problem, parse, ping
+from .cache import Cache
 from .engine import engine_data_root, resolve_engine
 from .errors import EngineError
 from .fetch import rewrite_url
@@ -163,7 +164,8 @@ def check_cache(settings: Settings) -> Iterable[Check]:
     except OSError as err:
         yield Check("cache dir", FAIL, f"{cache}: {err.strerror}", "pass a writable --cache-dir or set TFLITE_FORGE_CACHE")
         return
-    entries = len(list((cache / "sha256").glob("*"))) if (cache / "sha256").is_dir() else 0
+    blobs = Cache(cache).blobs
+    entries = len(list(blobs.glob("*"))) if blobs.is_dir() else 0
     yield Check("cache dir", OK, f"{cache} (writable, {entries} verified files)")
 
 

@@ -40,7 +40,7 @@ from .recipe import select_recipes
 from .resources import CHECKOUT as PROJECT_ROOT
 from .settings import Settings
 from .tables import Styled, console_for, print_table, rich_table
-from .workspace import Cell
+from .workspace import Cell, Workspace
 
 
 def _many(value: str | None) -> bool:
@@ -119,23 +119,23 @@ def inputs_digest(cell: Cell, chain_argv: Sequence[str]) -> str:
     return h.hexdigest()
 
 
-def marker_path(dist_dir: Path, cell: Cell) -> Path:
-    return dist_dir / ".cells" / f"{cell.slug}.json"
+def marker_path(ws: Workspace, cell: Cell) -> Path:
+    return ws.cell_marker(cell.slug)
 
 
-def already_done(dist_dir: Path, cell: Cell, digest: str) -> bool:
-    marker = marker_path(dist_dir, cell)
+def already_done(ws: Workspace, cell: Cell, digest: str) -> bool:
+    marker = marker_path(ws, cell)
     try:
         data = json.loads(marker.read_text())
     except (OSError, ValueError):
         return False
-    return data.get("inputs") == digest and all((dist_dir / f).is_file() for f in data.get("files", []))
+    return data.get("inputs") == digest and all(ws.release(f).is_file() for f in data.get("files", []))
 
 
-def record_done(dist_dir: Path, cell: Cell, digest: str) -> None:
-    marker = marker_path(dist_dir, cell)
+def record_done(ws: Workspace, cell: Cell, digest: str) -> None:
+    marker = marker_path(ws, cell)
     marker.parent.mkdir(parents=True, exist_ok=True)
-    files = sorted(p.name for p in dist_dir.glob(f"*-{cell.recipe.version}-linux-{cell.arch_name}*.tar.gz"))
+    files = sorted(p.name for p in ws.dist_dir.glob(f"*-{cell.recipe.version}-linux-{cell.arch_name}*.tar.gz"))
     tmp = marker.with_suffix(".tmp")
     tmp.write_text(json.dumps({"inputs": digest, "files": files}, indent=1))
     os.replace(tmp, marker)
@@ -222,7 +222,7 @@ class Board:
 
 
 def run_matrix(cells: list[Cell], chain_argv: Callable[..., list[str]], *, parallel: int | None,
-               resume: bool, jobs: int | None, work_dir: Path, dist_dir: Path,
+               resume: bool, jobs: int | None, workspace: Workspace,
                packages: bool, stream=None, env: dict[str, str] | None = None,
                cwd: Path | None = None, builders: Sequence[str] = ()) -> list[CellState]:
     """Run every cell; returns their final states (the caller turns failures into an exit code).
@@ -232,12 +232,12 @@ def run_matrix(cells: list[Cell], chain_argv: Callable[..., list[str]], *, paral
     at_once, jobs_per_cell = plan_parallelism(len(cells), parallel)
     if jobs:
         jobs_per_cell = jobs
-    log_dir = work_dir / "logs" / "matrix"
+    log_dir = workspace.matrix_logs
     states = [CellState(cell=c, log=log_dir / f"{c.slug}.log") for c in cells]
     digests: dict[Cell, str] = {}
     for s in states:
         digests[s.cell] = inputs_digest(s.cell, chain_argv(s.cell))
-        if resume and packages and already_done(dist_dir, s.cell, digests[s.cell]):
+        if resume and packages and already_done(workspace, s.cell, digests[s.cell]):
             s.status, s.stage = "skipped", "packaged from identical inputs"
     env = dict(os.environ if env is None else env, TFLITE_FORGE_JOBS=str(jobs_per_cell))
     env.pop("TFLITE_FORGE_STATUS_FILE", None)
@@ -247,7 +247,7 @@ def run_matrix(cells: list[Cell], chain_argv: Callable[..., list[str]], *, paral
             env.pop("TFLITE_FORGE_JOBS")          # ... and its jobs from that builder's cores and memory
         board = Board(states, stream=stream)
         board.run(lambda: _run_on_builders(states, builders, chain_argv, env, Path(cwd or os.getcwd()),
-                                           lambda s: record_done(dist_dir, s.cell, digests[s.cell]) if packages else None))
+                                           lambda s: record_done(workspace, s.cell, digests[s.cell]) if packages else None))
         board.summary()
         return states
 
@@ -263,7 +263,7 @@ def run_matrix(cells: list[Cell], chain_argv: Callable[..., list[str]], *, paral
                     s = pending.pop(0)
                 run_cell(s, chain_argv(s.cell), env, Path(cwd or os.getcwd()))
                 if s.status == "ok" and packages:
-                    record_done(dist_dir, s.cell, digests[s.cell])
+                    record_done(workspace, s.cell, digests[s.cell])
 
         threads = [threading.Thread(target=worker, daemon=True) for _ in range(at_once)]
         for t in threads:

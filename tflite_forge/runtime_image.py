@@ -35,6 +35,7 @@ from typing import Any
 from . import container as ct
 from . import elf, image, image_io
 from .consumer import build_with_scons, unpack
+from .cache import Cache
 from .errors import ConfigError, EngineError, PackageError
 from .resources import SMOKE_DIR
 from .tflite_model import write_add_model
@@ -166,7 +167,7 @@ def wheel_platforms(arch: Any, glibc: tuple[int, int] = WHEEL_GLIBC) -> list[str
 
 def download_wheels(arch: Any, dest: Path, cache_dir: Path) -> list[Path]:
     """pip download on the host (the container has no route to PyPI); cached per platform."""
-    cached = cache_dir / "wheels" / wheel_platforms(arch)[0]
+    cached = Cache(cache_dir).wheels(wheel_platforms(arch)[0])
     if not list(cached.glob("tflite_runtime-*.whl")):
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".wheels-", dir=cache_dir))

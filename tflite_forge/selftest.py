@@ -22,7 +22,7 @@ from .matrix import run_matrix
 from .miniature import write_release
 from .recipe import load_recipe
 from .settings import Settings
-from .workspace import Cell
+from .workspace import Cell, Workspace
 
 
 def selftest_arches() -> list[str]:
@@ -36,10 +36,11 @@ def run_selftest(settings: Settings, *, keep: bool = False) -> None:
         shutil.rmtree(root)
     root.mkdir(parents=True)
     release = write_release(root / "release")
+    scratch = Workspace(work_dir=root / "work", dist_dir=root / "dist", cache_dir=root / "cache")
     env_overrides = {
-        "TFLITE_FORGE_CACHE": str(root / "cache"),
-        "TFLITE_FORGE_WORK_DIR": str(root / "work"),
-        "TFLITE_FORGE_DIST_DIR": str(root / "dist"),
+        "TFLITE_FORGE_CACHE": str(scratch.cache_dir),
+        "TFLITE_FORGE_WORK_DIR": str(scratch.work_dir),
+        "TFLITE_FORGE_DIST_DIR": str(scratch.dist_dir),
     }
     with serve_directory(release.www_root) as base:
         rewrite = f"--rewrite=https://={base}"
@@ -63,12 +64,12 @@ def run_selftest(settings: Settings, *, keep: bool = False) -> None:
         recipe = load_recipe(release.recipe_path)
         cells = [Cell(recipe=recipe, arch=resolve_arch(a)) for a in selftest_arches()]
         states = run_matrix(cells, cell_argv, parallel=1, resume=False, jobs=settings.jobs,
-                            work_dir=root / "work", dist_dir=root / "dist", packages=True, env=common_env)
+                            workspace=scratch, packages=True, env=common_env)
     failed = [s for s in states if s.status != "ok"]
     if failed:
         raise SelftestError(f"selftest failed for {', '.join(s.cell.label for s in failed)}; "
                             f"see {failed[0].log} (run `invoke doctor` for host problems)")
     print(f"selftest: ok — the miniature TensorFlow was fetched, built, packaged and smoke-tested for "
-          f"{', '.join(s.cell.arch_name for s in states)}; artifacts in {root / 'dist'}")
+          f"{', '.join(s.cell.arch_name for s in states)}; artifacts in {scratch.dist_dir}")
     if not keep:
         shutil.rmtree(root / "release", ignore_errors=True)

@@ -157,4 +157,4 @@ class Workspace:
         return self.cache.trees / sha256
 
     def wheels(self, platform: str) -> Path:
-        return self.cache_dir / "wheels" / platform
+        return self.cache.wheels(platform)

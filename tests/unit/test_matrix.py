@@ -207,7 +207,7 @@ def test_cells_of_a_matrix_from_a_config_file_read_that_file_too(monkeypatch, tm
 
     def fake_run_matrix(cells, chain_argv, **kw):
         seen["argv"] = chain_argv(cells[0])
-        seen["work_dir"] = kw["work_dir"]
+        seen["work_dir"] = kw["workspace"].work_dir
         return []
 
     monkeypatch.setattr("tflite_forge.matrix.run_matrix", fake_run_matrix)
