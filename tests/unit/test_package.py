@@ -143,11 +143,12 @@ def test_sha256sums_checks_with_coreutils(packaged):
 
 @pytest.fixture
 def gnupg_home(tmp_path, monkeypatch):
-    """A throwaway GNUPGHOME with no keys."""
+    """A throwaway GNUPGHOME with no keys; the gpg-agent gpg starts for it is stopped afterwards."""
     home = tmp_path / "gnupg"
     home.mkdir(mode=0o700)
     monkeypatch.setenv("GNUPGHOME", str(home))
-    return home
+    yield home
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], capture_output=True)
 
 
 @pytest.fixture
