@@ -1,11 +1,14 @@
 """Which files of a source tree are its license: shipped by package.py under share/licenses/,
-classified by sbom.py into the SPDX document.
+classified by sbom.py into the SPDX document; a declared license file's sha256, pinned by lock.py
+and checked by package.py.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+
+from .cache import sha256_file
 
 LICENSE_RE = re.compile(r"^(LICEN[CS]E|COPYING|NOTICE|COPYRIGHT)([._-].*)?$", re.IGNORECASE)
 README_RE = re.compile(r"^readme[\w.-]*$", re.IGNORECASE)
@@ -52,3 +55,11 @@ def license_files(tree: Path | None, license_file: str = "") -> list[Path]:
         found += [p for p in top if README_RE.match(p.name) and p.resolve() not in found
                   and license_excerpt(p.read_text(encoding="utf-8", errors="replace"))]
     return found
+
+
+def license_sha256(tree: Path, license_file: str) -> str:
+    """sha256 of a tree's license file, or "" when the tree holds no such file."""
+    path = tree / license_file
+    if not license_file or not path.is_file() or not path.resolve().is_relative_to(tree.resolve()):
+        return ""
+    return sha256_file(path)

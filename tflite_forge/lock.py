@@ -41,10 +41,10 @@ from typing import Callable, Iterable
 
 from . import __version__
 from .arches import all_arches, default_cmake_options
-from .cache import sha256_file
 from .cmake_scan import Declaration, condition_text, declarations, reach
 from .errors import ChecksumError, LockError
 from .fetch import Fetcher, fetch_recipe_archive
+from .licenses import license_sha256
 from .lockfile import (ALWAYS, TENSORFLOW_LICENSE, Lock, LockedDependency, SkippedDependency, either,
                        needed_by_recipe, write_lock)
 from .recipe import DEFAULT_POLICY, Recipe, select_recipes
@@ -162,14 +162,6 @@ def tensorflow_conditions(root: Path, recipe: Recipe) -> tuple[dict[tuple[str, i
     conditions = {key: condition_text(node) for key, node in found.conditions.items()}
     named = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", " ".join(conditions.values())))
     return conditions, {k: v for k, v in found.defaults.items() if k in named}
-
-
-def license_sha256(tree: Path, license_file: str) -> str:
-    """sha256 of a tree's license file, or "" when the tree holds no such file."""
-    path = tree / license_file
-    if not license_file or not path.is_file() or not path.resolve().is_relative_to(tree.resolve()):
-        return ""
-    return sha256_file(path)
 
 
 def generate_lock(fetcher: Fetcher, recipe: Recipe, *, everything: bool = False) -> Lock:

@@ -44,10 +44,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import provenance, sbom
-from .cache import sha256_file
 from .errors import PackageError
 from .fsutil import write_atomic
-from .licenses import license_files
+from .licenses import license_files, license_sha256
 from .lockfile import load_lock, needed
 from .tarball import Entry, gzip_bytes, tar_bytes
 from .variants import DEBUG_DIR, LIB_NAME, RELEASE, VARIANTS, Variant, artifact_stem
@@ -193,7 +192,7 @@ def split_debug(lib: Path, arch: Any, real_name: str) -> tuple[bytes, bytes]:
 
 def _check_pinned_license(name: str, tree: Path, rel: str, pinned: str) -> None:
     path = tree / rel
-    found = sha256_file(path) if path.is_file() else None
+    found = license_sha256(tree, rel)
     if found != pinned:
         what = f"has sha256 {found}" if found else "is missing"
         raise PackageError(f"{path}: {name}'s license file {what}, the lock pinned {pinned}; the tree is not the "

@@ -27,6 +27,14 @@ from .sources import ensure_sources
 from .workspace import Cell, Workspace
 
 
+def selected_cells(settings: Any) -> list[Cell]:
+    """The (recipe, arch) cells a task in this process works on, recipes outermost (a matrix of
+    processes is matrix.cells' work)."""
+    recipes = select_recipes(version=settings.version, recipe=settings.recipe)
+    arches = resolve_arches_or_host(settings.arch)
+    return [Cell(recipe, arch) for recipe in recipes for arch in arches]
+
+
 def build_cell(settings: Any, cell: Cell, engine: EngineConfig, *, base_image: str | None = None,
                cxx_shared: bool = False, force: bool = False, release: bool = False,
                home: EngineConfig | None = None) -> build_run.CellResult:
@@ -70,19 +78,17 @@ def run_build_task(settings: Any, *, base_image: str | None = None, cxx_shared: 
                    force: bool = False, release: bool = False) -> list[build_run.CellResult]:
     """`invoke build`: every (recipe, arch) asked for, one container build at a time. `release`: a later
     task of the chain packages the result (see build_cell)."""
-    recipes = select_recipes(version=settings.version, recipe=settings.recipe)
-    arches = resolve_arches_or_host(settings.arch)
+    cells = selected_cells(settings)
     home, engine = build_run.build_engines(settings)
     results = []
-    for recipe in recipes:
-        for arch in arches:
-            result = build_cell(settings, Cell(recipe, arch), engine, base_image=base_image, cxx_shared=cxx_shared,
-                                force=force, release=release, home=home)
-            libs = ", ".join(lib["name"] for lib in json.loads((result.out_dir / "build-info.json").read_text())
-                             ["libraries"] if "sha256" in lib)
-            state = "built" if result.built else "up to date"
-            print(f"{recipe.label} {arch.name}: {state} -> {result.out_dir} ({libs})")
-            results.append(result)
+    for cell in cells:
+        result = build_cell(settings, cell, engine, base_image=base_image, cxx_shared=cxx_shared,
+                            force=force, release=release, home=home)
+        libs = ", ".join(lib["name"] for lib in json.loads((result.out_dir / "build-info.json").read_text())
+                         ["libraries"] if "sha256" in lib)
+        state = "built" if result.built else "up to date"
+        print(f"{cell.recipe.label} {cell.arch.name}: {state} -> {result.out_dir} ({libs})")
+        results.append(result)
     return results
 
 
@@ -99,20 +105,13 @@ def ensure_built(settings: Any, cell: Cell, log: Callable[[str], None] = print) 
 # package.py, smoke.py, model_run.py and runtime_image.py take prepared inputs (a cell, a tarball):
 # packaging a missing tarball, or building a missing cell, first is decided here only.
 
-def _cells(settings: Any) -> list[Cell]:
-    """The selected (recipe, arch) cells, recipes outermost."""
-    recipes = select_recipes(version=settings.version, recipe=settings.recipe)
-    arches = resolve_arches_or_host(settings.arch)
-    return [Cell(recipe, arch) for recipe in recipes for arch in arches]
-
-
 def run_package(settings: Any, *, sign: str | None = None, glibc_max: str | None = None,
                 log: Callable[[str], None] = print) -> list[package.Artifact]:
     """`invoke package`: every cell (built first when it has no build output), then SHA256SUMS
     (and SHA256SUMS.asc with --sign KEYID)."""
     ws = Workspace.of(settings)
     artifacts = []
-    for cell in _cells(settings):
+    for cell in selected_cells(settings):
         ensure_built(settings, cell, log=log)
         artifact = package.package_cell(ws, cell, glibc_max=glibc_max, log=log)
         for path in artifact.files:
@@ -136,7 +135,7 @@ def ensure_packaged(settings: Any, cell: Cell, log: Callable[[str], None] = prin
 def run_test(settings: Any, *, cmake: bool = True, log: Callable[[str], None] = print) -> list[smoke.SmokeResult]:
     """`invoke test`: smoke-test every cell's tarball (packaged first if missing)."""
     results: list[smoke.SmokeResult] = []
-    for cell in _cells(settings):
+    for cell in selected_cells(settings):
         tarball = ensure_packaged(settings, cell, log=log)
         results += smoke.run_smoke(tarball, cell.arch, cmake=cmake, log=log)
     return results
@@ -157,16 +156,15 @@ def run_model_test(settings: Any, request: model_run.ModelRequest, *,
                                   f"x86_64 only, not {arch.name}; use --interpreter c-api there") from None
         engine = eng.resolve_engine(settings.engine)
     reports: list[model_run.ModelReport] = []
-    for recipe in select_recipes(version=settings.version, recipe=settings.recipe):
-        for arch in arches:
-            cell = Cell(recipe, arch)
-            tarball = ensure_packaged(settings, cell, log=log)
-            tag = None
-            if engine is not None:
-                tag = runtime_image.build_runtime_image(engine, tarball, arch, flavor="wheel", version=recipe.version,
-                                                        cache_dir=Workspace.of(settings).cache_dir, log=log).tag
-            reports.append(model_run.run_cell(request, arch, version=recipe.version, tarball=tarball, engine=engine,
-                                              image_tag=tag, log=log))
+    for cell in selected_cells(settings):
+        tarball = ensure_packaged(settings, cell, log=log)
+        tag = None
+        if engine is not None:
+            tag = runtime_image.build_runtime_image(engine, tarball, cell.arch, flavor="wheel",
+                                                    version=cell.recipe.version,
+                                                    cache_dir=Workspace.of(settings).cache_dir, log=log).tag
+        reports.append(model_run.run_cell(request, cell.arch, version=cell.recipe.version, tarball=tarball,
+                                          engine=engine, image_tag=tag, log=log))
     return reports
 
 
@@ -175,7 +173,7 @@ def run_runtime_image(settings: Any, *, flavor: str = "minimal", base_image: str
     """`invoke image`: one runtime image per cell's tarball (packaged first if missing), then run it once."""
     engine = eng.resolve_engine(settings.engine)
     images = []
-    for cell in _cells(settings):
+    for cell in selected_cells(settings):
         tarball = ensure_packaged(settings, cell, log=log)
         made = runtime_image.build_runtime_image(engine, tarball, cell.arch, flavor=flavor,
                                                  version=cell.recipe.version, base_image=base_image,

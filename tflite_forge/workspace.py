@@ -14,7 +14,8 @@ the download cache, and one `Cell` names what a stage works on (one recipe on on
     <cache_dir>/sha256/<hex>                verified downloads; trees/<hex>/ unpacked; wheels/<platform>/;
                                             images/ debootstrap root filesystems (cache.Cache)
 
-No other module spells these out: a layout change is a change here.
+No other module spells these out (the cache's own layout is cache.Cache's): a layout change is a
+change here or there.
 """
 
 from __future__ import annotations
@@ -155,6 +156,3 @@ class Workspace:
 
     def cached_tree(self, sha256: str) -> Path:
         return self.cache.trees / sha256
-
-    def wheels(self, platform: str) -> Path:
-        return self.cache.wheels(platform)

@@ -11,17 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.cells import cell_of
 from tests.redis_server import Staller, redis_server, short_dir
 from tflite_forge import ccache_remote as cr
 from tflite_forge import container as ct
 from tflite_forge import engine as eng
 from tflite_forge.doctor import FAIL, OK, check_ccache_remote
 from tflite_forge.errors import ConfigError
-from tflite_forge.arches import resolve_arch
 from tflite_forge.matrix import inputs_digest
-from tflite_forge.recipe import select_recipe
 from tflite_forge.settings import resolve
-from tflite_forge.workspace import Cell
 
 ROOT = Path(__file__).resolve().parents[2]
 ENGINE = eng.EngineConfig(name="docker", binary="/usr/bin/docker", version="20.10.24")
@@ -213,7 +211,7 @@ def test_doctor_row_for_the_compile_cache():
 
 def test_resume_digest_ignores_the_cache_url():
     """--resume: a cell packaged with one cache URL (or none) is the same inputs with another."""
-    cell = Cell(select_recipe(version="2.16.1", recipe=None), resolve_arch("aarch64"))
+    cell = cell_of("2.16.1", "aarch64")
     plain = ["invoke", "fetch", "build", "package", "--arch=aarch64"]
     assert inputs_digest(cell, plain) == inputs_digest(cell, plain + ["--ccache-remote=redis+unix:///run/a.sock"])
     assert inputs_digest(cell, plain) != inputs_digest(cell, plain + ["--jobs=1"])

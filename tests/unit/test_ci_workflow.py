@@ -1,23 +1,15 @@
 """The GitHub Actions workflow parses, and every invoke task and option it calls exists."""
 
-import importlib.util
 import re
 import shlex
 from pathlib import Path
 
 import yaml
-from invoke import Collection
+
+from tests.tasks_module import load_tasks
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / ".github" / "workflows" / "matrix.yml"
-
-
-def load_tasks() -> Collection:
-    """A fresh import of tasks.py: invoke's Task.get_arguments() consumes its help dict."""
-    spec = importlib.util.spec_from_file_location("tflite_forge_tasks_under_test", ROOT / "tasks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return Collection.from_module(module)
 
 
 def invoke_calls(workflow: dict) -> list[list[str]]:

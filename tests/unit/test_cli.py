@@ -1,6 +1,5 @@
 """The CLI contract: shared flags reach the whole chain, every option has help, errors are one line."""
 
-import importlib.util
 import json
 import inspect
 import os
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 from invoke import Collection, Program, task
 
+from tests.tasks_module import load_tasks
 from tflite_forge.cli import ChainExecutor, forge_task
 from tflite_forge.errors import RecipeError
 
@@ -34,14 +34,6 @@ def run_program(argv, *tasks):
     prog = Program(namespace=ns, executor_class=ChainExecutor, name="t", binary="t")
     prog.run(["t", *argv], exit=False)
     return seen
-
-
-def load_tasks() -> Collection:
-    """A fresh import of tasks.py: invoke's Task.get_arguments() consumes its help dict."""
-    spec = importlib.util.spec_from_file_location("tflite_forge_tasks_under_test", ROOT / "tasks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return Collection.from_module(module)
 
 
 def test_shared_flag_reaches_every_task_in_the_chain():

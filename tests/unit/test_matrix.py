@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.cells import cell_of
+from tests.tasks_module import load_tasks
+
 from tflite_forge.matrix import plan_parallelism
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,16 +115,6 @@ def test_a_task_that_takes_version_lists_itself_gets_no_matrix(project):
     assert proc.returncode == 0 and "report over all" in proc.stdout and "matrix" not in proc.stderr
 
 
-def _load_tasks():
-    import importlib.util
-
-    from invoke import Collection
-    spec = importlib.util.spec_from_file_location("tflite_forge_tasks_for_matrix", ROOT / "tasks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return Collection.from_module(module)
-
-
 def _planned(monkeypatch, argv, environ=None, config=None):
     """What the executor runs for a command line: the cells handed to run_matrix, or None when the
     chain runs in this process."""
@@ -147,7 +140,7 @@ def _planned(monkeypatch, argv, environ=None, config=None):
 
     monkeypatch.setattr("tflite_forge.matrix.run_matrix", fake_run_matrix)
     monkeypatch.setattr("invoke.Executor.execute", in_process)
-    ns = _load_tasks()
+    ns = load_tasks()
     executor = ChainExecutor(ns, config=Config(overrides={"tflite_forge": dict(config or {})}))
     executor.execute(*Parser(contexts=ns.to_contexts()).parse_argv(argv))
     return seen
@@ -180,10 +173,10 @@ def test_cells_expand_versions_times_arches():
     from tflite_forge.settings import resolve
     settings = resolve({"version": "2.15.0,2.16.1", "arch": "armhf,aarch64"}, {}, {})
     assert is_matrix(settings)
-    assert cells(settings) == [_cell("2.15.0", "armhf"), _cell("2.15.0", "aarch64"),
-                               _cell("2.16.1", "armhf"), _cell("2.16.1", "aarch64")]
+    assert cells(settings) == [cell_of("2.15.0", "armhf"), cell_of("2.15.0", "aarch64"),
+                               cell_of("2.16.1", "armhf"), cell_of("2.16.1", "aarch64")]
     assert [c.label for c in cells(settings)] == ["2.15.0/armhf", "2.15.0/aarch64", "2.16.1/armhf", "2.16.1/aarch64"]
-    assert cells(settings, per_arch=False) == [_cell("2.15.0", None), _cell("2.16.1", None)]
+    assert cells(settings, per_arch=False) == [cell_of("2.15.0", None), cell_of("2.16.1", None)]
     assert [c.slug for c in cells(settings, per_arch=False)] == ["tensorflow-2.15.0", "tensorflow-2.16.1"]
     one_version = resolve({"version": "2.16.1", "arch": "all"}, {}, {})
     assert is_matrix(one_version) and not is_matrix(one_version, per_arch=False)
@@ -211,13 +204,6 @@ def test_cells_of_a_matrix_from_a_config_file_read_that_file_too(monkeypatch, tm
         return []
 
     monkeypatch.setattr("tflite_forge.matrix.run_matrix", fake_run_matrix)
-    prog = Program(namespace=_load_tasks(), executor_class=ChainExecutor, name="t", binary="t")
+    prog = Program(namespace=load_tasks(), executor_class=ChainExecutor, name="t", binary="t")
     prog.run(["t", "-f", str(config), "fetch", "lock"], exit=False)
     assert seen["argv"][3:5] == ["-f", str(config)] and seen["work_dir"] == Path("/tmp/elsewhere")
-
-
-def _cell(version: str, arch: str | None):
-    from tflite_forge.arches import resolve_arch
-    from tflite_forge.recipe import select_recipe
-    from tflite_forge.workspace import Cell
-    return Cell(select_recipe(version=version, recipe=None), resolve_arch(arch) if arch else None)

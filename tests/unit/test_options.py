@@ -1,12 +1,11 @@
 """One option registry (options.py): task signatures, help, variables and invoke.yaml keys come from it."""
 
-import importlib.util
 import re
 from pathlib import Path
 
 import pytest
-from invoke import Collection
 
+from tests.tasks_module import load_tasks
 from tflite_forge import options
 from tflite_forge.download import FetchPolicy
 from tflite_forge.errors import ConfigError
@@ -14,13 +13,6 @@ from tflite_forge.options import OPTIONS, lookup
 from tflite_forge.settings import resolve
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def load_tasks() -> Collection:
-    spec = importlib.util.spec_from_file_location("tflite_forge_tasks_for_options", ROOT / "tasks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return Collection.from_module(module)
 
 
 def test_the_lists_other_modules_read_are_made_from_the_rows():

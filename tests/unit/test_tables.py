@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from tests.cells import cell_of
 from tflite_forge.loopback import serve_directory
 from tflite_forge.matrix import Board, CellState
 from tflite_forge.miniature import write_release
@@ -80,8 +81,8 @@ def test_a_stream_that_is_not_a_terminal_gets_lines():
 
 
 def test_matrix_board_summary_in_a_log_and_the_live_table_on_a_terminal(tmp_path):
-    states = [CellState(cell=_cell("2.16.1", "armhf"), log=tmp_path / "armhf.log", status="failed", started=1.0, ended=3.5),
-              CellState(cell=_cell("2.16.1", "aarch64"), log=tmp_path / "aarch64.log", status="ok", started=1.0, ended=2.0)]
+    states = [CellState(cell=cell_of("2.16.1", "armhf"), log=tmp_path / "armhf.log", status="failed", started=1.0, ended=3.5),
+              CellState(cell=cell_of("2.16.1", "aarch64"), log=tmp_path / "aarch64.log", status="ok", started=1.0, ended=2.0)]
     states[0].last_line = "[17/900] Building CXX object " + "y" * 200
     out = io.StringIO()
     Board(states, stream=out).summary()
@@ -142,10 +143,3 @@ def test_a_recipe_not_fetched_is_one_plain_line(tmp_path):
     render_checks(check_recipes(tmp_path, [recipe]), out)
     assert out.getvalue() == (f"{recipe.label}  ({', '.join(recipe.build.patch_sets)}): archive not fetched "
                               f"(run `invoke fetch --version {recipe.version}`)\n")
-
-
-def _cell(version: str, arch: str | None):
-    from tflite_forge.arches import resolve_arch
-    from tflite_forge.recipe import select_recipe
-    from tflite_forge.workspace import Cell
-    return Cell(select_recipe(version=version, recipe=None), resolve_arch(arch) if arch else None)
