@@ -174,10 +174,14 @@ def test_a_folder_or_unreadable_path_is_one_line_naming_it(tmp_path):
 
 def test_permission_denied_is_one_line_naming_the_fix(tmp_path):
     """A real PermissionError. As root (who may read anything) the file is read by an unprivileged
-    user in a subprocess, with the system interpreter that user can run (pyenv's lives under /root)."""
+    user in a subprocess, with the system interpreter that user can run (pyenv's lives under /root),
+    importing the two modules it needs from a world-readable copy (the checkout may be a private
+    folder, as `mktemp -d` makes it)."""
     import os
+    import shutil
     import subprocess
     import sys
+    import tempfile
 
     recipe = write(tmp_path, MINIMAL)
     recipe.chmod(0)
@@ -186,9 +190,18 @@ def test_permission_denied_is_one_line_naming_the_fix(tmp_path):
             "try:\n    load_toml(Path(sys.argv[1]))\nexcept RecipeError as e:\n    print(e)\n")
     as_root = os.geteuid() == 0
     python = "/usr/bin/python3" if as_root else sys.executable
-    proc = subprocess.run([python, "-c", code, str(recipe)], cwd=ROOT, capture_output=True, text=True,
-                          env={"PATH": os.environ.get("PATH", ""), "PYTHONDONTWRITEBYTECODE": "1"}, timeout=60,
-                          **({"user": 65534} if as_root else {}))
+    readable = Path(tempfile.mkdtemp(prefix="tflite-forge-perm-"))
+    try:
+        (readable / "tflite_forge").mkdir()
+        for name in ("__init__.py", "_toml.py", "errors.py"):
+            shutil.copy(ROOT / "tflite_forge" / name, readable / "tflite_forge" / name)
+        for path in (readable, readable / "tflite_forge", *(readable / "tflite_forge").iterdir()):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        proc = subprocess.run([python, "-c", code, str(recipe)], cwd=readable, capture_output=True, text=True,
+                              env={"PATH": os.environ.get("PATH", ""), "PYTHONDONTWRITEBYTECODE": "1"}, timeout=60,
+                              **({"user": 65534} if as_root else {}))
+    finally:
+        shutil.rmtree(readable)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"{recipe}: permission denied; make it readable (chmod u+r) or pass another file"
 
